@@ -1,0 +1,28 @@
+# Two commands for a fresh machine with Python 3.11: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+
+.PHONY: demo test bench clean
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+# Stamp files re-run the install whenever pyproject.toml changes.
+$(VENV)/.local-installed: pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -e ".[local]"
+	touch $@
+
+$(VENV)/.dev-installed: pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -e ".[local,dev]"
+	touch $@ $(VENV)/.local-installed
+
+demo: $(VENV)/.local-installed
+	$(PY) examples/transcribe_file.py
+
+test: $(VENV)/.dev-installed
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf $(VENV) .pytest_cache

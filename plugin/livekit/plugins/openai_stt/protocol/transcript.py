@@ -1,0 +1,354 @@
+"""Per-item transcript assembly: server events in, neutral outputs out.
+
+Pure (no clock, no I/O). Everything is keyed by ``item_id`` (PROTOCOL.md §4): interim text is
+the full text of *its* item so far and never mixes items; completions of different turns may
+arrive out of order; a ``…transcription.failed`` ends its turn; a late event for an ended item
+is dropped.
+
+Audio times are seconds on the *stream's* audio clock (audio pushed since the stream began,
+across reconnects). The client tells the assembler where each commit ends
+(:meth:`TranscriptAssembler.commit_sent`) and where each server session's audio begins
+(:meth:`TranscriptAssembler.begin_session`), so server-VAD offsets (ms since the session's first
+audio) map onto the same clock.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from typing import Union
+
+from . import events as ev
+
+__all__ = [
+    "SpeechStartedOut",
+    "SpeechEndedOut",
+    "InterimOut",
+    "FinalOut",
+    "FailureOut",
+    "UsageOut",
+    "CommittedOut",
+    "Output",
+    "TranscriptAssembler",
+    "mean_token_probability",
+]
+
+
+@dataclass(frozen=True)
+class SpeechStartedOut:
+    """Server VAD heard speech begin at ``audio_start_s`` (stream audio clock, seconds)."""
+
+    item_id: str
+    audio_start_s: float
+
+
+@dataclass(frozen=True)
+class SpeechEndedOut:
+    """Server VAD heard speech end at ``audio_end_s`` (stream audio clock, seconds)."""
+
+    item_id: str
+    audio_end_s: float
+
+
+@dataclass(frozen=True)
+class CommittedOut:
+    """The server acknowledged a commit: item ``item_id`` spans the given audio seconds."""
+
+    item_id: str
+    audio_start_s: float
+    audio_end_s: float
+
+
+@dataclass(frozen=True)
+class InterimOut:
+    """The full text of item ``item_id`` so far (never another item's words)."""
+
+    item_id: str
+    text: str
+
+
+@dataclass(frozen=True)
+class FinalOut:
+    """The final text of an item. ``confidence`` is the mean token probability in [0, 1] when
+    logprobs were asked for, else ``None``. ``language`` comes from ``completed.languages``
+    when the server sends it, else the configured language."""
+
+    item_id: str
+    text: str
+    audio_start_s: float
+    audio_end_s: float
+    language: str | None
+    confidence: float | None
+
+
+@dataclass(frozen=True)
+class FailureOut:
+    """``…transcription.failed`` (or a missed deadline): the turn ends with the text known."""
+
+    item_id: str
+    error: ev.ErrorInfo
+    text: str
+    audio_start_s: float
+    audio_end_s: float
+
+
+@dataclass(frozen=True)
+class UsageOut:
+    """Usage of one completed item. ``audio_seconds``: audio committed in the item (client
+    count). ``billed_seconds``: the server's ``duration`` usage when sent, else ``None``."""
+
+    item_id: str
+    audio_seconds: float
+    input_tokens: int = 0
+    output_tokens: int = 0
+    audio_input_tokens: int = 0
+    text_input_tokens: int = 0
+    billed_seconds: float | None = None
+
+
+Output = Union[
+    SpeechStartedOut, SpeechEndedOut, CommittedOut, InterimOut, FinalOut, FailureOut, UsageOut
+]
+
+
+def mean_token_probability(logprobs: tuple[ev.LogProb, ...] | list[ev.LogProb]) -> float | None:
+    """Mean of ``exp(logprob)`` over tokens, in [0, 1]; ``None`` for no tokens."""
+    if not logprobs:
+        return None
+    return sum(math.exp(min(0.0, lp.logprob)) for lp in logprobs) / len(logprobs)
+
+
+@dataclass
+class _Item:
+    parts: list[str] = field(default_factory=list)
+    logprobs: list[ev.LogProb] = field(default_factory=list)
+    audio_start_s: float = 0.0
+    audio_end_s: float = 0.0
+    span_start_s: float = 0.0
+    committed_audio_s: float = 0.0
+    committed: bool = False
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+
+_OPEN = "\x00open"  # key of the uncommitted buffer's item while its id is unknown
+_DONE_MEMORY = 512
+
+
+class TranscriptAssembler:
+    """Assembles server events into outputs for one stream (sans-I/O).
+
+    Args:
+        language: the configured language, used for finals when the server names none.
+
+    Use: call :meth:`begin_session` after each (re)connect, :meth:`commit_sent` for each
+    commit the client sends, :meth:`receive` for each parsed server event, and read
+    :attr:`pending_items` to know whether finals are still owed.
+    """
+
+    def __init__(self, language: str | None = None) -> None:
+        self.language = language
+        self._items: OrderedDict[str, _Item] = OrderedDict()
+        self._commit_spans: deque[tuple[float, float]] = deque()
+        self._done: OrderedDict[str, None] = OrderedDict()
+        self._committed_until_s = 0.0
+        self._session_origin_s = 0.0
+        self._speech_start_s: dict[str, float] = {}
+        self._speech_end_s: dict[str, float] = {}
+
+    # -- inputs from the client side ------------------------------------------------------
+
+    def begin_session(self, audio_origin_s: float) -> None:
+        """A new server session starts; its first audio is at ``audio_origin_s`` (stream clock).
+
+        Commits sent on the previous socket and not acknowledged are forgotten (their audio
+        is replayed and committed again by the stream); items committed but not finished stay
+        owed until :meth:`abandon_unfinished` is called.
+        """
+        self._session_origin_s = audio_origin_s
+        self._commit_spans.clear()
+        self._committed_until_s = audio_origin_s
+        self._items.pop(_OPEN, None)
+
+    def commit_sent(self, audio_end_s: float) -> None:
+        """The client sent ``input_audio_buffer.commit`` covering audio up to ``audio_end_s``."""
+        start = self._commit_spans[-1][1] if self._commit_spans else self._committed_until_s
+        self._commit_spans.append((start, audio_end_s))
+
+    def abandon_unfinished(self) -> list[str]:
+        """Forget committed items whose finals can no longer arrive (their socket died).
+
+        Returns their ids. The stream replays their audio, so they come back as new items.
+        """
+        lost = [item_id for item_id, item in self._items.items() if item.committed]
+        for item_id in lost:
+            del self._items[item_id]
+            self._mark_done(item_id)
+        return lost
+
+    @property
+    def pending_items(self) -> int:
+        """Commits sent but not acknowledged, plus committed items with no final yet."""
+        return len(self._commit_spans) + sum(1 for i in self._items.values() if i.committed)
+
+    @property
+    def committed_until_s(self) -> float:
+        """End of the audio the server has acknowledged as committed (stream clock, seconds)."""
+        return self._committed_until_s
+
+    @property
+    def retain_from_s(self) -> float:
+        """Earliest audio (stream clock, seconds) some unfinished turn still needs: the start
+        of the oldest unacknowledged commit or unfinished committed item, else the start of the
+        uncommitted buffer. Audio before it can never need a replay."""
+        starts = [item.span_start_s for item in self._items.values() if item.committed]
+        if self._commit_spans:
+            starts.append(self._commit_spans[0][0])
+        return min(starts, default=self._committed_until_s)
+
+    def expire(self, item_id: str, error: ev.ErrorInfo) -> list[Output]:
+        """End item ``item_id`` without a final (its deadline passed); a late final is dropped."""
+        item = self._items.pop(item_id, None)
+        if item is None:
+            return []
+        self._mark_done(item_id)
+        return [FailureOut(item_id, error, item.text, item.audio_start_s, item.audio_end_s)]
+
+    def unfinished_item_ids(self) -> list[str]:
+        """Committed items still waiting for their final, oldest first."""
+        return [item_id for item_id, item in self._items.items() if item.committed]
+
+    # -- server events -----------------------------------------------------------------
+
+    def receive(self, event: ev.ServerEvent) -> list[Output]:
+        """Feed one parsed server event; returns the outputs it causes (often none)."""
+        if isinstance(event, ev.TranscriptionDelta):
+            return self._on_text(event.item_id, event.delta, event.logprobs, replace=False)
+        if isinstance(event, ev.PartialTranscription):
+            return self._on_text(event.item_id, event.transcript, None, replace=True)
+        if isinstance(event, ev.AudioBufferCommitted):
+            return self._on_committed(event.item_id)
+        if isinstance(event, ev.TranscriptionCompleted):
+            return self._on_completed(event)
+        if isinstance(event, ev.TranscriptionFailed):
+            return self._on_failed(event.item_id, event.error)
+        if isinstance(event, ev.SpeechStarted):
+            start = self._session_origin_s + event.audio_start_ms / 1000.0
+            self._speech_start_s[event.item_id] = start
+            return [SpeechStartedOut(event.item_id, start)]
+        if isinstance(event, ev.SpeechStopped):
+            end = self._session_origin_s + event.audio_end_ms / 1000.0
+            self._speech_end_s[event.item_id] = end
+            return [SpeechEndedOut(event.item_id, end)]
+        return []
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _mark_done(self, item_id: str) -> None:
+        self._done[item_id] = None
+        while len(self._done) > _DONE_MEMORY:
+            self._done.popitem(last=False)
+
+    def _item_for_text(self, item_id: str | None) -> tuple[str, _Item] | None:
+        if item_id is not None and item_id in self._done:
+            return None  # late text for an ended item
+        key = item_id if item_id is not None else _OPEN
+        item = self._items.get(key)
+        if item is None:
+            if item_id is not None and _OPEN in self._items:
+                # the open buffer's text now has its id
+                item = self._items.pop(_OPEN)
+            else:
+                item = _Item()
+            self._items[key] = item
+        return key, item
+
+    def _on_text(
+        self,
+        item_id: str | None,
+        text: str,
+        logprobs: tuple[ev.LogProb, ...] | None,
+        *,
+        replace: bool,
+    ) -> list[Output]:
+        found = self._item_for_text(item_id)
+        if found is None:
+            return []
+        key, item = found
+        if replace:
+            item.parts = [text]
+        elif text:
+            item.parts.append(text)
+        if logprobs:
+            item.logprobs.extend(logprobs)
+        if not text and not replace:
+            return []
+        return [InterimOut(key if key != _OPEN else "", item.text)]
+
+    def _on_committed(self, item_id: str) -> list[Output]:
+        if item_id in self._done:
+            return []
+        if self._commit_spans:
+            start, end = self._commit_spans.popleft()
+        else:  # server VAD committed by itself
+            start = self._committed_until_s
+            end = max(start, self._speech_end_s.get(item_id, start))
+        self._committed_until_s = max(self._committed_until_s, end)
+        item = self._items.get(item_id)
+        if item is None:
+            item = self._items.pop(_OPEN, None) or _Item()
+            self._items[item_id] = item
+        item.committed = True
+        item.audio_start_s = self._speech_start_s.pop(item_id, start)
+        item.audio_end_s = self._speech_end_s.pop(item_id, end)
+        item.audio_start_s = min(max(item.audio_start_s, start), item.audio_end_s)
+        item.span_start_s = start
+        item.committed_audio_s = max(0.0, end - start)
+        return [CommittedOut(item_id, start, end)]
+
+    def _on_completed(self, event: ev.TranscriptionCompleted) -> list[Output]:
+        if event.item_id in self._done:
+            return []
+        item = self._items.pop(event.item_id, None) or _Item()
+        self._mark_done(event.item_id)
+        logprobs = event.logprobs if event.logprobs else tuple(item.logprobs)
+        language = event.languages[0] if event.languages else self.language
+        out: list[Output] = []
+        if event.transcript.strip():
+            out.append(
+                FinalOut(
+                    item_id=event.item_id,
+                    text=event.transcript,
+                    audio_start_s=item.audio_start_s,
+                    audio_end_s=item.audio_end_s,
+                    language=language,
+                    confidence=mean_token_probability(logprobs),
+                )
+            )
+        audio_seconds = item.committed_audio_s
+        usage = event.usage
+        if isinstance(usage, ev.TokenUsage):
+            out.append(
+                UsageOut(
+                    item_id=event.item_id,
+                    audio_seconds=audio_seconds,
+                    input_tokens=usage.input_tokens,
+                    output_tokens=usage.output_tokens,
+                    audio_input_tokens=usage.audio_tokens or usage.input_tokens - usage.text_tokens,
+                    text_input_tokens=usage.text_tokens,
+                )
+            )
+        else:
+            billed = usage.seconds if isinstance(usage, ev.DurationUsage) else None
+            out.append(UsageOut(event.item_id, audio_seconds, billed_seconds=billed))
+        return out
+
+    def _on_failed(self, item_id: str, error: ev.ErrorInfo) -> list[Output]:
+        if item_id in self._done:
+            return []
+        item = self._items.pop(item_id, None) or _Item()
+        self._mark_done(item_id)
+        return [FailureOut(item_id, error, item.text, item.audio_start_s, item.audio_end_s)]

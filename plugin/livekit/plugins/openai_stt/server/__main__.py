@@ -1,0 +1,116 @@
+"""Command line: ``python -m livekit.plugins.openai_stt.server [options]``.
+
+Serves the OpenAI Realtime transcription protocol on ``ws://HOST:PORT/v1/realtime`` until
+interrupted. Point a client at ``--base-url http://HOST:PORT/v1``. Fault flags mirror
+:class:`~livekit.plugins.openai_stt.server.Faults`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+
+from .app import LocalRealtimeServer
+from .session import COMPAT_MODES, Faults
+
+
+def _error_code_after(value: str) -> tuple[str, float]:
+    code, sep, ms = value.rpartition(":")
+    if not sep or not code:
+        raise argparse.ArgumentTypeError("expected CODE:MS, e.g. rate_limit_exceeded:1500")
+    try:
+        return code, float(ms)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a number of milliseconds: {ms!r}") from exc
+
+
+def _items(value: str) -> frozenset[int]:
+    try:
+        items = frozenset(int(v) for v in value.split(",") if v.strip())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError("expected 1-based item numbers, e.g. 2,5") from exc
+    if any(i < 1 for i in items):
+        raise argparse.ArgumentTypeError("item numbers start at 1")
+    return items
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m livekit.plugins.openai_stt.server",
+        description="A local server speaking the OpenAI Realtime transcription protocol, offline.",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="TCP port; 0 picks a free one (default 8000)")
+    p.add_argument("--engine", choices=("whisper", "scripted"), default="whisper",
+                   help="recognizer: faster-whisper tiny.en, or the instant scripted one")
+    p.add_argument("--api-key", default=os.environ.get("OPENAI_STT_SERVER_API_KEY"),
+                   help="only accept this bearer token (default: any; env OPENAI_STT_SERVER_API_KEY)")
+    p.add_argument("--compat", choices=COMPAT_MODES, default="lenient",
+                   help="which server to imitate: lenient (default), openai, gateway")
+    p.add_argument("--max-session-s", type=float, default=3600.0,
+                   help="session cap in seconds (default 3600)")
+    p.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    f = p.add_argument_group("fault injection")
+    f.add_argument("--drop-after-audio-ms", type=float, default=None,
+                   help="drop a session once it has received this much audio")
+    f.add_argument("--drop-mode", choices=("close_1011", "reset"), default="close_1011")
+    f.add_argument("--drop-sessions", type=int, default=1, help="how many sessions to drop (default 1)")
+    f.add_argument("--fail-items", type=_items, default=frozenset(),
+                   help="1-based item numbers answered with transcription.failed, e.g. 2,5")
+    f.add_argument("--error-code-after-audio-ms", type=_error_code_after, default=None,
+                   metavar="CODE:MS", help="send one error event with CODE after MS of audio")
+    f.add_argument("--completed-delay-ms", type=float, default=0.0,
+                   help="delay each completed event by this many milliseconds")
+    f.add_argument("--reject-handshake-status", type=int, default=None,
+                   help="answer the HTTP upgrade with this status (e.g. 401, 429, 500)")
+    f.add_argument("--reject-handshakes", type=int, default=None,
+                   help="how many upgrades to reject (default: all)")
+    return p
+
+
+def faults_from_args(args: argparse.Namespace) -> Faults:
+    """The :class:`Faults` the parsed flags describe."""
+    return Faults(
+        drop_after_audio_ms=args.drop_after_audio_ms,
+        drop_mode=args.drop_mode,
+        drop_sessions=args.drop_sessions,
+        fail_items=args.fail_items,
+        error_code_after_audio_ms=args.error_code_after_audio_ms,
+        completed_delay_ms=args.completed_delay_ms,
+        reject_handshake_status=args.reject_handshake_status,
+        reject_handshakes=args.reject_handshakes,
+    )
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    server = LocalRealtimeServer(host=args.host, port=args.port, engine=args.engine,
+                                 api_key=args.api_key, compat=args.compat,
+                                 faults=faults_from_args(args), max_session_s=args.max_session_s)
+    await server.start()
+    print(f"listening on {server.ws_url}  (base URL {server.base_url}, engine {args.engine}, "
+          f"compat {args.compat})", file=sys.stderr, flush=True)
+    task = asyncio.current_task()
+    assert task is not None
+    with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    with contextlib.suppress(asyncio.CancelledError):
+        await server.serve_forever()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(args))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

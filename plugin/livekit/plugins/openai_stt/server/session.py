@@ -1,0 +1,926 @@
+"""The pure server side of one Realtime transcription session (sans-I/O).
+
+Nothing here imports asyncio, websockets or livekit, or reads a clock: time comes in as
+``now: float`` (seconds, any monotonic origin). The I/O shell (``app.py``) feeds client text in
+and performs what comes out:
+
+- :func:`check_handshake` decides the HTTP answer to an upgrade request (PROTOCOL.md §1).
+- :class:`ServerSession` turns one client event (JSON text) into :class:`Actions`: server
+  event dicts to send (with optional :class:`Pause` markers), :class:`TranscriptionJob` s for the
+  recognizer, and at most one :class:`Close`.
+- After the recognizer has run a job, :meth:`ServerSession.transcribed` (or
+  :meth:`ServerSession.transcription_failed`) gives the delta/completed (or failed) events.
+
+Wire rules cited by section refer to ``PROTOCOL.md`` beside ``DESIGN.md``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import parse_qs, urlsplit
+
+__all__ = [
+    "Actions",
+    "Close",
+    "Compat",
+    "Faults",
+    "FaultCounters",
+    "HandshakeReply",
+    "Pause",
+    "Recognition",
+    "ServerSession",
+    "SessionConfig",
+    "TranscriptionJob",
+    "DURATION_BILLED_MODELS",
+    "TOKEN_BILLED_MODELS",
+    "KNOWN_MODELS",
+    "MAX_APPEND_BYTES",
+    "MIN_COMMIT_S",
+    "check_handshake",
+    "split_pieces",
+    "usage_for",
+]
+
+Compat = Literal["lenient", "openai", "gateway"]
+COMPAT_MODES: tuple[str, ...] = ("lenient", "openai", "gateway")
+
+DURATION_BILLED_MODELS = frozenset({"gpt-realtime-whisper", "gpt-live-transcribe", "gpt-transcribe"})
+TOKEN_BILLED_MODELS = frozenset({"gpt-4o-transcribe", "gpt-4o-mini-transcribe", "whisper-1"})
+KNOWN_MODELS = DURATION_BILLED_MODELS | TOKEN_BILLED_MODELS
+DEFAULT_MODEL = "gpt-realtime-whisper"
+
+#: Least audio a commit needs (PROTOCOL.md §3), in seconds.
+MIN_COMMIT_S = 0.1
+#: Largest decoded audio payload of one ``input_audio_buffer.append`` (PROTOCOL.md §3), bytes.
+MAX_APPEND_BYTES = 15 * 1024 * 1024
+#: Values accepted for ``transcription.delay`` (PROTOCOL.md §2, gpt-realtime-whisper).
+DELAY_VALUES = ("minimal", "low", "medium", "high", "xhigh")
+LOGPROBS_INCLUDE = "item.input_audio_transcription.logprobs"
+
+_WIRE_FORMATS = ("audio/pcm", "audio/pcmu", "audio/pcma")
+_BETA_FORMATS = {"pcm16": ("audio/pcm", 24000), "g711_ulaw": ("audio/pcmu", 8000),
+                 "g711_alaw": ("audio/pcma", 8000)}
+_LENIENT_PCM_RATES = (8000, 16000, 24000, 44100, 48000)
+_BETA_KEYS = ("input_audio_format", "input_audio_transcription", "input_audio_noise_reduction")
+
+
+# --------------------------------------------------------------------------------------------
+# Faults
+
+
+@dataclass(frozen=True)
+class Faults:
+    """Injected failures, for testing clients against a misbehaving server.
+
+    All counters are per server (shared by its sessions through :class:`FaultCounters`).
+
+    - ``drop_after_audio_ms``: once a session has received this much audio (milliseconds of
+      appended audio, in the session's wire format), drop the connection: ``drop_mode``
+      ``"close_1011"`` sends a close frame 1011, ``"reset"`` aborts the TCP connection without a
+      close frame. At most ``drop_sessions`` sessions are dropped (default 1, so a reconnect
+      then succeeds).
+    - ``fail_items``: 1-based item indexes (per session) answered with
+      ``conversation.item.input_audio_transcription.failed`` instead of deltas/completed
+      (PROTOCOL.md §4).
+    - ``error_code_after_audio_ms``: ``(code, ms)``: send one ``error`` event with that code once a
+      session has received ``ms`` of audio; once per server.
+    - ``completed_delay_ms``: wait this long between the last delta and ``completed``.
+    - ``reject_handshake_status``: answer the HTTP upgrade with this status (401, 429, 500, ...)
+      instead of switching protocols, for the first ``reject_handshakes`` attempts (``None``:
+      all of them).
+    """
+
+    drop_after_audio_ms: float | None = None
+    drop_mode: Literal["close_1011", "reset"] = "close_1011"
+    drop_sessions: int = 1
+    fail_items: frozenset[int] = frozenset()
+    error_code_after_audio_ms: tuple[str, float] | None = None
+    completed_delay_ms: float = 0.0
+    reject_handshake_status: int | None = None
+    reject_handshakes: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.drop_mode not in ("close_1011", "reset"):
+            raise ValueError(f"drop_mode must be 'close_1011' or 'reset', not {self.drop_mode!r}")
+        if not isinstance(self.fail_items, frozenset):
+            object.__setattr__(self, "fail_items", frozenset(self.fail_items))
+
+
+@dataclass
+class FaultCounters:
+    """Per-server fault budget: how many drops, error events and rejections were used.
+
+    Mutable but pure: the server creates one and hands it to every session.
+    """
+
+    sessions_opened: int = 0
+    drops: int = 0
+    error_events: int = 0
+    handshakes_rejected: int = 0
+
+
+# --------------------------------------------------------------------------------------------
+# Handshake
+
+
+@dataclass(frozen=True)
+class HandshakeReply:
+    """An HTTP answer instead of a websocket upgrade: ``status`` code and plain-text ``body``."""
+
+    status: int
+    body: str
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    lname = name.lower()
+    for key, value in headers.items():
+        if key.lower() == lname:
+            return value
+    return None
+
+
+def check_handshake(
+    *,
+    path: str,
+    headers: Mapping[str, str],
+    api_key: str | None,
+    faults: Faults | None = None,
+    counters: FaultCounters | None = None,
+) -> HandshakeReply | None:
+    """Decide the HTTP answer to one request (PROTOCOL.md §1); ``None`` means "upgrade".
+
+    ``path`` is the request target with its query (``/v1/realtime?intent=transcription``);
+    ``headers`` any case. Rules, in order:
+
+    - ``GET /health`` -> 200 ``ok``.
+    - a path other than ``/v1/realtime`` or ``/realtime`` (any prefix ending in ``/realtime``
+      is accepted, e.g. Azure's ``/openai/v1/realtime``) -> 404.
+    - the ``reject_handshake_status`` fault -> that status (counts in ``counters``).
+    - no ``Authorization: Bearer <token>`` and no ``api-key: <key>`` header -> 401; with
+      ``api_key`` set, a token that differs -> 401. The key never appears in the answer.
+    """
+    route = urlsplit(path).path.rstrip("/") or "/"
+    if route == "/health":
+        return HandshakeReply(200, "ok\n")
+    if not (route == "/realtime" or route.endswith("/realtime")):
+        return HandshakeReply(404, "not found: use /v1/realtime\n")
+    if faults is not None and faults.reject_handshake_status is not None:
+        used = counters.handshakes_rejected if counters is not None else 0
+        if faults.reject_handshakes is None or used < faults.reject_handshakes:
+            if counters is not None:
+                counters.handshakes_rejected += 1
+            return HandshakeReply(faults.reject_handshake_status, "rejected by fault injection\n")
+    token: str | None = None
+    auth = _header(headers, "authorization")
+    if auth is not None and auth[:7].lower() == "bearer " and auth[7:].strip():
+        token = auth[7:].strip()
+    elif (azure := _header(headers, "api-key")) is not None and azure.strip():
+        token = azure.strip()
+    if token is None:
+        return HandshakeReply(401, "missing credentials: send Authorization: Bearer <key>\n")
+    if api_key is not None and token != api_key:
+        return HandshakeReply(401, "invalid credentials\n")
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Session config
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """The effective configuration of a transcription session (PROTOCOL.md §2).
+
+    ``format_type`` is ``audio/pcm`` (16-bit LE mono at ``rate`` Hz), ``audio/pcmu`` or
+    ``audio/pcma`` (G.711 at 8000 Hz, one byte a sample). ``transcription_enabled`` False means
+    the client set ``transcription`` to null: commits then produce no transcription events.
+    """
+
+    format_type: str = "audio/pcm"
+    rate: int = 24000
+    transcription_enabled: bool = True
+    model: str | None = DEFAULT_MODEL
+    language: str | None = None
+    prompt: str | None = None
+    delay: str | None = None
+    turn_detection: dict[str, Any] | None = None
+    noise_reduction: dict[str, Any] | None = None
+    include: tuple[str, ...] | None = None
+
+    @property
+    def bytes_per_second(self) -> int:
+        """Wire bytes per second of audio: 2 per sample for pcm, 1 for G.711."""
+        return self.rate * (2 if self.format_type == "audio/pcm" else 1)
+
+    @property
+    def logprobs(self) -> bool:
+        return self.include is not None and LOGPROBS_INCLUDE in self.include
+
+    def to_ga(self, session_id: str) -> dict[str, Any]:
+        """The GA ``session`` object (PROTOCOL.md §2)."""
+        fmt: dict[str, Any] = {"type": self.format_type}
+        if self.format_type == "audio/pcm":
+            fmt["rate"] = self.rate
+        transcription: dict[str, Any] | None = None
+        if self.transcription_enabled:
+            transcription = {"model": self.model, "language": self.language, "prompt": self.prompt}
+            if self.delay is not None:
+                transcription["delay"] = self.delay
+        return {
+            "type": "transcription",
+            "object": "realtime.transcription_session",
+            "id": session_id,
+            "audio": {
+                "input": {
+                    "format": fmt,
+                    "transcription": transcription,
+                    "turn_detection": self.turn_detection,
+                    "noise_reduction": self.noise_reduction,
+                }
+            },
+            "include": list(self.include) if self.include is not None else None,
+        }
+
+    def to_beta(self, session_id: str) -> dict[str, Any]:
+        """The beta flat ``session`` object (PROTOCOL.md §2, beta dialect)."""
+        beta_format = {v[0]: k for k, v in _BETA_FORMATS.items()}[self.format_type]
+        return {
+            "id": session_id,
+            "object": "realtime.transcription_session",
+            "input_audio_format": beta_format,
+            "input_audio_transcription": (
+                {"model": self.model, "language": self.language, "prompt": self.prompt}
+                if self.transcription_enabled
+                else None
+            ),
+            "turn_detection": self.turn_detection,
+            "input_audio_noise_reduction": self.noise_reduction,
+            "include": list(self.include) if self.include is not None else None,
+        }
+
+
+class _ConfigError(Exception):
+    def __init__(self, code: str, message: str, param: str | None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.param = param
+
+
+def _check_opt_str(value: Any, param: str) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise _ConfigError("invalid_type", f"Invalid type for '{param}': expected a string.", param)
+    return value
+
+
+def _check_opt_dict(value: Any, param: str) -> dict[str, Any] | None:
+    if value is not None and not isinstance(value, dict):
+        raise _ConfigError("invalid_type", f"Invalid type for '{param}': expected an object.", param)
+    return value
+
+
+def _apply_transcription(
+    cfg: SessionConfig, tr: Any, param: str, keys: tuple[str, ...]
+) -> SessionConfig:
+    if tr is None:
+        return dataclasses.replace(cfg, transcription_enabled=False)
+    if not isinstance(tr, dict):
+        raise _ConfigError("invalid_type", f"Invalid type for '{param}': expected an object.", param)
+    changes: dict[str, Any] = {"transcription_enabled": True}
+    if not cfg.transcription_enabled:  # start again from the defaults
+        changes.update(model=DEFAULT_MODEL, language=None, prompt=None, delay=None)
+    for key in keys:
+        if key in tr:
+            changes[key] = _check_opt_str(tr[key], f"{param}.{key}")
+    if changes.get("delay") is not None and changes["delay"] not in DELAY_VALUES:
+        raise _ConfigError(
+            "invalid_value",
+            f"Invalid value: '{changes['delay']}'. Supported values are: {', '.join(DELAY_VALUES)}.",
+            f"{param}.delay",
+        )
+    return dataclasses.replace(cfg, **changes)
+
+
+def _apply_include(cfg: SessionConfig, body: dict[str, Any], param: str) -> SessionConfig:
+    if "include" not in body:
+        return cfg
+    inc = body["include"]
+    if inc is None:
+        return dataclasses.replace(cfg, include=None)
+    if not isinstance(inc, list) or not all(isinstance(x, str) for x in inc):
+        raise _ConfigError("invalid_type", f"Invalid type for '{param}': expected a list of strings.",
+                           param)
+    return dataclasses.replace(cfg, include=tuple(inc))
+
+
+def _apply_format(cfg: SessionConfig, fmt: Any, compat: str, param: str) -> SessionConfig:
+    if fmt is None:
+        return dataclasses.replace(cfg, format_type="audio/pcm", rate=24000)
+    if isinstance(fmt, str) and compat == "lenient" and fmt in _BETA_FORMATS:
+        ftype, rate = _BETA_FORMATS[fmt]
+        return dataclasses.replace(cfg, format_type=ftype, rate=rate)
+    if not isinstance(fmt, dict):
+        raise _ConfigError("invalid_type", f"Invalid type for '{param}': expected an object.", param)
+    ftype = fmt.get("type")
+    if ftype not in _WIRE_FORMATS:
+        raise _ConfigError(
+            "invalid_value",
+            f"Invalid value: '{ftype}'. Supported values are: {', '.join(_WIRE_FORMATS)}.",
+            f"{param}.type",
+        )
+    if ftype != "audio/pcm":
+        return dataclasses.replace(cfg, format_type=ftype, rate=8000)
+    rate = fmt.get("rate", 24000)
+    allowed = (24000,) if compat == "openai" else _LENIENT_PCM_RATES
+    if not isinstance(rate, int) or isinstance(rate, bool) or rate not in allowed:
+        raise _ConfigError(
+            "invalid_value",
+            f"Invalid value: {rate!r}. Supported values are: {', '.join(map(str, allowed))}.",
+            f"{param}.rate",
+        )
+    return dataclasses.replace(cfg, format_type="audio/pcm", rate=rate)
+
+
+def apply_ga_update(cfg: SessionConfig, session: dict[str, Any], compat: str) -> SessionConfig:
+    """Apply a GA ``session.update`` body (PROTOCOL.md §2): absent keeps, null clears.
+
+    Raises ``_ConfigError`` (code, message, param) for a value the server does not accept.
+    """
+    stype = session.get("type")
+    if stype is None and compat == "openai":
+        raise _ConfigError("missing_required_parameter",
+                           "Missing required parameter: 'session.type'.", "session.type")
+    if stype is not None and stype != "transcription":
+        raise _ConfigError(
+            "invalid_value",
+            f"Invalid value: '{stype}'. This server only supports 'transcription' sessions.",
+            "session.type",
+        )
+    audio = _check_opt_dict(session.get("audio"), "session.audio") or {}
+    inp = _check_opt_dict(audio.get("input"), "session.audio.input") or {}
+    if "format" in inp:
+        cfg = _apply_format(cfg, inp["format"], compat, "session.audio.input.format")
+    if "transcription" in inp:
+        cfg = _apply_transcription(cfg, inp["transcription"], "session.audio.input.transcription",
+                                   ("model", "language", "prompt", "delay"))
+    if "turn_detection" in inp:
+        td = _check_opt_dict(inp["turn_detection"], "session.audio.input.turn_detection")
+        cfg = dataclasses.replace(cfg, turn_detection=td)
+    if "noise_reduction" in inp:
+        nr = _check_opt_dict(inp["noise_reduction"], "session.audio.input.noise_reduction")
+        cfg = dataclasses.replace(cfg, noise_reduction=nr)
+    return _apply_include(cfg, session, "session.include")
+
+
+def apply_beta_update(cfg: SessionConfig, session: dict[str, Any], compat: str) -> SessionConfig:
+    """Apply a beta flat ``transcription_session.update`` body (PROTOCOL.md §2, beta)."""
+    if "input_audio_format" in session:
+        fmt = session["input_audio_format"]
+        if fmt is None:
+            cfg = dataclasses.replace(cfg, format_type="audio/pcm", rate=24000)
+        elif fmt in _BETA_FORMATS:
+            ftype, rate = _BETA_FORMATS[fmt]
+            cfg = dataclasses.replace(cfg, format_type=ftype, rate=rate)
+        else:
+            raise _ConfigError(
+                "invalid_value",
+                f"Invalid value: '{fmt}'. Supported values are: {', '.join(_BETA_FORMATS)}.",
+                "session.input_audio_format",
+            )
+    if "input_audio_transcription" in session:
+        cfg = _apply_transcription(cfg, session["input_audio_transcription"],
+                                   "session.input_audio_transcription",
+                                   ("model", "language", "prompt"))
+    if "turn_detection" in session:
+        td = _check_opt_dict(session["turn_detection"], "session.turn_detection")
+        cfg = dataclasses.replace(cfg, turn_detection=td)
+    if "input_audio_noise_reduction" in session:
+        nr = _check_opt_dict(session["input_audio_noise_reduction"],
+                             "session.input_audio_noise_reduction")
+        cfg = dataclasses.replace(cfg, noise_reduction=nr)
+    return _apply_include(cfg, session, "session.include")
+
+
+def _check_model_rules(cfg: SessionConfig, compat: str, param_prefix: str) -> None:
+    """Model rules of ``compat="openai"`` (PROTOCOL.md §2 Models, §5)."""
+    if compat != "openai" or not cfg.transcription_enabled:
+        return
+    if cfg.model not in KNOWN_MODELS:
+        raise _ConfigError(
+            "invalid_value",
+            f"Invalid value: '{cfg.model}'. Supported values are: {', '.join(sorted(KNOWN_MODELS))}.",
+            f"{param_prefix}.model",
+        )
+    if cfg.model == "gpt-realtime-whisper":
+        if cfg.turn_detection is not None:
+            raise _ConfigError("unsupported_turn_detection",
+                               "Turn detection is not supported for this transcription model",
+                               "session.audio.input.turn_detection")
+        if cfg.prompt:
+            raise _ConfigError("unsupported_prompt",
+                               "Prompt is not supported for this transcription model",
+                               f"{param_prefix}.prompt")
+    elif cfg.delay is not None:
+        raise _ConfigError("unsupported_delay",
+                           "Delay is not supported for this transcription model",
+                           f"{param_prefix}.delay")
+
+
+# --------------------------------------------------------------------------------------------
+# Outputs
+
+
+@dataclass(frozen=True)
+class Pause:
+    """Wait ``seconds`` before sending the events that follow (``completed_delay_ms`` fault)."""
+
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Close:
+    """End the connection: close frame ``code``/``reason``, or with ``abort`` a TCP reset."""
+
+    code: int
+    reason: str
+    abort: bool = False
+
+
+@dataclass(frozen=True)
+class Recognition:
+    """What an engine heard: ``text`` (no leading/trailing space) and an optional mean log
+    probability per token (natural log, <= 0) used for ``logprobs`` (PROTOCOL.md §4)."""
+
+    text: str
+    logprob: float | None = None
+
+
+@dataclass(frozen=True)
+class TranscriptionJob:
+    """One committed item for the recognizer.
+
+    ``audio`` holds the item's wire bytes in ``format_type`` at ``rate`` Hz; ``duration_s`` is
+    computed from the byte count. ``index`` is 1-based within the session. ``fail`` means the
+    ``fail_items`` fault applies: do not run the engine, call
+    :meth:`ServerSession.transcription_failed`.
+    """
+
+    session_id: str
+    item_id: str
+    index: int
+    previous_item_id: str | None
+    audio: bytes
+    format_type: str
+    rate: int
+    duration_s: float
+    model: str
+    language: str | None
+    prompt: str | None
+    logprobs: bool
+    fail: bool = False
+
+
+@dataclass
+class Actions:
+    """What the I/O shell must do, in order: send ``events`` (dicts; a :class:`Pause` means
+    sleep), queue ``jobs``, then perform ``close`` if set."""
+
+    events: list[dict[str, Any] | Pause] = field(default_factory=list)
+    jobs: list[TranscriptionJob] = field(default_factory=list)
+    close: Close | None = None
+
+    def extend(self, other: Actions) -> None:
+        self.events.extend(other.events)
+        self.jobs.extend(other.jobs)
+        if self.close is None:
+            self.close = other.close
+
+    @property
+    def sent(self) -> list[dict[str, Any]]:
+        """The events without pauses (handy in tests)."""
+        return [e for e in self.events if isinstance(e, dict)]
+
+
+_PIECE = re.compile(r"\s*\S+")
+
+
+def split_pieces(transcript: str) -> list[str]:
+    """Split a transcript into delta pieces: each word with its leading whitespace, so that
+    ``"".join(split_pieces(t)) == t`` (trailing whitespace rides on the last piece)."""
+    pieces = _PIECE.findall(transcript)
+    rest = transcript[sum(map(len, pieces)):]
+    if rest:
+        if pieces:
+            pieces[-1] += rest
+        else:
+            pieces.append(rest)
+    return pieces
+
+
+def usage_for(model: str | None, duration_s: float, transcript: str) -> dict[str, Any]:
+    """The ``usage`` object of a completed item (PROTOCOL.md §4, Models table of §2).
+
+    Duration-billed models (and unknown ones) -> ``{"type":"duration","seconds":s}`` with ``s``
+    the item's committed audio in seconds (3 decimals). Token-billed models -> a token usage
+    whose figures are *estimates*: input (audio) tokens N = round(10 * seconds) and output tokens
+    M = ceil(len(transcript) / 4) (about four characters a text token).
+    """
+    if model in TOKEN_BILLED_MODELS:
+        n = round(10 * duration_s)
+        m = -(-len(transcript) // 4)
+        return {
+            "type": "tokens",
+            "input_tokens": n,
+            "output_tokens": m,
+            "total_tokens": n + m,
+            "input_token_details": {"audio_tokens": n, "text_tokens": 0},
+        }
+    return {"type": "duration", "seconds": round(duration_s, 3)}
+
+
+# --------------------------------------------------------------------------------------------
+# The session
+
+
+class ServerSession:
+    """One websocket's worth of protocol state, server side (PROTOCOL.md §2-§6).
+
+    Construct with what the handshake told: ``query_model`` (``?model=``, or None),
+    ``openai_beta`` (an ``OpenAI-Beta`` header was sent), ``compat``, ``faults`` and the
+    server's shared ``counters``. Then call :meth:`opened` once, :meth:`receive` per client
+    text message, :meth:`tick` when the shell's timer fires (``expires_at``), and
+    :meth:`transcribed` / :meth:`transcription_failed` per finished job. Each returns
+    :class:`Actions`. After a :class:`Close` was returned, further calls return nothing.
+
+    Compat modes (PROTOCOL.md §1, §5):
+
+    - ``lenient`` (default): both URL forms, any model name, both dialects.
+    - ``openai``: ``?model=`` makes the first ``session.update`` fail with ``invalid_model`` and
+      close 4000; an ``OpenAI-Beta`` header closes 4000 ``beta_api_shape_disabled``;
+      gpt-realtime-whisper rejects non-null ``turn_detection`` and ``prompt``; unknown models
+      are rejected; the beta ``transcription_session.update`` is an unknown event.
+    - ``gateway``: a missing ``?model=`` closes 1008 "model query parameter is required".
+
+    The server never runs VAD: ``turn_detection`` is stored and echoed but turns end only at
+    client commits.
+    """
+
+    def __init__(
+        self,
+        *,
+        session_id: str = "sess_001",
+        compat: str = "lenient",
+        query_model: str | None = None,
+        openai_beta: bool = False,
+        faults: Faults | None = None,
+        counters: FaultCounters | None = None,
+        max_session_s: float = 3600.0,
+    ) -> None:
+        if compat not in COMPAT_MODES:
+            raise ValueError(f"compat must be one of {COMPAT_MODES}, not {compat!r}")
+        self.session_id = session_id
+        self.compat = compat
+        self.query_model = query_model
+        self.openai_beta = openai_beta
+        self.faults = faults or Faults()
+        self.counters = counters if counters is not None else FaultCounters()
+        self.max_session_s = max_session_s
+        self.config = SessionConfig(
+            model=query_model if (query_model and compat != "openai") else DEFAULT_MODEL
+        )
+        self.dialect: Literal["ga", "beta"] = "beta" if (openai_beta and compat == "lenient") else "ga"
+        self.opened_at: float | None = None
+        self.closed = False
+        self._buffer = bytearray()
+        self._event_seq = 0
+        self._item_seq = 0
+        self._last_item_id: str | None = None
+        self._audio_received_s = 0.0
+        self._updates_seen = 0
+        self._transcripts: dict[str, str] = {}
+        self._error_fault_sent = False
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    @property
+    def expires_at(self) -> float | None:
+        """When :meth:`tick` must be called to enforce the session cap (None before opening)."""
+        return None if self.opened_at is None else self.opened_at + self.max_session_s
+
+    @property
+    def buffered_s(self) -> float:
+        """Seconds of audio appended and not yet committed or cleared."""
+        return len(self._buffer) / self.config.bytes_per_second
+
+    @property
+    def audio_received_s(self) -> float:
+        """Seconds of audio appended in this session, in total."""
+        return self._audio_received_s
+
+    def _event(self, etype: str, **fields: Any) -> dict[str, Any]:
+        self._event_seq += 1
+        return {"type": etype, "event_id": f"event_{self._event_seq:04d}", **fields}
+
+    def _error(
+        self,
+        code: str | None,
+        message: str,
+        *,
+        param: str | None = None,
+        client_event_id: str | None = None,
+        etype: str = "invalid_request_error",
+    ) -> dict[str, Any]:
+        return self._event(
+            "error",
+            error={"type": etype, "code": code, "message": message, "param": param,
+                   "event_id": client_event_id},
+        )
+
+    def _close(self, actions: Actions, code: int, reason: str, abort: bool = False) -> Actions:
+        actions.close = Close(code, reason, abort)
+        self.closed = True
+        return actions
+
+    def _session_body(self) -> dict[str, Any]:
+        if self.dialect == "beta":
+            return self.config.to_beta(self.session_id)
+        return self.config.to_ga(self.session_id)
+
+    # -- inputs -------------------------------------------------------------------------------
+
+    def opened(self, now: float) -> Actions:
+        """The websocket is open: ``session.created`` (PROTOCOL.md §4), or a compat close."""
+        self.opened_at = now
+        self.counters.sessions_opened += 1
+        actions = Actions()
+        if self.compat == "openai" and self.openai_beta:
+            return self._close(actions, 4000, "beta_api_shape_disabled")
+        if self.compat == "gateway" and not self.query_model:
+            return self._close(actions, 1008, "model query parameter is required")
+        etype = "transcription_session.created" if self.dialect == "beta" else "session.created"
+        actions.events.append(self._event(etype, session=self._session_body()))
+        return actions
+
+    def tick(self, now: float) -> Actions:
+        """Enforce the session cap (PROTOCOL.md §6): past ``max_session_s`` since opening,
+        an ``error`` ``session_expired`` then close 1001."""
+        actions = Actions()
+        if self.closed or self.expires_at is None or now < self.expires_at:
+            return actions
+        minutes = self.max_session_s / 60
+        actions.events.append(self._error(
+            "session_expired",
+            f"Your session hit the maximum duration of {minutes:g} minutes.",
+        ))
+        return self._close(actions, 1001, "maximum duration reached")
+
+    def receive(self, text: str, now: float) -> Actions:
+        """One client text message -> :class:`Actions` (PROTOCOL.md §3).
+
+        Malformed JSON, a non-object, a missing or unknown ``type`` -> an ``error`` event
+        (``invalid_request_error``); the session goes on.
+        """
+        if self.closed:
+            return Actions()
+        expired = self.tick(now)
+        if expired.close is not None:
+            return expired
+        try:
+            event = json.loads(text)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return Actions([self._error("invalid_json", "The message is not valid JSON.")])
+        if not isinstance(event, dict):
+            return Actions([self._error("invalid_json", "The message must be a JSON object.")])
+        client_id = event.get("event_id")
+        if not isinstance(client_id, str):
+            client_id = None
+        etype = event.get("type")
+        handler = {
+            "session.update": self._on_session_update,
+            "transcription_session.update": self._on_beta_update,
+            "input_audio_buffer.append": self._on_append,
+            "input_audio_buffer.commit": self._on_commit,
+            "input_audio_buffer.clear": self._on_clear,
+        }.get(etype) if isinstance(etype, str) else None
+        if etype is None:
+            return Actions([self._error("missing_required_parameter",
+                                        "Missing required parameter: 'type'.", param="type",
+                                        client_event_id=client_id)])
+        if handler is None or (self.compat == "openai" and etype == "transcription_session.update"):
+            return Actions([self._error("invalid_value",
+                                        f"Invalid value: '{etype}'. Unsupported client event type.",
+                                        param="type", client_event_id=client_id)])
+        return handler(event, client_id)
+
+    def binary_received(self) -> Actions:
+        """A binary websocket message: not part of the protocol -> ``error``, session goes on."""
+        if self.closed:
+            return Actions()
+        return Actions([self._error("invalid_value", "Binary messages are not supported; send "
+                                    "audio with input_audio_buffer.append.")])
+
+    def _on_session_update(self, event: dict[str, Any], client_id: str | None) -> Actions:
+        body = event.get("session")
+        if not isinstance(body, dict):
+            return Actions([self._error("missing_required_parameter",
+                                        "Missing required parameter: 'session'.", param="session",
+                                        client_event_id=client_id)])
+        self._updates_seen += 1
+        if self.compat == "openai" and self.query_model and self._updates_seen == 1:
+            actions = Actions([self._error(
+                "invalid_model",
+                f'Model "{self.query_model}" is not supported in transcription mode.',
+                param="session.audio.input.transcription.model", client_event_id=client_id,
+            )])
+            return self._close(actions, 4000, "invalid_model")
+        flat = self.compat == "lenient" and any(k in body for k in _BETA_KEYS)
+        try:
+            if flat:  # speaches' shape: beta fields inside a session.update (PROTOCOL.md §2)
+                new = apply_beta_update(self.config, body, self.compat)
+            else:
+                new = apply_ga_update(self.config, body, self.compat)
+            _check_model_rules(new, self.compat, "session.audio.input.transcription")
+        except _ConfigError as exc:
+            return Actions([self._error(exc.code, exc.message, param=exc.param,
+                                        client_event_id=client_id)])
+        self._set_config(new)
+        session = new.to_beta(self.session_id) if flat else new.to_ga(self.session_id)
+        return Actions([self._event("session.updated", session=session)])
+
+    def _on_beta_update(self, event: dict[str, Any], client_id: str | None) -> Actions:
+        body = event.get("session")
+        if not isinstance(body, dict):
+            return Actions([self._error("missing_required_parameter",
+                                        "Missing required parameter: 'session'.", param="session",
+                                        client_event_id=client_id)])
+        try:
+            new = apply_beta_update(self.config, body, self.compat)
+        except _ConfigError as exc:
+            return Actions([self._error(exc.code, exc.message, param=exc.param,
+                                        client_event_id=client_id)])
+        self._set_config(new)
+        return Actions([self._event("transcription_session.updated",
+                                    session=new.to_beta(self.session_id))])
+
+    def _set_config(self, new: SessionConfig) -> None:
+        if (new.format_type, new.rate) != (self.config.format_type, self.config.rate):
+            self._buffer.clear()  # bytes of another format cannot be mixed
+        self.config = new
+
+    def _on_append(self, event: dict[str, Any], client_id: str | None) -> Actions:
+        audio_b64 = event.get("audio")
+        if not isinstance(audio_b64, str):
+            return Actions([self._error("missing_required_parameter",
+                                        "Missing required parameter: 'audio'.", param="audio",
+                                        client_event_id=client_id)])
+        if len(audio_b64) > (MAX_APPEND_BYTES * 4) // 3 + 4:
+            return Actions([self._error(
+                "input_audio_buffer_append_too_large",
+                f"Audio data of an append must be at most {MAX_APPEND_BYTES} bytes.",
+                param="audio", client_event_id=client_id)])
+        try:
+            audio = base64.b64decode(audio_b64, validate=True)
+        except (binascii.Error, ValueError):
+            return Actions([self._error("invalid_value", "Invalid base64 in 'audio'.",
+                                        param="audio", client_event_id=client_id)])
+        if len(audio) > MAX_APPEND_BYTES:
+            return Actions([self._error(
+                "input_audio_buffer_append_too_large",
+                f"Audio data of an append must be at most {MAX_APPEND_BYTES} bytes.",
+                param="audio", client_event_id=client_id)])
+        self._buffer += audio
+        self._audio_received_s += len(audio) / self.config.bytes_per_second
+        return self._audio_faults()
+
+    def _audio_faults(self) -> Actions:
+        actions = Actions()
+        f, received_ms = self.faults, self._audio_received_s * 1000
+        if (f.error_code_after_audio_ms is not None and not self._error_fault_sent
+                and self.counters.error_events < 1
+                and received_ms >= f.error_code_after_audio_ms[1]):
+            self._error_fault_sent = True
+            self.counters.error_events += 1
+            code = f.error_code_after_audio_ms[0]
+            actions.events.append(self._error(code, f"Injected error '{code}'.",
+                                              etype="server_error"
+                                              if code == "server_error" else
+                                              "invalid_request_error"))
+        if (f.drop_after_audio_ms is not None and received_ms >= f.drop_after_audio_ms
+                and self.counters.drops < f.drop_sessions):
+            self.counters.drops += 1
+            if f.drop_mode == "reset":
+                return self._close(actions, 1006, "reset", abort=True)
+            return self._close(actions, 1011, "internal error (fault injection)")
+        return actions
+
+    def _on_clear(self, event: dict[str, Any], client_id: str | None) -> Actions:
+        self._buffer.clear()
+        return Actions([self._event("input_audio_buffer.cleared")])
+
+    def _on_commit(self, event: dict[str, Any], client_id: str | None) -> Actions:
+        duration_s = self.buffered_s
+        if duration_s < MIN_COMMIT_S:
+            ms = duration_s * 1000
+            return Actions([self._error(
+                "input_audio_buffer_commit_empty",
+                f"Error committing input audio buffer: buffer too small. Expected at least "
+                f"100ms of audio, but buffer only has {ms:.2f}ms of audio.",
+                param=None, client_event_id=client_id,
+            )])
+        self._item_seq += 1
+        item_id = f"item_{self._item_seq:03d}"
+        previous = self._last_item_id
+        self._last_item_id = item_id
+        audio = bytes(self._buffer)
+        self._buffer.clear()
+        actions = Actions([self._event("input_audio_buffer.committed", item_id=item_id,
+                                       previous_item_id=previous)])
+        cfg = self.config
+        if cfg.transcription_enabled:
+            actions.jobs.append(TranscriptionJob(
+                session_id=self.session_id,
+                item_id=item_id,
+                index=self._item_seq,
+                previous_item_id=previous,
+                audio=audio,
+                format_type=cfg.format_type,
+                rate=cfg.rate,
+                duration_s=duration_s,
+                model=cfg.model or DEFAULT_MODEL,
+                language=cfg.language,
+                prompt=cfg.prompt,
+                logprobs=cfg.logprobs,
+                fail=self._item_seq in self.faults.fail_items,
+            ))
+        return actions
+
+    # -- results ------------------------------------------------------------------------------
+
+    def engine_prompt(self, job: TranscriptionJob, max_chars: int = 600) -> str | None:
+        """The prompt to give the recognizer for ``job``: the client's ``prompt`` followed by
+        the transcript of the previous item of this session (context across turns), cut to the
+        last ``max_chars`` characters; None when both are empty."""
+        parts = [p for p in (job.prompt, self._transcripts.get(job.previous_item_id or ""))
+                 if p]
+        if not parts:
+            return None
+        return " ".join(parts)[-max_chars:]
+
+    def transcribed(self, job: TranscriptionJob, result: Recognition) -> Actions:
+        """The recognizer's result for ``job`` -> deltas (one per word piece; their
+        concatenation equals the transcript), an optional :class:`Pause`, then ``completed``
+        with ``usage`` (PROTOCOL.md §4)."""
+        if self.closed:
+            return Actions()
+        text = result.text
+        self._transcripts[job.item_id] = text
+        self._transcripts.pop(job.previous_item_id or "", None)
+        actions = Actions()
+        lp = -0.1 if result.logprob is None else round(float(result.logprob), 4)
+        all_logprobs = []
+        for piece in split_pieces(text):
+            delta = self._event("conversation.item.input_audio_transcription.delta",
+                                item_id=job.item_id, content_index=0, delta=piece)
+            if job.logprobs:
+                entry = {"token": piece, "logprob": lp, "bytes": list(piece.encode("utf-8"))}
+                delta["logprobs"] = [entry]
+                all_logprobs.append(entry)
+            actions.events.append(delta)
+        if self.faults.completed_delay_ms > 0:
+            actions.events.append(Pause(self.faults.completed_delay_ms / 1000))
+        completed = self._event(
+            "conversation.item.input_audio_transcription.completed",
+            item_id=job.item_id, content_index=0, transcript=text,
+            usage=usage_for(job.model, job.duration_s, text),
+        )
+        if job.logprobs:
+            completed["logprobs"] = all_logprobs
+        if job.model == "gpt-transcribe":
+            completed["languages"] = [{"code": job.language or "en"}]
+        actions.events.append(completed)
+        return actions
+
+    def transcription_failed(self, job: TranscriptionJob) -> Actions:
+        """``job`` could not be transcribed (the ``fail_items`` fault or an engine error) ->
+        ``conversation.item.input_audio_transcription.failed`` (PROTOCOL.md §4)."""
+        if self.closed:
+            return Actions()
+        return Actions([self._event(
+            "conversation.item.input_audio_transcription.failed",
+            item_id=job.item_id, content_index=0,
+            error={"type": "server_error", "code": None,
+                   "message": f"Input transcription failed for item '{job.item_id}'.",
+                   "param": None},
+        )])
+
+
+def parse_query(path: str) -> dict[str, str]:
+    """The query parameters of a request target (first value of each)."""
+    return {k: v[0] for k, v in parse_qs(urlsplit(path).query).items() if v}

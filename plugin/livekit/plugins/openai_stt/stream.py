@@ -1,0 +1,460 @@
+"""The LiveKit ``SpeechStream``: frames out, speech events in.
+
+Out: frames (resampled by the base stream to the wire rate, stereo downmixed here) -> wire
+bytes appended to a *ledger* -> ``input_audio_buffer.append`` chunks of ``chunk_ms`` ->
+socket. A flush (framework ``flush()``/``end_input()``, or the optional VAD's end of speech)
+becomes a ``commit`` sent by the same single writer, behind the audio it closes, and only with
+at least 100 ms uncommitted (PROTOCOL.md §3).
+
+In: socket text -> ``events.parse`` -> ``TranscriptAssembler`` -> ``SpeechEvent``.
+
+Failures become LiveKit ``APIError``s in one place (:func:`_api_error`) and LiveKit's base
+stream retries retryable ones by calling ``_run`` again; no second retry loop here. What a
+retry would lose is kept: the ledger holds the wire audio of every turn not yet finalised, and
+the next ``_run`` replays it, with its commits at the same places, before new audio
+(PROTOCOL.md §6: audio not committed when a socket dies is lost on the server side).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from livekit import rtc
+from livekit.agents import APIConnectionError, APIError, APIStatusError, APIConnectOptions, stt
+from livekit.agents import vad as vad_mod
+from livekit.agents.utils import aio
+
+from .log import logger
+from .protocol import events as ev
+from .protocol import g711
+from .protocol.errors import Classified, ErrorAction, classify_error_event
+from .protocol.endpoint import redact_url
+from .protocol.session import build_session_update, wire_bytes_per_sample
+from .protocol.transcript import (
+    CommittedOut,
+    FailureOut,
+    FinalOut,
+    InterimOut,
+    Output,
+    SpeechEndedOut,
+    SpeechStartedOut,
+    TranscriptAssembler,
+    UsageOut,
+)
+from .protocol.usage import UsageSummary
+from .transport import Connection, TransportError
+
+if TYPE_CHECKING:
+    from .stt import STT, STTOptions
+
+__all__ = ["SpeechStream"]
+
+MIN_COMMIT_MS = 100
+"""A commit with less audio is refused by the server (``input_audio_buffer_commit_empty``)."""
+
+
+class _VadCommit:
+    """Marker put in the input channel by the VAD task: commit here (single writer)."""
+
+
+def _api_error(classified: Classified, body: object | None = None) -> APIError:
+    """The one place where a classified failure becomes a LiveKit ``APIError``."""
+    retryable = classified.retryable
+    if classified.status is not None and classified.status >= 100 and classified.status < 600:
+        return APIStatusError(
+            classified.message, status_code=classified.status, body=body, retryable=retryable
+        )
+    if retryable:
+        return APIConnectionError(classified.message)
+    return APIError(classified.message, body=body, retryable=False)
+
+
+def _downmix(frame: rtc.AudioFrame) -> rtc.AudioFrame:
+    samples = np.frombuffer(frame.data, dtype=np.int16).reshape(-1, frame.num_channels)
+    mono = samples.mean(axis=1).astype(np.int16)
+    return rtc.AudioFrame(
+        data=mono.tobytes(),
+        sample_rate=frame.sample_rate,
+        num_channels=1,
+        samples_per_channel=frame.samples_per_channel,
+    )
+
+
+class SpeechStream(stt.RecognizeStream):
+    """A streaming recognition session; see :meth:`STT.stream`.
+
+    Events: START_OF_SPEECH / END_OF_SPEECH (server VAD, or the ``vad`` given to the STT);
+    INTERIM_TRANSCRIPT with the full text of the item so far; FINAL_TRANSCRIPT per completed
+    item (``request_id`` = item id; ``start_time``/``end_time`` in seconds on the session
+    clock: the item's audio offsets plus ``start_time_offset``); RECOGNITION_USAGE per item
+    (``audio_duration`` = seconds committed in the item).
+    """
+
+    def __init__(
+        self,
+        *,
+        stt: STT,
+        opts: STTOptions,
+        conn_options: APIConnectOptions,
+        vad: vad_mod.VAD | None,
+    ) -> None:
+        super().__init__(stt=stt, conn_options=conn_options, sample_rate=opts.sample_rate_hz)
+        self._stt_impl = stt
+        self._opts = opts
+        self._rate = opts.sample_rate_hz
+        self._bps = wire_bytes_per_sample(opts.audio_format)
+        self._chunk_bytes = self._rate * opts.chunk_ms // 1000 * self._bps
+        self._min_commit_samples = self._rate * MIN_COMMIT_MS // 1000
+        self._max_retained_bytes = int(opts.max_retained_audio_s * self._rate) * self._bps
+        self._assembler = TranscriptAssembler(language=opts.language)
+        self._usage = UsageSummary(model=stt.model_info)
+        # the ledger: wire bytes from sample `_ledger_start` on (all audio not yet finalised)
+        self._ledger = bytearray()
+        self._ledger_start = 0
+        self._appended = 0  # wire samples pushed since the stream began (the stream clock)
+        self._sent = 0  # wire samples the current socket has received
+        self._last_commit = 0  # wire sample index of the last commit
+        self._commit_points: deque[int] = deque()  # commits of turns not yet finalised
+        self._sessions = 0
+        self._time_base: float | None = None
+        self._input_done = False
+        self._drained = asyncio.Event()
+        self._unknown_types: set[str] = set()
+        self._vad = vad
+        self._vad_stream: vad_mod.VADStream | None = None
+        self._vad_task: asyncio.Task[None] | None = None
+
+    # -- public ---------------------------------------------------------------------------
+
+    @property
+    def usage(self) -> UsageSummary:
+        """This stream's totals: audio seconds sent/committed, tokens, estimated USD."""
+        return self._usage
+
+    def push_frame(self, frame: rtc.AudioFrame) -> None:
+        """Push audio (any sample rate; stereo is downmixed; empty frames are ignored).
+
+        Raises:
+            RuntimeError: after ``end_input()`` or ``aclose()``.
+            ValueError: the sample rate changed mid-stream (LiveKit resamples one rate).
+        """
+        if frame.samples_per_channel == 0:
+            return
+        if frame.num_channels > 1:
+            frame = _downmix(frame)
+        super().push_frame(frame)
+
+    async def aclose(self) -> None:
+        """Close now: cancels every task, closes the socket; safe to call twice."""
+        try:
+            await super().aclose()
+        finally:
+            await self._close_vad()
+
+    # -- the attempt ------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        if self._time_base is None:
+            self._time_base = self.start_time_offset
+        if self._vad is not None and self._vad_task is None:
+            self._vad_stream = self._vad.stream()
+            self._vad_task = asyncio.create_task(self._vad_loop(), name="openai_stt.vad")
+
+        conn = await self._open()
+        writer = asyncio.create_task(self._write_loop(conn), name="openai_stt.writer")
+        reader = asyncio.create_task(self._read_loop(conn), name="openai_stt.reader")
+        try:
+            done, _ = await asyncio.wait({writer, reader}, return_when=asyncio.FIRST_COMPLETED)
+            if reader in done:
+                reader.result()  # raises the failure
+                raise _api_error(Classified(ErrorAction.RETRY, "server ended the session"))
+            writer.result()
+        finally:
+            await aio.cancel_and_wait(writer, reader)
+            await conn.aclose()
+        await self._close_vad()
+
+    async def _open(self) -> Connection:
+        opts = self._opts
+        url = opts.url()
+        try:
+            conn = await self._stt_impl._connect(
+                url, self._stt_impl._headers(), self._conn_options.timeout
+            )
+        except TransportError as e:
+            raise _api_error(e.classified) from None
+        self._sessions += 1
+        logger.debug(
+            "connected",
+            extra={"url": redact_url(url), "model": opts.model, "session": self._sessions},
+        )
+        update = build_session_update(
+            opts.session_config(), self._stt_impl.model_info, opts.dialect
+        )
+        self._stt_impl._warn_dropped(update.dropped)
+        try:
+            await conn.send(ev.dumps_event(update.payload))
+            await self._replay(conn)
+        except TransportError as e:
+            await conn.aclose()
+            raise _api_error(e.classified) from None
+        return conn
+
+    async def _replay(self, conn: Connection) -> None:
+        """After a reconnect, resend every unfinalised turn's audio and its commits."""
+        lost = self._assembler.abandon_unfinished()
+        self._assembler.begin_session(self._ledger_start / self._rate)
+        self._sent = self._ledger_start
+        if self._appended == self._ledger_start:
+            return
+        points = [p for p in self._commit_points if p > self._ledger_start]
+        logger.info(
+            "replaying audio after reconnect",
+            extra={
+                "audio_s": round((self._appended - self._ledger_start) / self._rate, 3),
+                "commits": len(points),
+                "abandoned_items": lost,
+            },
+        )
+        for point in points:
+            await self._send_audio(conn, upto=point)
+            await conn.send(ev.commit_event())
+            self._assembler.commit_sent(point / self._rate)
+        await self._send_audio(conn, upto=self._appended)
+
+    # -- writer ----------------------------------------------------------------------------
+
+    async def _send_audio(self, conn: Connection, *, upto: int, min_bytes: int = 1) -> None:
+        """Send ledger audio from ``_sent`` to sample ``upto`` in chunks of ``chunk_ms``."""
+        while (upto - self._sent) * self._bps >= min_bytes:
+            start = (self._sent - self._ledger_start) * self._bps
+            end = min((upto - self._ledger_start) * self._bps, start + self._chunk_bytes)
+            with memoryview(self._ledger) as view:
+                payload = ev.append_event(view[start:end])
+            await conn.send(payload)
+            self._sent += (end - start) // self._bps
+            self._usage.audio_seconds_sent += (end - start) / self._bps / self._rate
+            self._stt_impl.usage.audio_seconds_sent += (end - start) / self._bps / self._rate
+
+    def _append_frame(self, frame: rtc.AudioFrame) -> None:
+        if self._bps == 2:
+            self._ledger += frame.data
+        else:
+            self._ledger += memoryview(
+                g711.encode(self._opts.audio_format, np.frombuffer(frame.data, dtype=np.int16))
+            )
+        self._appended += frame.samples_per_channel
+        overflow = len(self._ledger) - self._max_retained_bytes
+        if overflow > 0:  # bound memory: only replay is affected, never the live audio
+            drop = min(overflow // self._bps, self._sent - self._ledger_start)
+            if drop > 0:
+                del self._ledger[: drop * self._bps]
+                self._ledger_start += drop
+
+    async def _commit(self, conn: Connection) -> None:
+        if self._appended - self._last_commit < self._min_commit_samples:
+            return  # PROTOCOL.md §3: under 100 ms the server answers commit_empty
+        await self._send_audio(conn, upto=self._appended)
+        await conn.send(ev.commit_event())
+        self._last_commit = self._appended
+        self._commit_points.append(self._appended)
+        self._assembler.commit_sent(self._appended / self._rate)
+        self._drained.clear()
+
+    async def _write_loop(self, conn: Connection) -> None:
+        # audio that arrived while disconnected is in the channel already; replay is done
+        async for item in self._input_ch:
+            if isinstance(item, rtc.AudioFrame):
+                self._append_frame(item)
+                if self._vad_stream is not None:
+                    self._vad_stream.push_frame(item)
+                await self._send_audio(conn, upto=self._appended, min_bytes=self._chunk_bytes)
+            else:  # a flush from the framework, or the VAD's end of speech
+                await self._commit(conn)
+        self._input_done = True
+        await self._commit(conn)  # end_input() flushed already; a no-op unless the VAD raced
+        await self._send_audio(conn, upto=self._appended)  # a tail under 100 ms
+        if self._vad_stream is not None:
+            with contextlib.suppress(RuntimeError):
+                self._vad_stream.end_input()
+        timeout = self._opts.final_timeout_s or self._conn_options.timeout
+        if self._assembler.pending_items:
+            try:
+                await asyncio.wait_for(self._drained.wait(), timeout)
+            except asyncio.TimeoutError:
+                logger.warning(
+                    "finals still pending at the end of input; closing",
+                    extra={"pending": self._assembler.pending_items, "timeout_s": timeout},
+                )
+
+    # -- reader ----------------------------------------------------------------------------
+
+    async def _read_loop(self, conn: Connection) -> None:
+        try:
+            while True:
+                text = await conn.recv()
+                try:
+                    event = ev.parse(text)
+                except ev.EventParseError as e:
+                    logger.warning(
+                        "unparseable server event; skipped",
+                        extra={"event_type": e.event_type, "field": e.field, "reason": str(e)},
+                    )
+                    continue
+                self._on_event(event)
+        except TransportError as e:
+            raise _api_error(e.classified) from None
+
+    def _on_event(self, event: ev.ServerEvent) -> None:
+        if isinstance(event, ev.ErrorEvent):
+            self._on_error(event.error)
+            return
+        if isinstance(event, ev.UnknownEvent):
+            if event.type not in self._unknown_types:
+                self._unknown_types.add(event.type)
+                logger.info("unhandled server event type", extra={"event_type": event.type})
+            return
+        for out in self._assembler.receive(event):
+            self._emit(out)
+        if not self._assembler.pending_items:
+            self._drained.set()
+
+    def _on_error(self, info: ev.ErrorInfo) -> None:
+        classified = classify_error_event(info)
+        body = {
+            "type": info.type,
+            "code": info.code,
+            "message": info.message,
+            "param": info.param,
+            "event_id": info.event_id,
+        }
+        if classified.action == ErrorAction.IGNORE:
+            logger.debug("server error ignored", extra=body)
+        elif classified.action == ErrorAction.REPORT:
+            logger.warning("server error event; session continues", extra=body)
+            self._emit_error(APIError(classified.message, body=body, retryable=True), True)
+        else:
+            raise _api_error(classified, body)
+
+    # -- outputs -> SpeechEvents ------------------------------------------------------------
+
+    def _send_event(self, event: stt.SpeechEvent) -> None:
+        with contextlib.suppress(aio.ChanClosed):
+            self._event_ch.send_nowait(event)
+
+    def _speech_data(self, text: str, start_s: float = 0.0, end_s: float = 0.0, **kw: Any) -> stt.SpeechData:
+        base = self._time_base or 0.0
+        return stt.SpeechData(
+            language=kw.pop("language", None) or self._opts.language or "",
+            text=text,
+            start_time=base + start_s if end_s else 0.0,
+            end_time=base + end_s,
+            **kw,
+        )
+
+    def _emit(self, out: Output) -> None:
+        T = stt.SpeechEventType
+        if isinstance(out, InterimOut):
+            self._send_event(
+                stt.SpeechEvent(
+                    type=T.INTERIM_TRANSCRIPT,
+                    request_id=out.item_id,
+                    alternatives=[self._speech_data(out.text)],
+                )
+            )
+        elif isinstance(out, FinalOut):
+            self._send_event(
+                stt.SpeechEvent(
+                    type=T.FINAL_TRANSCRIPT,
+                    request_id=out.item_id,
+                    alternatives=[
+                        self._speech_data(
+                            out.text,
+                            out.audio_start_s,
+                            out.audio_end_s,
+                            language=out.language,
+                            confidence=out.confidence if out.confidence is not None else 0.0,
+                        )
+                    ],
+                )
+            )
+            self._trim_ledger()
+        elif isinstance(out, UsageOut):
+            self._usage.add_item(out)
+            self._stt_impl.usage.add_item(out)
+            self._send_event(
+                stt.SpeechEvent(
+                    type=T.RECOGNITION_USAGE,
+                    request_id=out.item_id,
+                    recognition_usage=stt.RecognitionUsage(
+                        audio_duration=out.audio_seconds,
+                        input_tokens=out.input_tokens,
+                        output_tokens=out.output_tokens,
+                    ),
+                )
+            )
+            self._trim_ledger()
+        elif isinstance(out, FailureOut):
+            body = {"item_id": out.item_id, "code": out.error.code, "message": out.error.message}
+            logger.warning("transcription failed for an item", extra=body)
+            self._emit_error(
+                APIError(f"transcription failed: {out.error.message}", body=body, retryable=True),
+                True,
+            )
+            if out.text.strip():
+                self._send_event(
+                    stt.SpeechEvent(
+                        type=T.FINAL_TRANSCRIPT,
+                        request_id=out.item_id,
+                        alternatives=[
+                            self._speech_data(
+                                out.text,
+                                out.audio_start_s,
+                                out.audio_end_s,
+                                metadata={"incomplete": True, "reason": "transcription_failed"},
+                            )
+                        ],
+                    )
+                )
+            self._trim_ledger()
+        elif isinstance(out, SpeechStartedOut):
+            self._send_event(stt.SpeechEvent(type=T.START_OF_SPEECH, request_id=out.item_id))
+        elif isinstance(out, SpeechEndedOut):
+            self._send_event(stt.SpeechEvent(type=T.END_OF_SPEECH, request_id=out.item_id))
+        elif isinstance(out, CommittedOut):
+            pass
+
+    def _trim_ledger(self) -> None:
+        """Drop ledger audio that every finalised turn has left behind."""
+        keep_from = int(round(self._assembler.retain_from_s * self._rate))
+        keep_from = max(self._ledger_start, min(keep_from, self._sent, self._appended))
+        drop = keep_from - self._ledger_start
+        if drop > 0:
+            del self._ledger[: drop * self._bps]
+            self._ledger_start = keep_from
+            while self._commit_points and self._commit_points[0] <= keep_from:
+                self._commit_points.popleft()
+
+    # -- optional VAD ------------------------------------------------------------------------
+
+    async def _vad_loop(self) -> None:
+        assert self._vad_stream is not None
+        async for event in self._vad_stream:
+            if event.type == vad_mod.VADEventType.START_OF_SPEECH:
+                self._send_event(stt.SpeechEvent(type=stt.SpeechEventType.START_OF_SPEECH))
+            elif event.type == vad_mod.VADEventType.END_OF_SPEECH:
+                self._send_event(stt.SpeechEvent(type=stt.SpeechEventType.END_OF_SPEECH))
+                if not self._input_ch.closed:
+                    self._input_ch.send_nowait(_VadCommit())  # type: ignore[arg-type]
+
+    async def _close_vad(self) -> None:
+        if self._vad_task is not None:
+            await aio.cancel_and_wait(self._vad_task)
+        if self._vad_stream is not None:
+            with contextlib.suppress(Exception):
+                await self._vad_stream.aclose()

@@ -1,0 +1,357 @@
+"""The LiveKit ``STT``: options, endpoint policy, usage totals, and ``stream()``."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import weakref
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from livekit import rtc
+from livekit.agents import (
+    DEFAULT_API_CONNECT_OPTIONS,
+    APIConnectOptions,
+    stt,
+    utils,
+    vad as vad_mod,
+)
+from livekit.agents.types import NOT_GIVEN, NotGivenOr
+from livekit.agents.utils import AudioBuffer, is_given
+
+from . import transport
+from .log import logger
+from .models import ModelInfo, get_model_info
+from .protocol.endpoint import (
+    DEFAULT_BASE_URL,
+    build_headers,
+    build_realtime_stt_url,
+    classify_endpoint,
+    is_loopback_host,
+    redact_url,
+)
+from .protocol.session import AudioFormat, Dialect, SessionConfig, wire_sample_rate_hz
+from .protocol.usage import UsageSummary
+
+__all__ = ["STT", "STTOptions"]
+
+
+@dataclass
+class STTOptions:
+    """Options of an :class:`STT`, copied per stream with ``dataclasses.replace``.
+
+    The API key is deliberately not here (options are logged and repr'd).
+    """
+
+    model: str
+    language: str | None
+    base_url: str
+    include_model_in_url: bool | None
+    prompt: str | None
+    delay: str | None
+    noise_reduction: str | None
+    turn_detection: dict[str, Any] | None
+    logprobs: bool
+    audio_format: AudioFormat
+    dialect: Dialect
+    extra_headers: dict[str, str]
+    extra_query: dict[str, str]
+    chunk_ms: int
+    transcription_model: str | None = None
+    """The ``model`` sent in the session (an Azure deployment name); defaults to ``model``."""
+    languages: tuple[str, ...] | None = None
+    keywords: tuple[str, ...] | None = None
+    final_timeout_s: float | None = None
+    max_retained_audio_s: float = 300.0
+
+    @property
+    def sample_rate_hz(self) -> int:
+        return wire_sample_rate_hz(self.audio_format)
+
+    def session_config(self) -> SessionConfig:
+        return SessionConfig(
+            model=self.transcription_model or self.model,
+            language=self.language,
+            prompt=self.prompt,
+            delay=self.delay,
+            noise_reduction=self.noise_reduction,
+            turn_detection=self.turn_detection,
+            audio_format=self.audio_format,
+            logprobs=self.logprobs,
+            languages=self.languages,
+            keywords=self.keywords,
+        )
+
+    def url(self) -> str:
+        return build_realtime_stt_url(
+            self.base_url,
+            self.transcription_model or self.model,
+            include_model=self.include_model_in_url,
+            extra_query=self.extra_query or None,
+        )
+
+
+class STT(stt.STT):
+    """Streaming speech-to-text over the OpenAI Realtime transcription protocol.
+
+    Works with OpenAI, Azure OpenAI (:meth:`with_azure`), gateways (LiteLLM, Cloudflare AI
+    Gateway), self-hosted servers and the bundled local server
+    (``livekit.plugins.openai_stt.server``).
+
+    Args:
+        model: transcription model; its registry entry (:mod:`.models`) decides what is sent.
+        language: ISO-639-1 code, or ``None`` to let the model detect it.
+        base_url: ``$OPENAI_BASE_URL`` or ``https://api.openai.com/v1`` when unset; ``http``,
+            ``https``, ``ws`` and ``wss`` are accepted (PROTOCOL.md §1).
+        api_key: ``$OPENAI_API_KEY`` when unset. Never logged, never put in a URL.
+        include_model_in_url: ``None`` applies the per-host rule (OpenAI and Azure: no
+            ``?model=``; other hosts: yes); ``True``/``False`` force it.
+        vad: an optional LiveKit VAD run inside the stream: it commits each turn at its end of
+            speech and emits START_OF_SPEECH/END_OF_SPEECH. Leave unset inside an
+            ``AgentSession``, which flushes the stream at each end of turn.
+        prompt, delay, noise_reduction, turn_detection, languages, keywords: sent only when
+            the model accepts them (a warning names any option left out).
+        logprobs: ask for token logprobs; finals then carry ``confidence``.
+        audio_format: ``pcm16`` (24 kHz) or ``g711_ulaw`` / ``g711_alaw`` (8 kHz, a sixth of
+            the bytes).
+        dialect: ``ga`` (OpenAI, Azure), ``beta`` or ``speaches`` (PROTOCOL.md §2).
+        extra_headers, extra_query: merged into the handshake (e.g. Cloudflare's
+            ``cf-aig-authorization``).
+        chunk_ms: audio per ``input_audio_buffer.append`` event, milliseconds.
+        allow_insecure: allow sending the key over plaintext ``ws://`` to a non-loopback host.
+        connect: the transport seam (``transport.connect`` by default); tests may pass another.
+
+    Raises:
+        ValueError: an unknown audio format or dialect, or a key bound for a plaintext
+            non-loopback URL without ``allow_insecure=True``.
+    """
+
+    def __init__(
+        self,
+        *,
+        model: str = "gpt-realtime-whisper",
+        language: str | None = "en",
+        base_url: str | None = None,
+        api_key: str | None = None,
+        include_model_in_url: bool | None = None,
+        vad: vad_mod.VAD | None = None,
+        prompt: str | None = None,
+        delay: str | None = None,
+        noise_reduction: str | None = None,
+        turn_detection: Mapping[str, Any] | None = None,
+        logprobs: bool = False,
+        audio_format: AudioFormat = "pcm16",
+        dialect: Dialect = "ga",
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, str] | None = None,
+        languages: Sequence[str] | None = None,
+        keywords: Sequence[str] | None = None,
+        chunk_ms: int = 100,
+        final_timeout_s: float | None = None,
+        allow_insecure: bool = False,
+        transcription_model: str | None = None,
+        connect: transport.ConnectFn | None = None,
+    ) -> None:
+        super().__init__(
+            capabilities=stt.STTCapabilities(
+                streaming=True,
+                interim_results=True,
+                manual_flush=True,
+                offline_recognize=True,
+            )
+        )
+        if dialect not in ("ga", "beta", "speaches"):
+            raise ValueError(f"unknown dialect {dialect!r}: use ga, beta or speaches")
+        wire_sample_rate_hz(audio_format)  # validates
+        if chunk_ms < 10:
+            raise ValueError("chunk_ms must be at least 10")
+        base_url = base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
+        self._api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
+        self._opts = STTOptions(
+            model=model,
+            language=language or None,
+            base_url=base_url,
+            include_model_in_url=include_model_in_url,
+            prompt=prompt,
+            delay=delay,
+            noise_reduction=noise_reduction,
+            turn_detection=dict(turn_detection) if turn_detection is not None else None,
+            logprobs=logprobs,
+            audio_format=audio_format,
+            dialect=dialect,
+            extra_headers=dict(extra_headers or {}),
+            extra_query=dict(extra_query or {}),
+            chunk_ms=chunk_ms,
+            transcription_model=transcription_model,
+            languages=tuple(languages) if languages else None,
+            keywords=tuple(keywords) if keywords else None,
+            final_timeout_s=final_timeout_s,
+        )
+        url = self._opts.url()  # validates the base URL now, not at the first stream
+        scheme, host = urlsplit(url).scheme, urlsplit(url).hostname or ""
+        if self._api_key and scheme == "ws" and not is_loopback_host(host) and not allow_insecure:
+            raise ValueError(
+                "refusing to send an API key over plaintext ws:// to a non-loopback host; "
+                "use https/wss, or pass allow_insecure=True"
+            )
+        self._vad = vad
+        self._connect = connect or transport.connect
+        self._usage = UsageSummary(model=self.model_info)
+        self._streams: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._warned_dropped: set[str] = set()
+
+    @classmethod
+    def with_azure(
+        cls,
+        *,
+        azure_endpoint: str | None = None,
+        azure_deployment: str,
+        model: str = "gpt-realtime-whisper",
+        api_key: str | None = None,
+        **kwargs: Any,
+    ) -> STT:
+        """An STT for Azure OpenAI GA (PROTOCOL.md §1).
+
+        ``azure_endpoint`` (``https://<resource>.openai.azure.com``) defaults to
+        ``$AZURE_OPENAI_ENDPOINT``, ``api_key`` to ``$AZURE_OPENAI_API_KEY`` (sent as the
+        ``api-key`` header). The deployment name goes in the session's transcription
+        ``model``; ``model`` names the underlying model so the right options are sent.
+
+        Raises:
+            ValueError: no endpoint given or in the environment.
+        """
+        endpoint = azure_endpoint or os.environ.get("AZURE_OPENAI_ENDPOINT")
+        if not endpoint:
+            raise ValueError("azure_endpoint is required (or set AZURE_OPENAI_ENDPOINT)")
+        return cls(
+            model=model,
+            transcription_model=azure_deployment,
+            base_url=endpoint,
+            api_key=api_key if api_key is not None else os.environ.get("AZURE_OPENAI_API_KEY"),
+            **kwargs,
+        )
+
+    # -- identity ------------------------------------------------------------------------
+
+    @property
+    def model(self) -> str:
+        return self._opts.model
+
+    @property
+    def provider(self) -> str:
+        kind = classify_endpoint(self._opts.base_url)
+        if kind == "openai":
+            return "OpenAI"
+        if kind == "azure":
+            return "Azure OpenAI"
+        return urlsplit(self._opts.base_url).hostname or "openai-compatible"
+
+    @property
+    def model_info(self) -> ModelInfo:
+        """The registry entry that decides what this STT sends (:mod:`.models`)."""
+        return get_model_info(self._opts.model)
+
+    @property
+    def usage(self) -> UsageSummary:
+        """Totals over every stream of this STT: audio seconds, tokens, estimated USD."""
+        return self._usage
+
+    @property
+    def url(self) -> str:
+        """The websocket URL (never holds the key)."""
+        return self._opts.url()
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(model={self._opts.model!r}, "
+            f"url={redact_url(self._opts.url())!r}, audio_format={self._opts.audio_format!r})"
+        )
+
+    # -- internal helpers for streams -----------------------------------------------------
+
+    def _headers(self) -> dict[str, str]:
+        return build_headers(
+            self._api_key, base_url=self._opts.base_url, extra_headers=self._opts.extra_headers
+        )
+
+    def _warn_dropped(self, dropped: Sequence[str]) -> None:
+        for option in dropped:
+            if option not in self._warned_dropped:
+                self._warned_dropped.add(option)
+                logger.warning(
+                    "option not supported by the model; not sent",
+                    extra={"option": option, "model": self._opts.model},
+                )
+
+    # -- LiveKit API ------------------------------------------------------------------------
+
+    def stream(
+        self,
+        *,
+        language: NotGivenOr[str] = NOT_GIVEN,
+        conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS,
+    ) -> SpeechStream:
+        """Open a streaming recognition session (connects in the background).
+
+        Returns a :class:`SpeechStream`: push frames (any rate, mono or stereo), ``flush()`` to
+        commit a turn, ``end_input()`` to finish; iterate it for ``SpeechEvent``.
+        """
+        opts = dataclasses.replace(self._opts)
+        if is_given(language):
+            opts.language = language or None
+        stream = SpeechStream(stt=self, opts=opts, conn_options=conn_options, vad=self._vad)
+        self._streams.add(stream)
+        return stream
+
+    async def _recognize_impl(
+        self,
+        buffer: AudioBuffer,
+        *,
+        language: NotGivenOr[str] = NOT_GIVEN,
+        conn_options: APIConnectOptions,
+    ) -> stt.SpeechEvent:
+        """Recognise a whole buffer through one stream (one commit): all finals joined."""
+        frames = buffer if isinstance(buffer, list) else [buffer]
+        stream = SpeechStream(
+            stt=self,
+            opts=dataclasses.replace(
+                self._opts, language=(language or None) if is_given(language) else self._opts.language
+            ),
+            conn_options=conn_options,
+            vad=None,
+        )
+        finals: list[stt.SpeechData] = []
+        request_id = ""
+        try:
+            for frame in frames:
+                stream.push_frame(frame)
+            stream.end_input()
+            async for event in stream:
+                if event.type == stt.SpeechEventType.FINAL_TRANSCRIPT and event.alternatives:
+                    finals.append(event.alternatives[0])
+                    request_id = request_id or event.request_id
+        finally:
+            await stream.aclose()
+        text = " ".join(f.text.strip() for f in finals if f.text.strip())
+        data = stt.SpeechData(
+            language=finals[0].language if finals else (self._opts.language or ""),
+            text=text,
+            start_time=finals[0].start_time if finals else 0.0,
+            end_time=finals[-1].end_time if finals else 0.0,
+            confidence=(sum(f.confidence for f in finals) / len(finals)) if finals else 0.0,
+        )
+        return stt.SpeechEvent(
+            type=stt.SpeechEventType.FINAL_TRANSCRIPT, request_id=request_id, alternatives=[data]
+        )
+
+    async def aclose(self) -> None:
+        """Close every open stream of this STT."""
+        await asyncio.gather(*(s.aclose() for s in list(self._streams)), return_exceptions=True)
+
+
+from .stream import SpeechStream  # noqa: E402  (stream imports STTOptions from here)
+
+

@@ -1,0 +1,141 @@
+"""The one module that opens client websockets.
+
+A thin shell over ``websockets.asyncio.client``: it opens the socket, sends text frames and
+receives messages, and turns every socket failure into a :class:`TransportError` carrying its
+classification from :mod:`.protocol.errors`. No LiveKit imports: the adapter maps
+``TransportError`` to LiveKit's ``APIError`` family.
+
+Tests swap the transport by passing another ``connect`` callable to the STT (one seam for
+fakes), or run the local server on port 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Protocol
+
+from websockets.asyncio.client import ClientConnection, connect as ws_connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
+from .protocol.errors import (
+    Classified,
+    ErrorAction,
+    classify_close,
+    classify_handshake_status,
+)
+
+__all__ = ["TransportError", "Connection", "ConnectFn", "connect"]
+
+_MAX_MESSAGE_BYTES = 16 * 1024 * 1024  # server events are small; 16 MiB bounds memory
+
+
+class TransportError(Exception):
+    """A socket-level failure, already classified. ``str()`` never contains a secret."""
+
+    def __init__(self, classified: Classified) -> None:
+        super().__init__(classified.message)
+        self.classified = classified
+
+
+class Connection(Protocol):
+    """What the stream needs of a socket."""
+
+    async def send(self, message: str | bytes) -> None:
+        """Send one text frame (``bytes`` must be UTF-8 JSON)."""
+
+    async def recv(self) -> str:
+        """Receive one message; raises :class:`TransportError` when the socket ends."""
+
+    async def aclose(self) -> None:
+        """Close normally (1000); idempotent."""
+
+
+ConnectFn = Callable[[str, Mapping[str, str], float], Awaitable[Connection]]
+"""``connect(url, headers, open_timeout_s) -> Connection``."""
+
+
+def _closed_error(exc: ConnectionClosed) -> TransportError:
+    rcvd = exc.rcvd
+    if rcvd is None:  # no close frame: reset, 1006
+        return TransportError(classify_close(1006, "connection lost without a close frame"))
+    return TransportError(classify_close(rcvd.code, rcvd.reason))
+
+
+class _WebsocketConnection:
+    __slots__ = ("_ws",)
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self._ws = ws
+
+    async def send(self, message: str | bytes) -> None:
+        try:
+            await self._ws.send(message, text=True)
+        except ConnectionClosed as e:
+            raise _closed_error(e) from None
+        except OSError as e:
+            raise TransportError(
+                Classified(ErrorAction.RETRY, f"websocket send failed: {type(e).__name__}")
+            ) from e
+
+    async def recv(self) -> str:
+        try:
+            message = await self._ws.recv()
+        except ConnectionClosed as e:
+            raise _closed_error(e) from None
+        except OSError as e:
+            raise TransportError(
+                Classified(ErrorAction.RETRY, f"websocket receive failed: {type(e).__name__}")
+            ) from e
+        if isinstance(message, bytes):
+            return message.decode("utf-8", errors="replace")
+        return message
+
+    async def aclose(self) -> None:
+        try:
+            await self._ws.close()
+        except Exception:  # closing a broken socket must not raise
+            pass
+
+
+async def connect(url: str, headers: Mapping[str, str], open_timeout_s: float) -> Connection:
+    """Open a websocket to ``url`` with ``headers``.
+
+    Compression is off (base64 audio barely compresses; deflate costs CPU per frame) and no
+    ``OpenAI-Beta`` header is added (PROTOCOL.md §1).
+
+    Raises:
+        TransportError: the handshake was refused (classified by HTTP status), timed out, or
+            the host could not be reached (retryable).
+    """
+    try:
+        ws = await ws_connect(
+            url,
+            additional_headers=dict(headers),
+            open_timeout=open_timeout_s,
+            compression=None,
+            max_size=_MAX_MESSAGE_BYTES,
+            ping_interval=20,
+            ping_timeout=20,
+            close_timeout=2,
+            user_agent_header="livekit-plugins-openai-stt",
+        )
+    except InvalidStatus as e:
+        status = e.response.status_code
+        body = bytes(e.response.body or b"")[:2048].decode("utf-8", errors="replace")
+        raise TransportError(
+            classify_handshake_status(status, insufficient_quota="insufficient_quota" in body)
+        ) from None
+    except InvalidHandshake as e:
+        raise TransportError(
+            Classified(ErrorAction.RETRY, f"websocket handshake failed: {type(e).__name__}")
+        ) from None
+    except (asyncio.TimeoutError, TimeoutError):
+        raise TransportError(
+            Classified(ErrorAction.RETRY, f"websocket handshake timed out after {open_timeout_s}s")
+        ) from None
+    except OSError as e:
+        raise TransportError(
+            Classified(ErrorAction.RETRY, f"could not connect: {type(e).__name__}: {e.strerror}")
+        ) from None
+    return _WebsocketConnection(ws)
