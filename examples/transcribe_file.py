@@ -137,12 +137,14 @@ class Display:
 
 
 def make_stt(local_base_url: str | None, model: str, language: str) -> openai_stt.STT:
-    """The STT, with a silero VAD that ends each turn when the speaker pauses.
+    """The STT, with a silero VAD inside the stream that commits a turn at each pause.
 
-    ``inference.VAD(model="silero")`` runs the bundled native silero model
-    (livekit-local-inference): offline, no download.
+    ``inference.VAD(model="silero")`` runs the native silero model bundled with
+    livekit-local-inference: offline, nothing to download. A turn ends after half a second of
+    silence rather than the default quarter second, so a comma pause does not split a sentence
+    (the recognizer gets whole sentences, which it transcribes better).
     """
-    vad = inference.VAD(model="silero")
+    vad = inference.VAD(model="silero", min_silence_duration=0.5)
     if local_base_url is None:  # key and endpoint from OPENAI_API_KEY / OPENAI_BASE_URL
         return openai_stt.STT(model=model, language=language, vad=vad)
     return openai_stt.STT(

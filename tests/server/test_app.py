@@ -33,7 +33,8 @@ def pcm(ms: float, rate: int = 24000) -> bytes:
 
 
 def append_event(audio: bytes) -> str:
-    return json.dumps({"type": "input_audio_buffer.append", "audio": base64.b64encode(audio).decode()})
+    encoded = base64.b64encode(audio).decode()
+    return json.dumps({"type": "input_audio_buffer.append", "audio": encoded})
 
 
 async def recv(ws: ClientConnection) -> dict[str, Any]:
@@ -84,7 +85,8 @@ async def test_session_created_then_update_answers_updated_with_the_effective_co
         assert updated["type"] == "session.updated"
         tr = updated["session"]["audio"]["input"]["transcription"]
         assert tr == {"model": "gpt-4o-transcribe", "language": "en", "prompt": None}
-        assert updated["session"]["audio"]["input"]["format"] == {"type": "audio/pcm", "rate": 24000}
+        fmt = updated["session"]["audio"]["input"]["format"]
+        assert fmt == {"type": "audio/pcm", "rate": 24000}
 
 
 async def test_append_and_commit_give_committed_then_deltas_then_completed() -> None:
@@ -206,7 +208,8 @@ async def test_gateway_compat_without_model_query_closes_1008() -> None:
             exc = await closed(ws)
         assert exc.rcvd is not None
         assert (exc.rcvd.code, exc.rcvd.reason) == (1008, "model query parameter is required")
-        async with connect(ws_url(srv, "?model=gpt-realtime-whisper"), additional_headers=AUTH) as ws:
+        url = ws_url(srv, "?model=gpt-realtime-whisper")
+        async with connect(url, additional_headers=AUTH) as ws:
             assert (await recv(ws))["type"] == "session.created"
 
 
@@ -312,3 +315,61 @@ def test_wire_audio_is_resampled_to_16khz_float32() -> None:
     out = wire_to_float32(pcm(1000), "audio/pcm", 24000, 16000)
     assert out.dtype == np.float32 and abs(len(out) - 16000) <= 16
     assert 0.2 < float(np.abs(out).max()) < 0.3
+
+
+class _BrokenEngine:
+    sample_rate_hz = 16000
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def transcribe(self, samples: np.ndarray, *, language: str | None, prompt: str | None) -> str:
+        self.calls += 1
+        if self.calls == 1:
+            raise RuntimeError("decoder exploded")
+        return "fine again"
+
+
+async def test_an_engine_exception_becomes_a_failed_item_and_the_session_goes_on() -> None:
+    async with LocalRealtimeServer(engine=_BrokenEngine()) as srv:
+        async with connect(ws_url(srv), additional_headers=AUTH) as ws:
+            await recv(ws)
+            for _ in range(2):
+                await ws.send(append_event(pcm(300)))
+                await ws.send(json.dumps({"type": "input_audio_buffer.commit"}))
+            first = await recv_until(ws, "conversation.item.input_audio_transcription.failed")
+            second = await recv_until(ws, "conversation.item.input_audio_transcription.completed")
+    assert first[-1]["item_id"] == "item_001"
+    assert second[-1]["item_id"] == "item_002" and second[-1]["transcript"] == "fine again"
+
+
+async def test_completed_delay_fault_holds_completed_back() -> None:
+    faults = Faults(completed_delay_ms=300)
+    async with LocalRealtimeServer(engine="scripted", faults=faults) as srv:
+        async with connect(ws_url(srv), additional_headers=AUTH) as ws:
+            await recv(ws)
+            await ws.send(append_event(pcm(300)))
+            await ws.send(json.dumps({"type": "input_audio_buffer.commit"}))
+            events = await recv_until(ws, "conversation.item.input_audio_transcription.delta")
+            loop = asyncio.get_running_loop()
+            last_delta_at = loop.time()
+            events = await recv_until(ws, "conversation.item.input_audio_transcription.completed")
+            assert loop.time() - last_delta_at >= 0.2
+
+
+def test_cli_fault_flags_build_the_faults() -> None:
+    from livekit.plugins.openai_stt.server.__main__ import build_parser, faults_from_args
+
+    args = build_parser().parse_args([
+        "--engine", "scripted", "--port", "0", "--compat", "gateway",
+        "--drop-after-audio-ms", "1500", "--drop-mode", "reset", "--drop-sessions", "2",
+        "--fail-items", "2,5", "--error-code-after-audio-ms", "rate_limit_exceeded:800",
+        "--completed-delay-ms", "50", "--reject-handshake-status", "429",
+        "--reject-handshakes", "3",
+    ])
+    assert (args.engine, args.port, args.compat) == ("scripted", 0, "gateway")
+    assert faults_from_args(args) == Faults(
+        drop_after_audio_ms=1500, drop_mode="reset", drop_sessions=2,
+        fail_items=frozenset({2, 5}), error_code_after_audio_ms=("rate_limit_exceeded", 800.0),
+        completed_delay_ms=50, reject_handshake_status=429, reject_handshakes=3,
+    )

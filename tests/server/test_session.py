@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from livekit.plugins.openai_stt.server import session as session_mod
 from livekit.plugins.openai_stt.server.session import (
@@ -32,7 +34,10 @@ def ev(type_: str, **fields: Any) -> str:
 
 
 def append(ms: float, byte_per_ms: int = PCM_24K_BYTES_PER_MS) -> str:
-    audio = b"\x01\x00" * int(ms * byte_per_ms / 2) if byte_per_ms == 48 else b"\xff" * int(ms * byte_per_ms)
+    if byte_per_ms == PCM_24K_BYTES_PER_MS:
+        audio = b"\x01\x00" * int(ms * byte_per_ms / 2)
+    else:
+        audio = b"\xff" * int(ms * byte_per_ms)
     return ev("input_audio_buffer.append", audio=base64.b64encode(audio).decode())
 
 
@@ -272,7 +277,8 @@ def test_openai_compat_rejects_what_the_model_does_not_accept_without_closing(
 def test_turn_detection_message_for_gpt_realtime_whisper_is_the_documented_one() -> None:
     s = opened(compat="openai")
     (error,) = s.receive(ga_update(turn_detection={"type": "semantic_vad"}), 0.0).sent
-    assert error["error"]["message"] == "Turn detection is not supported for this transcription model"
+    message = error["error"]["message"]
+    assert message == "Turn detection is not supported for this transcription model"
 
 
 @pytest.mark.parametrize("compat", ["lenient", "gateway"])
@@ -363,7 +369,9 @@ def test_append_over_15_mib_is_rejected_with_an_error() -> None:
         ('{"type": "session.update"}', "missing_required_parameter"),
     ],
 )
-def test_bad_client_messages_get_an_error_event_and_the_session_goes_on(text: str, code: str) -> None:
+def test_bad_client_messages_get_an_error_event_and_the_session_goes_on(
+    text: str, code: str
+) -> None:
     s = opened()
     actions = s.receive(text, 0.0)
     (error,) = actions.sent
@@ -425,9 +433,8 @@ def test_transcribed_item_sends_word_deltas_then_completed_with_usage() -> None:
 
 def test_logprobs_appear_on_deltas_and_completed_only_when_included() -> None:
     s = opened()
-    s.receive(ev("session.update", session={"type": "transcription",
-                                            "include": ["item.input_audio_transcription.logprobs"]}),
-              0.0)
+    body = {"type": "transcription", "include": ["item.input_audio_transcription.logprobs"]}
+    s.receive(ev("session.update", session=body), 0.0)
     job = commit_one(s)
     events = s.transcribed(job, Recognition("Hi there", -0.25)).sent
     assert events[0]["logprobs"] == [{"token": "Hi", "logprob": -0.25, "bytes": [72, 105]}]
@@ -490,7 +497,8 @@ def test_drop_fault_drops_only_drop_sessions_sessions_per_server() -> None:
 
 
 def test_error_code_fault_sends_one_error_event_per_server() -> None:
-    faults, counters = Faults(error_code_after_audio_ms=("rate_limit_exceeded", 300)), FaultCounters()
+    faults = Faults(error_code_after_audio_ms=("rate_limit_exceeded", 300))
+    counters = FaultCounters()
     s = opened(faults=faults, counters=counters)
     assert s.receive(append(200), 0.0).events == []
     (error,) = s.receive(append(200), 0.0).sent
@@ -523,3 +531,26 @@ def test_a_message_after_the_cap_expires_the_session_instead_of_being_handled() 
     s.opened(0.0)
     actions = s.receive(append(200), 11.0)
     assert types(actions.events) == ["error"] and actions.close is not None
+
+
+# ---------------------------------------------------------------------------------- properties
+
+
+@given(st.text(alphabet=st.sampled_from(list("ab .,'\n\té")), max_size=40))
+def test_deltas_always_concatenate_to_the_transcript(text: str) -> None:
+    pieces = split_pieces(text)
+    assert "".join(pieces) == text
+    assert all(p.strip() for p in pieces[:-1])
+
+
+@given(st.lists(st.integers(min_value=1, max_value=4000), max_size=8))
+def test_committed_durations_add_up_to_the_appended_audio(chunks_ms: list[int]) -> None:
+    s = opened()
+    for ms in chunks_ms:
+        s.receive(append(ms), 0.0)
+    actions = s.receive(ev("input_audio_buffer.commit"), 0.0)
+    total = sum(chunks_ms) / 1000
+    if total >= 0.1:
+        assert actions.jobs[0].duration_s == pytest.approx(total)
+    else:
+        assert actions.jobs == []

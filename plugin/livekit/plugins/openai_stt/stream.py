@@ -122,7 +122,6 @@ class SpeechStream(stt.RecognizeStream):
         self._commit_points: deque[int] = deque()  # commits of turns not yet finalised
         self._sessions = 0
         self._time_base: float | None = None
-        self._input_done = False
         self._drained = asyncio.Event()
         self._unknown_types: set[str] = set()
         self._vad = vad
@@ -177,6 +176,8 @@ class SpeechStream(stt.RecognizeStream):
         finally:
             await aio.cancel_and_wait(writer, reader)
             await conn.aclose()
+        if self._vad_task is not None:  # let the VAD report the last end of speech
+            await asyncio.wait({self._vad_task}, timeout=1.0)
         await self._close_vad()
 
     async def _open(self) -> Connection:
@@ -225,6 +226,7 @@ class SpeechStream(stt.RecognizeStream):
             await self._send_audio(conn, upto=point)
             await conn.send(ev.commit_event())
             self._assembler.commit_sent(point / self._rate)
+        self._update_drained()
         await self._send_audio(conn, upto=self._appended)
 
     # -- writer ----------------------------------------------------------------------------
@@ -264,7 +266,7 @@ class SpeechStream(stt.RecognizeStream):
         self._last_commit = self._appended
         self._commit_points.append(self._appended)
         self._assembler.commit_sent(self._appended / self._rate)
-        self._drained.clear()
+        self._update_drained()
 
     async def _write_loop(self, conn: Connection) -> None:
         # audio that arrived while disconnected is in the channel already; replay is done
@@ -276,7 +278,6 @@ class SpeechStream(stt.RecognizeStream):
                 await self._send_audio(conn, upto=self._appended, min_bytes=self._chunk_bytes)
             else:  # a flush from the framework, or the VAD's end of speech
                 await self._commit(conn)
-        self._input_done = True
         await self._commit(conn)  # end_input() flushed already; a no-op unless the VAD raced
         await self._send_audio(conn, upto=self._appended)  # a tail under 100 ms
         if self._vad_stream is not None:
@@ -321,7 +322,13 @@ class SpeechStream(stt.RecognizeStream):
             return
         for out in self._assembler.receive(event):
             self._emit(out)
-        if not self._assembler.pending_items:
+        self._update_drained()
+
+    def _update_drained(self) -> None:
+        """``_drained`` is set exactly when no final is owed."""
+        if self._assembler.pending_items:
+            self._drained.clear()
+        else:
             self._drained.set()
 
     def _on_error(self, info: ev.ErrorInfo) -> None:
@@ -333,10 +340,11 @@ class SpeechStream(stt.RecognizeStream):
             "param": info.param,
             "event_id": info.event_id,
         }
+        extra = {f"error_{key}": value for key, value in body.items()}
         if classified.action == ErrorAction.IGNORE:
-            logger.debug("server error ignored", extra=body)
+            logger.debug("server error ignored", extra=extra)
         elif classified.action == ErrorAction.REPORT:
-            logger.warning("server error event; session continues", extra=body)
+            logger.warning("server error event; session continues", extra=extra)
             self._emit_error(APIError(classified.message, body=body, retryable=True), True)
         else:
             raise _api_error(classified, body)
@@ -401,7 +409,11 @@ class SpeechStream(stt.RecognizeStream):
             self._trim_ledger()
         elif isinstance(out, FailureOut):
             body = {"item_id": out.item_id, "code": out.error.code, "message": out.error.message}
-            logger.warning("transcription failed for an item", extra=body)
+            logger.warning(
+                "transcription failed for an item",
+                extra={"item_id": out.item_id, "error_code": out.error.code,
+                       "error_message": out.error.message},
+            )
             self._emit_error(
                 APIError(f"transcription failed: {out.error.message}", body=body, retryable=True),
                 True,

@@ -17,7 +17,9 @@ from typing import Protocol
 
 from websockets.asyncio.client import ClientConnection, connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.frames import Frame, Opcode
 
+from .log import websockets_logger
 from .protocol.errors import (
     Classified,
     ErrorAction,
@@ -53,6 +55,24 @@ class Connection(Protocol):
 
 ConnectFn = Callable[[str, Mapping[str, str], float], Awaitable[Connection]]
 """``connect(url, headers, open_timeout_s) -> Connection``."""
+
+
+class _ClientConnection(ClientConnection):
+    """Drops TCP ``close_timeout`` seconds after the server's close frame.
+
+    websockets waits for the server to close TCP and only enforces its close deadline when
+    something sends; a server that sends CLOSE but keeps TCP open would stall ``recv()`` until
+    the next keepalive ping. RFC 6455 §7.1.1 lets the client close after the close exchange.
+    """
+
+    def process_event(self, event: object) -> None:
+        super().process_event(event)  # type: ignore[arg-type]
+        if isinstance(event, Frame) and event.opcode is Opcode.CLOSE:
+            self.loop.call_later(self.close_timeout or 2.0, self._abort_if_still_open)
+
+    def _abort_if_still_open(self) -> None:
+        if not self.connection_lost_waiter.done():
+            self.transport.abort()
 
 
 def _closed_error(exc: ConnectionClosed) -> TransportError:
@@ -117,8 +137,10 @@ async def connect(url: str, headers: Mapping[str, str], open_timeout_s: float) -
             max_size=_MAX_MESSAGE_BYTES,
             ping_interval=20,
             ping_timeout=20,
-            close_timeout=2,
+            close_timeout=1,
             user_agent_header="livekit-plugins-openai-stt",
+            create_connection=_ClientConnection,
+            logger=websockets_logger("websockets.client"),
         )
     except InvalidStatus as e:
         status = e.response.status_code

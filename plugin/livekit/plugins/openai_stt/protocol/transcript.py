@@ -170,6 +170,11 @@ class TranscriptAssembler:
         """
         self._session_origin_s = audio_origin_s
         self._commit_spans.clear()
+        # item ids are per server session (a new session may reuse ``item_001``), and no
+        # event of an old socket can arrive on the new one
+        self._done.clear()
+        self._speech_start_s.clear()
+        self._speech_end_s.clear()
         self._committed_until_s = audio_origin_s
         self._items.pop(_OPEN, None)
 
@@ -186,7 +191,6 @@ class TranscriptAssembler:
         lost = [item_id for item_id, item in self._items.items() if item.committed]
         for item_id in lost:
             del self._items[item_id]
-            self._mark_done(item_id)
         return lost
 
     @property

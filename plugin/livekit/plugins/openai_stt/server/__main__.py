@@ -46,11 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="A local server speaking the OpenAI Realtime transcription protocol, offline.",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8000, help="TCP port; 0 picks a free one (default 8000)")
+    p.add_argument("--port", type=int, default=8000,
+                   help="TCP port; 0 picks a free one (default 8000)")
     p.add_argument("--engine", choices=("whisper", "scripted"), default="whisper",
                    help="recognizer: faster-whisper tiny.en, or the instant scripted one")
     p.add_argument("--api-key", default=os.environ.get("OPENAI_STT_SERVER_API_KEY"),
-                   help="only accept this bearer token (default: any; env OPENAI_STT_SERVER_API_KEY)")
+                   help="only accept this bearer token "
+                   "(default: any; env OPENAI_STT_SERVER_API_KEY)")
     p.add_argument("--compat", choices=COMPAT_MODES, default="lenient",
                    help="which server to imitate: lenient (default), openai, gateway")
     p.add_argument("--max-session-s", type=float, default=3600.0,
@@ -60,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--drop-after-audio-ms", type=float, default=None,
                    help="drop a session once it has received this much audio")
     f.add_argument("--drop-mode", choices=("close_1011", "reset"), default="close_1011")
-    f.add_argument("--drop-sessions", type=int, default=1, help="how many sessions to drop (default 1)")
+    f.add_argument("--drop-sessions", type=int, default=1,
+                   help="how many sessions to drop (default 1)")
     f.add_argument("--fail-items", type=_items, default=frozenset(),
                    help="1-based item numbers answered with transcription.failed, e.g. 2,5")
     f.add_argument("--error-code-after-audio-ms", type=_error_code_after, default=None,

