@@ -27,6 +27,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from livekit import rtc
 from livekit.agents import Agent, AgentSession, inference, llm
@@ -180,8 +181,11 @@ async def run_agent_on_file(
             turn_open and time.monotonic() - last_activity < settle_timeout_s
         ):
             await asyncio.sleep(0.05)
+        logger.debug("settled", extra={"turns": len(turns)})
+        t0 = time.monotonic()
     finally:
         await session.aclose()
+    logger.debug("closed", extra={"close_s": time.monotonic() - t0})
     return turns
 
 
@@ -195,7 +199,9 @@ def make_stt(local_base_url: str | None, model: str) -> openai_stt.STT:
 async def main(args: argparse.Namespace) -> int:
     async with contextlib.AsyncExitStack() as stack:
         if os.environ.get("OPENAI_API_KEY") and not args.local:
-            print("Endpoint: OpenAI (OPENAI_API_KEY is set)")
+            base_url = os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
+            host = urlsplit(base_url).hostname  # never the key, nor a query string
+            print(f"Endpoint: {host} (OPENAI_API_KEY is set)")
             recognizer = make_stt(None, args.model)
         else:
             from livekit.plugins.openai_stt.server import LocalRealtimeServer

@@ -299,3 +299,46 @@ async def test_recognize_transcribes_a_whole_buffer(server):
     event = await stt.recognize(frames(1.0, frame_ms=100))
     assert event.type == T.FINAL_TRANSCRIPT
     assert event.alternatives[0].text == "1.00 seconds of audio"
+
+
+async def test_update_options_sends_a_session_update_behind_the_audio_already_pushed():
+    recorder = Recorder()
+    async with LocalRealtimeServer(engine="scripted") as server:
+        stt = openai_stt.STT(base_url=server.base_url, api_key="t", connect=recorder.connect)
+        stream = stt.stream(conn_options=FAST_RETRY)
+        for frame in frames(0.3, sample_rate=24000):  # the wire rate: no resampler delay
+            stream.push_frame(frame)
+        stream.update_options(language="fr", prompt="ignored by this model")
+        for frame in frames(0.3, sample_rate=24000):
+            stream.push_frame(frame)
+        stream.end_input()
+        events = await asyncio.wait_for(collect(stream), 20)
+        await stream.aclose()
+    updates = [i for i, m in enumerate(recorder.sent) if m["type"] == "session.update"]
+    assert len(updates) == 2 and recorder.connects == 1
+    second = recorder.sent[updates[1]]["session"]["audio"]["input"]["transcription"]
+    assert second["language"] == "fr" and "prompt" not in second
+    appends_before = [m for m in recorder.sent[: updates[1]] if m["type"].endswith("append")]
+    assert len(appends_before) == 3  # the first 0.3 s went out before the update
+    assert finals(events) == ["0.60 seconds of audio"]
+    assert [e.alternatives[0].language for e in events if e.type == T.FINAL_TRANSCRIPT] == ["fr"]
+
+
+async def test_a_model_change_reconnects_and_replays_the_open_turn():
+    recorder = Recorder()
+    async with LocalRealtimeServer(engine="scripted") as server:
+        stt = openai_stt.STT(base_url=server.base_url, api_key="t", connect=recorder.connect)
+        stream = stt.stream(conn_options=FAST_RETRY)
+        for frame in frames(0.4):
+            stream.push_frame(frame)
+        stt.update_options(model="gpt-4o-transcribe")
+        for frame in frames(0.2):
+            stream.push_frame(frame)
+        stream.end_input()
+        events = await asyncio.wait_for(collect(stream), 20)
+        await stream.aclose()
+    assert recorder.connects == 2
+    assert finals(events) == ["0.60 seconds of audio"]
+    usage = [e.recognition_usage for e in events if e.type == T.RECOGNITION_USAGE]
+    assert usage[0].input_tokens > 0  # the new model is billed in tokens
+    assert stt.usage.cost_usd and stt.usage.cost_usd > 0

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
@@ -27,9 +28,11 @@ import numpy as np
 from livekit import rtc
 from livekit.agents import APIConnectionError, APIError, APIStatusError, APIConnectOptions, stt
 from livekit.agents import vad as vad_mod
-from livekit.agents.utils import aio
+from livekit.agents.types import NOT_GIVEN, NotGivenOr
+from livekit.agents.utils import aio, is_given
 
 from .log import logger
+from .models import get_model_info
 from .protocol import events as ev
 from .protocol import g711
 from .protocol.errors import Classified, ErrorAction, classify_error_event
@@ -60,6 +63,11 @@ MIN_COMMIT_MS = 100
 
 class _VadCommit:
     """Marker put in the input channel by the VAD task: commit here (single writer)."""
+
+
+class _SessionChange:
+    """Marker put in the input channel by ``update_options``: resend the session config
+    (or reconnect, for a model change) here, behind the audio already queued."""
 
 
 def _api_error(classified: Classified, body: object | None = None) -> APIError:
@@ -127,6 +135,7 @@ class SpeechStream(stt.RecognizeStream):
         self._vad = vad
         self._vad_stream: vad_mod.VADStream | None = None
         self._vad_task: asyncio.Task[None] | None = None
+        self._reconnect_requested = False
 
     # -- public ---------------------------------------------------------------------------
 
@@ -164,7 +173,14 @@ class SpeechStream(stt.RecognizeStream):
             self._vad_stream = self._vad.stream()
             self._vad_task = asyncio.create_task(self._vad_loop(), name="openai_stt.vad")
 
-        conn = await self._open()
+        while await self._run_session(await self._open()):
+            logger.info("reconnecting for new session options", extra={"model": self._opts.model})
+        if self._vad_task is not None:  # let the VAD report the last end of speech
+            await asyncio.wait({self._vad_task}, timeout=1.0)
+        await self._close_vad()
+
+    async def _run_session(self, conn: Connection) -> bool:
+        """Run one socket until input ends (False) or a model change needs a new one (True)."""
         writer = asyncio.create_task(self._write_loop(conn), name="openai_stt.writer")
         reader = asyncio.create_task(self._read_loop(conn), name="openai_stt.reader")
         try:
@@ -172,13 +188,47 @@ class SpeechStream(stt.RecognizeStream):
             if reader in done:
                 reader.result()  # raises the failure
                 raise _api_error(Classified(ErrorAction.RETRY, "server ended the session"))
-            writer.result()
+            return writer.result()
         finally:
             await aio.cancel_and_wait(writer, reader)
             await conn.aclose()
-        if self._vad_task is not None:  # let the VAD report the last end of speech
-            await asyncio.wait({self._vad_task}, timeout=1.0)
-        await self._close_vad()
+
+    def update_options(
+        self,
+        *,
+        model: NotGivenOr[str] = NOT_GIVEN,
+        language: NotGivenOr[str | None] = NOT_GIVEN,
+        prompt: NotGivenOr[str | None] = NOT_GIVEN,
+        delay: NotGivenOr[str | None] = NOT_GIVEN,
+        noise_reduction: NotGivenOr[str | None] = NOT_GIVEN,
+        turn_detection: NotGivenOr[dict[str, Any] | None] = NOT_GIVEN,
+    ) -> None:
+        """Change options of the open stream.
+
+        Sent as a ``session.update`` by the single writer, behind audio already pushed
+        (PROTOCOL.md §2: a field left out keeps its value). A model change reconnects: the
+        audio of unfinished turns is replayed to the new session, so no word is lost.
+        """
+        changes = {
+            name: value
+            for name, value in (
+                ("model", model),
+                ("language", language),
+                ("prompt", prompt),
+                ("delay", delay),
+                ("noise_reduction", noise_reduction),
+                ("turn_detection", turn_detection),
+            )
+            if is_given(value)
+        }
+        if not changes:
+            return
+        if "model" in changes and changes["model"] != self._opts.model:
+            self._reconnect_requested = True
+        self._opts = dataclasses.replace(self._opts, **changes)
+        self._assembler.language = self._opts.language
+        if not self._input_ch.closed:
+            self._input_ch.send_nowait(_SessionChange())  # type: ignore[arg-type]
 
     async def _open(self) -> Connection:
         opts = self._opts
@@ -194,17 +244,19 @@ class SpeechStream(stt.RecognizeStream):
             "connected",
             extra={"url": redact_url(url), "model": opts.model, "session": self._sessions},
         )
-        update = build_session_update(
-            opts.session_config(), self._stt_impl.model_info, opts.dialect
-        )
-        self._stt_impl._warn_dropped(update.dropped)
         try:
-            await conn.send(ev.dumps_event(update.payload))
+            await self._send_session_update(conn)
             await self._replay(conn)
         except TransportError as e:
             await conn.aclose()
             raise _api_error(e.classified) from None
         return conn
+
+    async def _send_session_update(self, conn: Connection) -> None:
+        opts = self._opts
+        update = build_session_update(opts.session_config(), get_model_info(opts.model), opts.dialect)
+        self._stt_impl._warn_dropped(update.dropped, opts.model)
+        await conn.send(ev.dumps_event(update.payload))
 
     async def _replay(self, conn: Connection) -> None:
         """After a reconnect, resend every unfinalised turn's audio and its commits."""
@@ -268,7 +320,8 @@ class SpeechStream(stt.RecognizeStream):
         self._assembler.commit_sent(self._appended / self._rate)
         self._update_drained()
 
-    async def _write_loop(self, conn: Connection) -> None:
+    async def _write_loop(self, conn: Connection) -> bool:
+        """The single writer. Returns True when a model change needs a new socket."""
         # audio that arrived while disconnected is in the channel already; replay is done
         async for item in self._input_ch:
             if isinstance(item, rtc.AudioFrame):
@@ -276,6 +329,12 @@ class SpeechStream(stt.RecognizeStream):
                 if self._vad_stream is not None:
                     self._vad_stream.push_frame(item)
                 await self._send_audio(conn, upto=self._appended, min_bytes=self._chunk_bytes)
+            elif isinstance(item, _SessionChange):
+                if self._reconnect_requested:
+                    self._reconnect_requested = False
+                    await self._send_audio(conn, upto=self._appended)
+                    return True
+                await self._send_session_update(conn)
             else:  # a flush from the framework, or the VAD's end of speech
                 await self._commit(conn)
         await self._commit(conn)  # end_input() flushed already; a no-op unless the VAD raced
@@ -292,6 +351,7 @@ class SpeechStream(stt.RecognizeStream):
                     "finals still pending at the end of input; closing",
                     extra={"pending": self._assembler.pending_items, "timeout_s": timeout},
                 )
+        return False
 
     # -- reader ----------------------------------------------------------------------------
 
@@ -393,8 +453,9 @@ class SpeechStream(stt.RecognizeStream):
             )
             self._trim_ledger()
         elif isinstance(out, UsageOut):
-            self._usage.add_item(out)
-            self._stt_impl.usage.add_item(out)
+            model = get_model_info(self._opts.model)
+            self._usage.add_item(out, model)
+            self._stt_impl.usage.add_item(out, model)
             self._send_event(
                 stt.SpeechEvent(
                     type=T.RECOGNITION_USAGE,

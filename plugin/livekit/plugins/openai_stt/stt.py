@@ -201,7 +201,7 @@ class STT(stt.STT):
         self._connect = connect or transport.connect
         self._usage = UsageSummary(model=self.model_info)
         self._streams: weakref.WeakSet[Any] = weakref.WeakSet()
-        self._warned_dropped: set[str] = set()
+        self._warned_dropped: set[tuple[str, str]] = set()
 
     @classmethod
     def with_azure(
@@ -277,13 +277,14 @@ class STT(stt.STT):
             self._api_key, base_url=self._opts.base_url, extra_headers=self._opts.extra_headers
         )
 
-    def _warn_dropped(self, dropped: Sequence[str]) -> None:
+    def _warn_dropped(self, dropped: Sequence[str], model: str) -> None:
+        """Warn once per (option, model) that the model does not take the option."""
         for option in dropped:
-            if option not in self._warned_dropped:
-                self._warned_dropped.add(option)
+            if (option, model) not in self._warned_dropped:
+                self._warned_dropped.add((option, model))
                 logger.warning(
                     "option not supported by the model; not sent",
-                    extra={"option": option, "model": self._opts.model},
+                    extra={"option": option, "model": model},
                 )
 
     # -- LiveKit API ------------------------------------------------------------------------
@@ -305,6 +306,38 @@ class STT(stt.STT):
         stream = SpeechStream(stt=self, opts=opts, conn_options=conn_options, vad=self._vad)
         self._streams.add(stream)
         return stream
+
+    def update_options(
+        self,
+        *,
+        model: NotGivenOr[str] = NOT_GIVEN,
+        language: NotGivenOr[str | None] = NOT_GIVEN,
+        prompt: NotGivenOr[str | None] = NOT_GIVEN,
+        delay: NotGivenOr[str | None] = NOT_GIVEN,
+        noise_reduction: NotGivenOr[str | None] = NOT_GIVEN,
+        turn_detection: NotGivenOr[Mapping[str, Any] | None] = NOT_GIVEN,
+    ) -> None:
+        """Change options for new streams and every open one (see
+        :meth:`SpeechStream.update_options`; a model change reconnects open streams)."""
+        changes: dict[str, Any] = {
+            name: value
+            for name, value in (
+                ("model", model),
+                ("language", language),
+                ("prompt", prompt),
+                ("delay", delay),
+                ("noise_reduction", noise_reduction),
+                ("turn_detection", turn_detection),
+            )
+            if is_given(value)
+        }
+        if "turn_detection" in changes and changes["turn_detection"] is not None:
+            changes["turn_detection"] = dict(changes["turn_detection"])
+        if "language" in changes:
+            changes["language"] = changes["language"] or None
+        self._opts = dataclasses.replace(self._opts, **changes)
+        for stream in list(self._streams):
+            stream.update_options(**changes)
 
     async def _recognize_impl(
         self,

@@ -26,10 +26,13 @@ class UsageSummary:
             client's committed seconds for that item.
         input_tokens, output_tokens, audio_input_tokens, text_input_tokens: token usage.
         items: completed items counted.
-        model: the registry entry used for :attr:`cost_usd`.
+        model: the registry entry used for items added without one of their own.
+        cost_usd: estimated cost in USD, summed per item with the model in force for that
+            item; ``None`` when some item's model has no known price.
     """
 
     model: ModelInfo
+    cost_usd: float | None = 0.0
     audio_seconds_sent: float = 0.0
     audio_seconds_committed: float = 0.0
     billed_seconds: float = 0.0
@@ -39,13 +42,20 @@ class UsageSummary:
     text_input_tokens: int = 0
     items: int = 0
 
-    def add_item(self, usage: UsageOut) -> None:
-        """Count one completed item."""
+    def add_item(self, usage: UsageOut, model: ModelInfo | None = None) -> None:
+        """Count one completed item, priced with ``model`` (default: :attr:`model`)."""
+        billed = usage.billed_seconds if usage.billed_seconds is not None else usage.audio_seconds
+        item_cost = estimate_cost_usd(
+            model or self.model,
+            audio_seconds=billed,
+            audio_input_tokens=usage.audio_input_tokens,
+            text_input_tokens=usage.text_input_tokens,
+            output_tokens=usage.output_tokens,
+        )
+        self.cost_usd = None if item_cost is None or self.cost_usd is None else self.cost_usd + item_cost
         self.items += 1
         self.audio_seconds_committed += usage.audio_seconds
-        self.billed_seconds += (
-            usage.billed_seconds if usage.billed_seconds is not None else usage.audio_seconds
-        )
+        self.billed_seconds += billed
         self.input_tokens += usage.input_tokens
         self.output_tokens += usage.output_tokens
         self.audio_input_tokens += usage.audio_input_tokens
@@ -61,14 +71,7 @@ class UsageSummary:
         self.audio_input_tokens += other.audio_input_tokens
         self.text_input_tokens += other.text_input_tokens
         self.items += other.items
-
-    @property
-    def cost_usd(self) -> float | None:
-        """Estimated cost in USD, or ``None`` when the model's price is unknown."""
-        return estimate_cost_usd(
-            self.model,
-            audio_seconds=self.billed_seconds,
-            audio_input_tokens=self.audio_input_tokens,
-            text_input_tokens=self.text_input_tokens,
-            output_tokens=self.output_tokens,
-        )
+        if self.cost_usd is None or other.cost_usd is None:
+            self.cost_usd = None
+        else:
+            self.cost_usd += other.cost_usd
