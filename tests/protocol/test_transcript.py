@@ -430,11 +430,13 @@ def test_abandon_unfinished_forgets_items_and_returns_ids():
     assert asm.abandon_unfinished() == ["item_1", "item_3"]
     assert asm.unfinished_item_ids() == []
     assert asm.abandon_unfinished() == []
-    # their finals can no longer arrive; if they do they are dropped
-    assert asm.receive(completed("item_1", "one")) == []
-    assert asm.receive(delta("item_3", "x")) == []
+    assert asm.pending_items == 1  # the unacknowledged commit, forgotten by begin_session
     asm.begin_session(0.0)
     assert asm.pending_items == 0
+    assert asm.retain_from_s == 0.0
+    # the forgotten items' text is gone: a new session's item of the same id starts empty
+    client_committed(asm, "item_3", 1.0)
+    assert asm.receive(failed("item_3")) == [FailureOut("item_3", ERR, "", 0.0, 1.0)]
 
 
 def test_reconnect_replay_maps_new_items_onto_the_stream_clock():
@@ -459,7 +461,8 @@ def test_reconnect_replay_maps_new_items_onto_the_stream_clock():
         FinalOut("new_a", "two", 1.0, 2.0, "en", None),
         UsageOut("new_a", 1.0),
     ]
-    assert asm.receive(completed("item_2", "late from the dead socket")) == []
+    assert asm.unfinished_item_ids() == ["new_b"]
+    assert asm.retain_from_s == 2.0
 
 
 def test_begin_session_forgets_the_open_buffer_text():
@@ -469,14 +472,8 @@ def test_begin_session_forgets_the_open_buffer_text():
     assert asm.receive(delta(None, "fresh")) == [InterimOut("", "fresh")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: begin_session() keeps the done-ids of the previous session, so a server that "
-    "numbers items per session (the local server: item_001, item_002, ... restarting on every "
-    "connection) has the new session's items dropped as 'late': no CommittedOut, no final, and "
-    "the unpopped commit span keeps pending_items > 0 forever",
-)
 def test_item_ids_reused_by_a_new_session_are_not_dropped_as_late():
+    # the local server numbers items per session: item_001, item_002, ... on every connection
     asm = TranscriptAssembler("en")
     asm.begin_session(0.0)
     client_committed(asm, "item_001", 1.0)
@@ -514,3 +511,15 @@ def test_events_without_transcript_give_no_output_and_change_nothing(event):
     assert asm.receive(event) == []
     assert asm.unfinished_item_ids() == ["item_1"]
     assert asm.pending_items == 1
+
+
+def test_speech_offsets_of_an_old_session_do_not_leak_into_a_reused_item_id():
+    asm = TranscriptAssembler()
+    asm.begin_session(0.0)
+    asm.receive(started("item_001", 1000))
+    asm.receive(stopped("item_001", 3000))  # the socket dies before the commit
+    asm.begin_session(5.0)
+    client_committed(asm, "item_001", 6.0)
+    [final, usage] = asm.receive(completed("item_001", "x"))
+    assert (final.audio_start_s, final.audio_end_s) == (5.0, 6.0)
+    assert usage == UsageOut("item_001", 1.0)

@@ -373,3 +373,18 @@ def test_cli_fault_flags_build_the_faults() -> None:
         fail_items=frozenset({2, 5}), error_code_after_audio_ms=("rate_limit_exceeded", 800.0),
         completed_delay_ms=50, reject_handshake_status=429, reject_handshakes=3,
     )
+
+
+async def test_a_drop_finishes_the_close_handshake_at_once_despite_unread_client_messages() -> None:
+    async with LocalRealtimeServer(engine="scripted",
+                                   faults=Faults(drop_after_audio_ms=300)) as srv:
+        async with connect(ws_url(srv), additional_headers=AUTH, close_timeout=5) as ws:
+            await recv(ws)
+            for _ in range(40):  # far more than the server's receive queue holds
+                await ws.send(append_event(pcm(100)))
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            exc = await closed(ws)
+            await ws.wait_closed()
+            assert loop.time() - started < 2.0
+    assert exc.rcvd is not None and exc.rcvd.code == 1011

@@ -259,9 +259,24 @@ class LocalRealtimeServer:
             if actions.close.abort:
                 conn.transport.abort()
             else:
-                await conn.close(actions.close.code, actions.close.reason)
+                # Keep reading while closing: unread client messages would otherwise fill the
+                # receive queue, pause reading and hide the client's close frame until timeout.
+                drain = asyncio.create_task(self._drain(conn))
+                try:
+                    await conn.close(actions.close.code, actions.close.reason)
+                finally:
+                    drain.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await drain
             return False
         return True
+
+    @staticmethod
+    async def _drain(conn: ServerConnection) -> None:
+        """Discard incoming messages until the connection is closed."""
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                await conn.recv()
 
     async def _run_jobs(self, conn: ServerConnection, session: ServerSession,
                         jobs: asyncio.Queue[TranscriptionJob]) -> None:
