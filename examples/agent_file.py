@@ -40,8 +40,6 @@ from livekit.plugins.openai_stt.evaluation import read_wav, wav_frames
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_AUDIO = PROJECT_ROOT.parent / "shared" / "audio" / "jfk.wav"
 
-logger = logging.getLogger("agent_file")
-
 
 class WavAudioInput(io.AudioInput):
     """A WAV file as an ``AgentSession`` audio input ("microphone").
@@ -181,11 +179,8 @@ async def run_agent_on_file(
             turn_open and time.monotonic() - last_activity < settle_timeout_s
         ):
             await asyncio.sleep(0.05)
-        logger.debug("settled", extra={"turns": len(turns)})
-        t0 = time.monotonic()
     finally:
         await session.aclose()
-    logger.debug("closed", extra={"close_s": time.monotonic() - t0})
     return turns
 
 

@@ -54,8 +54,6 @@ DEFAULT_AUDIO = PROJECT_ROOT.parent / "shared" / "audio" / "two_cities.wav"
 FRAME_MS = 10
 END_TIMEOUT_S = 60.0  # after the last frame, how long the stream may take to finish
 
-logger = logging.getLogger("transcribe_file")
-
 
 @dataclass
 class Pacer:
@@ -176,20 +174,20 @@ async def transcribe(args: argparse.Namespace) -> int:
         if not local:
             base_url = os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
             out(f"Endpoint: {host_of(base_url)} (OPENAI_API_KEY is set)")
-            model = make_stt(None, args.model, args.language)
+            recognizer = make_stt(None, args.model, args.language)
         else:
             from livekit.plugins.openai_stt.server import LocalRealtimeServer
 
-            out("Endpoint: starting the embedded local server (faster-whisper)...")
+            out("Starting the embedded local server (faster-whisper)...")
             server = await stack.enter_async_context(
                 LocalRealtimeServer(engine="whisper", port=0)
             )
             reason = "--local" if args.local else "OPENAI_API_KEY is not set"
             out(f"Endpoint: local server at {server.base_url} ({reason})")
-            model = make_stt(server.base_url, args.model, args.language)
-        stack.push_async_callback(model.aclose)
+            recognizer = make_stt(server.base_url, args.model, args.language)
+        stack.push_async_callback(recognizer.aclose)
 
-        stream = model.stream()
+        stream = recognizer.stream()
         stack.push_async_callback(stream.aclose)
         pacer = Pacer(path, args.speed)
         latency = LatencyTracker()
@@ -224,7 +222,7 @@ async def transcribe(args: argparse.Namespace) -> int:
             finally:
                 pusher.cancel()
 
-        usage = model.usage
+        usage = recognizer.usage
 
     transcript = " ".join(finals)
     out("")
@@ -258,8 +256,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description="Stream a WAV file in real time through livekit-plugins-openai-stt."
     )
     parser.add_argument(
-        "audio", nargs="?", type=Path, default=DEFAULT_AUDIO,
-        help=f"a WAV file (default: {DEFAULT_AUDIO})",
+        "audio", nargs="?", type=Path, default=DEFAULT_AUDIO, help="WAV file (default: %(default)s)"
     )
     parser.add_argument(
         "--speed", type=float, default=1.0, help="playback speed: 2 = twice real time"
@@ -280,7 +277,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    sys.exit(asyncio.run(transcribe(parse_args())))
+    args = parse_args()
+    try:
+        sys.exit(asyncio.run(transcribe(args)))
+    except KeyboardInterrupt:
+        sys.exit(130)
 
 
 if __name__ == "__main__":

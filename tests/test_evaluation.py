@@ -23,7 +23,7 @@ from livekit.plugins.openai_stt.evaluation import (
         # case and punctuation
         ("Hello, World!", "hello world"),
         ("And so, my fellow Americans,", "and so my fellow americans"),
-        ("we were all going direct the other way - in short", "we were all going direct the other way in short"),
+        ("the other way - in short", "the other way in short"),
         ("the worst \u2014 of times\u2026", "the worst of times"),
         ('"Quoted" \u201ctext\u201d', "quoted text"),
         ("don't won\u2019t", "dont wont"),

@@ -114,21 +114,61 @@ def test_audio_seconds_sent_do_not_count_as_billed():
     assert summary.audio_seconds_sent == 120.0
 
 
+def _totals(summary: UsageSummary) -> dict:
+    out = dataclasses.asdict(summary)
+    del out["model"], out["cost_usd"]
+    return out
+
+
 def test_merge_adds_every_total():
     a = UsageSummary(G4O, audio_seconds_sent=3.0)
     a.add_item(UsageOut("a", 2.0, input_tokens=10, output_tokens=2, audio_input_tokens=8,
                         text_input_tokens=2, billed_seconds=2.5))
     b = UsageSummary(G4O, audio_seconds_sent=5.0)
     b.add_item(UsageOut("b", 4.0, input_tokens=20, output_tokens=3, audio_input_tokens=20))
-    b.add_item(UsageOut("c", 1.0))
+    b.add_item(UsageOut("c", 1.0, input_tokens=4, audio_input_tokens=4))
     b_before = dataclasses.replace(b)
     a.merge(b)
-    assert dataclasses.asdict(a) == dataclasses.asdict(UsageSummary(
-        G4O, audio_seconds_sent=8.0, audio_seconds_committed=7.0, billed_seconds=8.5,
-        input_tokens=30, output_tokens=5, audio_input_tokens=28, text_input_tokens=2, items=3,
-    ))
+    assert _totals(a) == {
+        "audio_seconds_sent": 8.0, "audio_seconds_committed": 7.0, "billed_seconds": 7.5,
+        "input_tokens": 34, "output_tokens": 5, "audio_input_tokens": 32,
+        "text_input_tokens": 2, "items": 3,
+    }
     assert b == b_before  # the merged-in summary is not changed
-    assert a.cost_usd == pytest.approx((28 * 6.00 + 2 * 2.50 + 5 * 10.00) / 1e6)
+    assert a.cost_usd == pytest.approx((32 * 6.00 + 2 * 2.50 + 5 * 10.00) / 1e6)
+
+
+@pytest.mark.parametrize("unknown_side", ["self", "other"])
+def test_merge_with_an_unknown_cost_is_unknown(unknown_side):
+    known = UsageSummary(GRW)
+    known.add_item(UsageOut("a", 60.0))
+    unknown = UsageSummary(UNKNOWN)
+    unknown.add_item(UsageOut("b", 60.0))
+    target, other = (unknown, known) if unknown_side == "self" else (known, unknown)
+    target.merge(other)
+    assert target.cost_usd is None
+    assert target.billed_seconds == 120.0
+
+
+def test_each_item_is_priced_with_its_own_model():
+    summary = UsageSummary(GRW)
+    summary.add_item(UsageOut("a", 60.0))  # the summary's model: $0.017
+    summary.add_item(UsageOut("b", 60.0), GT)  # switched model: $0.0045
+    assert summary.cost_usd == pytest.approx(0.017 + 0.0045)
+    summary.add_item(UsageOut("c", 1.0), UNKNOWN)
+    assert summary.cost_usd is None
+    summary.add_item(UsageOut("d", 60.0))
+    assert summary.cost_usd is None  # stays unknown
+    assert summary.items == 4
+
+
+def test_token_model_item_without_token_counts_makes_the_cost_unknown():
+    summary = UsageSummary(G4O)
+    summary.add_item(UsageOut("a", 2.0, input_tokens=120, output_tokens=5,
+                              audio_input_tokens=120))
+    assert summary.cost_usd == pytest.approx((120 * 6.00 + 5 * 10.00) / 1e6)
+    summary.add_item(UsageOut("b", 1.0))  # the server reported no usage for this item
+    assert summary.cost_usd is None
 
 
 def test_summary_from_assembler_usage_outputs():
