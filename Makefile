@@ -18,11 +18,19 @@ $(VENV)/.dev-installed: pyproject.toml | $(VENV)/bin/python
 	$(PY) -m pip install --quiet -e ".[local,dev]"
 	touch $@ $(VENV)/.local-installed
 
+$(VENV)/.bench-installed: pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -e ".[local,bench]"
+	touch $@ $(VENV)/.local-installed
+
 demo: $(VENV)/.local-installed
 	$(PY) examples/transcribe_file.py
 
 test: $(VENV)/.dev-installed
 	$(PY) -m pytest -q
+
+# Side by side with livekit-plugins-openai; writes BENCHMARKS.md (a few minutes).
+bench: $(VENV)/.bench-installed
+	$(PY) benchmarks/run.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -30,7 +30,16 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from livekit import rtc
-from livekit.agents import Agent, AgentSession, inference, llm
+from livekit.agents import (
+    APIError,
+    Agent,
+    AgentSession,
+    CloseEvent,
+    UserInputTranscribedEvent,
+    UserStateChangedEvent,
+    inference,
+    llm,
+)
 from livekit.agents.stt import STT
 from livekit.agents.vad import VAD
 from livekit.agents.voice import io
@@ -136,10 +145,15 @@ async def run_agent_on_file(
 
     Returns:
         The text of each completed user turn, in order (empty turns left out).
+
+    Raises:
+        livekit.agents.APIError: when the STT fails for good and the session closes (e.g. a
+            rejected key); a retryable failure is retried by the framework first.
     """
     turns: list[str] = []
     last_activity = time.monotonic()
     turn_open = False  # speech or text was heard that no committed turn has covered yet
+    close_error: list[BaseException] = []
 
     def turn_completed(text: str) -> None:
         nonlocal last_activity, turn_open
@@ -157,30 +171,41 @@ async def run_agent_on_file(
     )
 
     @session.on("user_state_changed")
-    def _on_user_state(ev: object) -> None:
+    def _on_user_state(ev: UserStateChangedEvent) -> None:
         nonlocal last_activity, turn_open
         last_activity = time.monotonic()
-        if getattr(ev, "new_state", None) == "speaking":
+        if ev.new_state == "speaking":
             turn_open = True
 
     @session.on("user_input_transcribed")
-    def _on_transcribed(ev: object) -> None:
+    def _on_transcribed(ev: UserInputTranscribedEvent) -> None:
         nonlocal last_activity, turn_open
         last_activity = time.monotonic()
-        if getattr(ev, "transcript", "").strip():
+        if ev.transcript.strip():
             turn_open = True
+
+    @session.on("close")
+    def _on_close(ev: CloseEvent) -> None:  # e.g. the STT failed for good (bad key)
+        if ev.error is not None:
+            close_error.append(ev.error.error)
+
+    def settled() -> bool:
+        if close_error:
+            return True
+        if not audio.done.is_set() or session.user_state == "speaking":
+            return False
+        return not turn_open or time.monotonic() - last_activity >= settle_timeout_s
 
     audio = WavAudioInput(path, speed=speed, trailing_silence_s=trailing_silence_s)
     session.input.audio = audio
     await session.start(ListeningAgent(turn_completed), record=False)
     try:
-        await audio.done.wait()
-        while session.user_state == "speaking" or (
-            turn_open and time.monotonic() - last_activity < settle_timeout_s
-        ):
+        while not settled():
             await asyncio.sleep(0.05)
     finally:
         await session.aclose()
+    if close_error:
+        raise close_error[0]
     return turns
 
 
@@ -207,12 +232,16 @@ async def main(args: argparse.Namespace) -> int:
         stack.push_async_callback(recognizer.aclose)
 
         print(f"Playing {args.audio} into an AgentSession at {args.speed:g}x real time")
-        turns = await run_agent_on_file(
-            args.audio,
-            recognizer,
-            speed=args.speed,
-            on_turn=lambda text: print(f"user: {text}", flush=True),
-        )
+        try:
+            turns = await run_agent_on_file(
+                args.audio,
+                recognizer,
+                speed=args.speed,
+                on_turn=lambda text: print(f"user: {text}", flush=True),
+            )
+        except APIError as e:
+            print(f"Error: {type(e).__name__}: {e}", file=sys.stderr)
+            return 1
     print(f"{len(turns)} user turn(s).")
     return 0
 

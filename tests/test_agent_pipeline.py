@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from livekit.agents import inference
+from livekit.agents import APIStatusError, inference
 from livekit.plugins import openai_stt
 from livekit.plugins.openai_stt.evaluation import load_reference, word_error_rate
 from livekit.plugins.openai_stt.server import LocalRealtimeServer, ScriptedEngine
@@ -74,6 +74,20 @@ async def test_agent_session_turns_end_and_carry_the_final_transcripts(audio_dir
     # the items cover the speech (11 s clip), and no item is an empty commit
     assert all(d >= 0.1 for d in durations)
     assert 5.0 < sum(durations) <= 11.0 + 1.5 + 0.1
+
+
+async def test_a_rejected_key_ends_the_run_with_the_api_error(audio_dir: Path) -> None:
+    async with LocalRealtimeServer(engine=ScriptedEngine(), api_key="right-key") as server:
+        stt = openai_stt.STT(base_url=server.base_url, api_key="wrong-key")
+        try:
+            with pytest.raises(APIStatusError) as info:
+                await asyncio.wait_for(
+                    run_agent_on_file(audio_dir / "goforward.wav", stt, speed=4.0), timeout=60
+                )
+        finally:
+            await stt.aclose()
+    assert info.value.status_code == 401
+    assert "wrong-key" not in str(info.value)
 
 
 @pytest.mark.slow

@@ -279,13 +279,7 @@ def test_unknown_audio_format_raises_value_error_in_beta_dialects(dialect, audio
         )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=KeyError,
-    reason="BUG: build_session_update(dialect='ga') looks the format up in _GA_FORMATS without "
-    "validating it, so an unknown audio_format raises KeyError instead of the documented ValueError",
-)
-@pytest.mark.parametrize("audio_format", ["opus", "pcm24"])
+@pytest.mark.parametrize("audio_format", ["opus", "pcm24", ""])
 def test_unknown_audio_format_raises_value_error_in_ga(audio_format):
     with pytest.raises(ValueError, match="audio_format"):
         build_session_update(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import urllib.request
 from collections.abc import AsyncIterator
 from typing import Any
@@ -388,3 +389,18 @@ async def test_a_drop_finishes_the_close_handshake_at_once_despite_unread_client
             await ws.wait_closed()
             assert loop.time() - started < 2.0
     assert exc.rcvd is not None and exc.rcvd.code == 1011
+
+
+async def test_the_api_key_never_appears_in_server_logs(caplog: pytest.LogCaptureFixture) -> None:
+    secret = "sk-local-DO-NOT-LOG-42"
+    caplog.set_level(logging.DEBUG)
+    async with LocalRealtimeServer(engine="scripted", api_key=secret) as srv:
+        headers = {"Authorization": f"Bearer {secret}"}
+        async with connect(ws_url(srv), additional_headers=headers) as ws:
+            await recv(ws)
+        with pytest.raises(InvalidStatus):
+            async with connect(ws_url(srv), additional_headers={"api-key": secret + "x"}):
+                pass
+    server_records = [r for r in caplog.records if "client" not in r.name]
+    assert server_records
+    assert not [r for r in server_records if secret in f"{r.getMessage()} {r.__dict__}"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, Union
 
@@ -321,6 +322,28 @@ def _opt(obj: dict[str, Any], key: str, kind: type | tuple[type, ...], etype: st
     return value
 
 
+_MAX_COUNT = 2**53  # larger "numbers" are not counts or milliseconds a server means
+
+
+def _number(value: Any, key: str, etype: str) -> float:
+    """A finite JSON number of sane size, else :class:`EventParseError` naming ``key``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise EventParseError(
+            f"server event {etype!r} has field {key!r} of the wrong type", event_type=etype, field=key
+        )
+    if isinstance(value, int):
+        if abs(value) > _MAX_COUNT:
+            raise EventParseError(
+                f"server event {etype!r} has field {key!r} out of range", event_type=etype, field=key
+            )
+        return float(value)
+    if not math.isfinite(value) or abs(value) > _MAX_COUNT:
+        raise EventParseError(
+            f"server event {etype!r} has field {key!r} out of range", event_type=etype, field=key
+        )
+    return value
+
+
 def _error_info(raw: Any, etype: str) -> ErrorInfo:
     if isinstance(raw, str):  # vLLM sends a plain string (PROTOCOL.md §7)
         return ErrorInfo(type="error", message=raw)
@@ -349,19 +372,22 @@ def _logprobs(raw: Any) -> tuple[LogProb, ...] | None:
     for entry in raw:
         if isinstance(entry, dict):
             lp = entry.get("logprob")
-            if isinstance(lp, (int, float)) and not isinstance(lp, bool):
-                out.append(LogProb(token=str(entry.get("token", "")), logprob=float(lp)))
+            if type(lp) is int:  # a JSON integer may be too large for a float
+                lp = float(max(lp, -(10**9)))
+            if isinstance(lp, float) and math.isfinite(lp):
+                out.append(LogProb(token=str(entry.get("token", "")), logprob=lp))
     return tuple(out)
 
 
-def _usage(raw: Any) -> Usage | None:
+def _usage(raw: Any, etype: str) -> Usage | None:
     if not isinstance(raw, dict):
         return None
 
     def num(key: str, src: dict[str, Any] = raw) -> float:
         value = src.get(key)
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        return float(value) if ok else 0.0
+        if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+            return 0.0
+        return _number(value, f"usage.{key}", etype)
 
     if raw.get("type") == "duration" or ("seconds" in raw and "input_tokens" not in raw):
         return DurationUsage(seconds=num("seconds"))
@@ -417,7 +443,7 @@ def parse(text: str | bytes) -> ServerEvent:
     """
     try:
         obj = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as e:
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
         raise EventParseError("server message is not valid JSON") from e
     if not isinstance(obj, dict):
         raise EventParseError("server message is not a JSON object")
@@ -437,13 +463,13 @@ def parse(text: str | bytes) -> ServerEvent:
     if etype == "input_audio_buffer.speech_started":
         return SpeechStarted(
             item_id=_req(obj, "item_id", str, etype),
-            audio_start_ms=int(_req(obj, "audio_start_ms", (int, float), etype)),
+            audio_start_ms=int(_number(obj.get("audio_start_ms"), "audio_start_ms", etype)),
             event_id=event_id,
         )
     if etype == "input_audio_buffer.speech_stopped":
         return SpeechStopped(
             item_id=_req(obj, "item_id", str, etype),
-            audio_end_ms=int(_req(obj, "audio_end_ms", (int, float), etype)),
+            audio_end_ms=int(_number(obj.get("audio_end_ms"), "audio_end_ms", etype)),
             event_id=event_id,
         )
     if etype == "input_audio_buffer.committed":
@@ -478,7 +504,7 @@ def parse(text: str | bytes) -> ServerEvent:
             content_index=int(_opt(obj, "content_index", int, etype) or 0),
             logprobs=_logprobs(obj.get("logprobs")),
             languages=_languages(obj.get("languages")),
-            usage=_usage(obj.get("usage")),
+            usage=_usage(obj.get("usage"), etype),
             event_id=event_id,
         )
     if etype == "conversation.item.input_audio_transcription.failed":
@@ -494,8 +520,8 @@ def parse(text: str | bytes) -> ServerEvent:
             id=str(obj.get("id") or ""),
             text=_req(obj, "text", str, etype),
             speaker=_opt(obj, "speaker", str, etype),
-            start=float(_opt(obj, "start", (int, float), etype) or 0.0),
-            end=float(_opt(obj, "end", (int, float), etype) or 0.0),
+            start=_number(_opt(obj, "start", (int, float), etype) or 0.0, "start", etype),
+            end=_number(_opt(obj, "end", (int, float), etype) or 0.0, "end", etype),
             event_id=event_id,
         )
     if etype == "input_audio_buffer.partial_transcription":

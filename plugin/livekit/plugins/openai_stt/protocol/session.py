@@ -140,6 +140,7 @@ def build_session_update(
     Raises:
         ValueError: an unknown dialect or audio format.
     """
+    wire_sample_rate_hz(config.audio_format)  # ValueError for an unknown format, any dialect
     dropped: list[str] = []
     transcription = _transcription(config, model, dropped)
     turn_detection = None
@@ -163,7 +164,6 @@ def build_session_update(
             session["include"] = include
         payload = {"type": "session.update", "session": session}
     elif dialect in ("beta", "speaches"):
-        wire_sample_rate_hz(config.audio_format)  # validates
         session = {
             "input_audio_format": config.audio_format,
             "input_audio_transcription": transcription,

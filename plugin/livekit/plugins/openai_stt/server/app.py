@@ -20,6 +20,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from ..log import websockets_logger
 from .engines import Engine, ScriptedEngine, WhisperEngine, wire_to_float32
 from .session import (
     COMPAT_MODES,
@@ -139,6 +140,8 @@ class LocalRealtimeServer:
             self._requested_port,
             process_request=self._process_request,
             max_size=MAX_MESSAGE_BYTES,
+            # websockets logs every handshake header at DEBUG: mask credentials.
+            logger=websockets_logger("server.websockets"),
         )
         self._port = self._server.sockets[0].getsockname()[1]
         logger.info("local realtime server listening",
