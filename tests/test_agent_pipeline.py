@@ -39,7 +39,7 @@ async def test_wav_audio_input_paces_the_file_then_silence_then_stops(audio_dir:
     assert total == pytest.approx(2.79 + 0.5, abs=0.02)  # the clip, then 0.5 s of silence
     assert audio.done.is_set()
     assert audio.audio_pos == pytest.approx(total)
-    assert elapsed == pytest.approx(total / speed, abs=0.1)  # paced, not dumped
+    assert total / speed - 0.01 <= elapsed < total / speed + 0.25  # paced, not dumped
     silence = frames[-50:]  # the last 0.5 s, in 10 ms frames
     assert all(not any(f.data) for f in silence)
     assert all(f.num_channels == 1 and f.sample_rate == 16_000 for f in frames)
@@ -56,7 +56,7 @@ async def test_agent_session_turns_end_and_carry_the_final_transcripts(audio_dir
                     audio_dir / "jfk.wav",
                     stt,
                     vad=inference.VAD(model="silero"),
-                    speed=4.0,
+                    speed=2.0,  # the pauses between sentences stay longer than the endpointing
                     on_turn=heard.append,
                 ),
                 timeout=60,

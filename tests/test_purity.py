@@ -12,8 +12,11 @@ from pathlib import Path
 import pytest
 
 PACKAGE = "livekit.plugins.openai_stt"
-PACKAGE_DIR = Path(__file__).resolve().parent.parent / "plugin" / "livekit" / "plugins" / "openai_stt"
-PURE_FILES = sorted((PACKAGE_DIR / "protocol").glob("*.py")) + [PACKAGE_DIR / "server" / "session.py"]
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_DIR = PROJECT_ROOT / "plugin" / "livekit" / "plugins" / "openai_stt"
+PURE_FILES = sorted((PACKAGE_DIR / "protocol").glob("*.py")) + [
+    PACKAGE_DIR / "server" / "session.py"
+]
 
 FORBIDDEN_TOP = {"asyncio", "websockets", "aiohttp"}
 CLOCK_FUNCS = {
@@ -102,7 +105,8 @@ def offences(source: str, filename: str, current: str, is_package: bool = False)
                 and func.value.value.id in datetime_aliases
                 and func.attr in DATETIME_CLOCKS
             ):
-                found.append(f"{filename}:{node.lineno}: calls datetime.{func.value.attr}.{func.attr}()")
+                call = f"datetime.{func.value.attr}.{func.attr}()"
+                found.append(f"{filename}:{node.lineno}: calls {call}")
             elif isinstance(func, ast.Name) and func.id in clock_names:
                 found.append(f"{filename}:{node.lineno}: calls {func.id}()")
     return found, imported
@@ -118,7 +122,7 @@ def check_tree(roots: list[Path]) -> tuple[list[str], list[Path]]:
         if path in seen:
             continue
         seen.add(path)
-        rel = path.relative_to(PACKAGE_DIR.parent.parent.parent)
+        rel = path.relative_to(PROJECT_ROOT)
         current = module_name(path)
         problems, imported = offences(
             path.read_text(encoding="utf-8"), str(rel), current, path.name == "__init__.py"

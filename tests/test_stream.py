@@ -342,3 +342,101 @@ async def test_a_model_change_reconnects_and_replays_the_open_turn():
     usage = [e.recognition_usage for e in events if e.type == T.RECOGNITION_USAGE]
     assert usage[0].input_tokens > 0  # the new model is billed in tokens
     assert stt.usage.cost_usd and stt.usage.cost_usd > 0
+
+
+async def test_a_final_that_never_comes_ends_its_turn_with_its_interim_text():
+    errors: list[lk_stt.STTError] = []
+    async with LocalRealtimeServer(engine="scripted", faults=Faults(completed_delay_ms=2000)) as server:
+        stt = openai_stt.STT(base_url=server.base_url, api_key="t", final_timeout_s=0.5)
+        stt.on("error", errors.append)
+        stream = stt.stream(conn_options=FAST_RETRY)
+        for frame in frames(0.5):
+            stream.push_frame(frame)
+        stream.flush()
+        events: list[lk_stt.SpeechEvent] = []
+
+        async def consume() -> None:
+            async for event in stream:
+                events.append(event)
+
+        consumer = asyncio.create_task(consume())
+        await asyncio.sleep(2.5)  # the late final arrives meanwhile and must be dropped
+        stream.end_input()
+        await asyncio.wait_for(consumer, 10)
+        await stream.aclose()
+    final_events = [e for e in events if e.type == T.FINAL_TRANSCRIPT]
+    assert len(final_events) == 1
+    data = final_events[0].alternatives[0]
+    assert data.text == "0.50 seconds of audio"  # the interim text it had
+    assert data.metadata == {"incomplete": True, "reason": "final_timeout"}
+    assert [e.recoverable for e in errors] == [True]
+
+
+async def test_session_expiry_reconnects_at_once_and_keeps_every_turn():
+    errors: list[lk_stt.STTError] = []
+    recorder = Recorder()
+    async with LocalRealtimeServer(engine="scripted", max_session_s=0.4) as server:
+        stt = openai_stt.STT(base_url=server.base_url, api_key="t", connect=recorder.connect)
+        stt.on("error", errors.append)
+        stream = stt.stream(conn_options=FAST_RETRY)
+        for _ in range(3):
+            for frame in frames(0.3):
+                stream.push_frame(frame)
+            stream.flush()
+            await asyncio.sleep(0.35)
+        stream.end_input()
+        events = await asyncio.wait_for(collect(stream), 20)
+        await stream.aclose()
+    assert recorder.connects >= 2
+    assert finals(events) == ["0.30 seconds of audio"] * 3
+    assert not errors  # a normal session end is not a failure and uses no retry
+
+
+async def test_rollover_opens_the_next_session_at_a_turn_boundary_without_losing_a_final():
+    recorder = Recorder()
+    async with LocalRealtimeServer(engine="scripted") as server:
+        stt = openai_stt.STT(
+            base_url=server.base_url, api_key="t", session_rollover_s=0.3, connect=recorder.connect
+        )
+        stream = stt.stream(conn_options=FAST_RETRY)
+        for _ in range(3):
+            for frame in frames(0.3):
+                stream.push_frame(frame)
+            stream.flush()
+            await asyncio.sleep(0.4)
+        for frame in frames(0.2):
+            stream.push_frame(frame)
+        stream.end_input()
+        events = await asyncio.wait_for(collect(stream), 20)
+        await stream.aclose()
+    assert recorder.connects >= 3
+    assert finals(events) == ["0.30 seconds of audio"] * 3 + ["0.20 seconds of audio"]
+    # at a quiet boundary only uncommitted audio moves over: nothing is billed twice
+    assert stt.usage.audio_seconds_committed == pytest.approx(1.1)
+
+
+async def test_audio_queued_while_disconnected_is_bounded_with_a_clear_error():
+    faults = Faults(reject_handshake_status=503)
+    async with LocalRealtimeServer(engine="scripted", faults=faults) as server:
+        stt = openai_stt.STT(base_url=server.base_url, api_key="t", max_queued_audio_s=0.5)
+        stream = stt.stream(conn_options=APIConnectOptions(max_retry=5, retry_interval=0.2))
+        for frame in frames(1.0):
+            stream.push_frame(frame)
+        with pytest.raises(APIError, match="max_queued_audio_s") as info:
+            await asyncio.wait_for(collect(stream), 20)
+        await stream.aclose()
+    assert not info.value.retryable
+
+
+async def test_a_sample_rate_change_mid_stream_is_handled(server):
+    stt = openai_stt.STT(base_url=server.base_url, api_key="t")
+    stream = stt.stream(conn_options=FAST_RETRY)
+    for frame in frames(0.5, sample_rate=48000) + frames(0.5, sample_rate=16000):
+        stream.push_frame(frame)
+    stream.push_frame(rtc.AudioFrame(b"", 48000, 1, 0))  # empty frames are ignored
+    stream.end_input()
+    events = await asyncio.wait_for(collect(stream), 20)
+    await stream.aclose()
+    assert finals(events) == ["1.00 seconds of audio"]
+    with pytest.raises(RuntimeError, match="input ended"):
+        stream.push_frame(tone(0.01))

@@ -105,7 +105,8 @@ SERVER_EVENTS = [
         id="speech_started",
     ),
     pytest.param(
-        {"type": "input_audio_buffer.speech_started", "item_id": "item_1", "audio_start_ms": 1012.0},
+        {"type": "input_audio_buffer.speech_started", "item_id": "item_1",
+         "audio_start_ms": 1012.0},
         SpeechStarted(item_id="item_1", audio_start_ms=1012),
         id="speech_started-float-ms",
     ),
@@ -268,7 +269,8 @@ SERVER_EVENTS = [
     pytest.param(
         {"type": "error", "event_id": "event_10",
          "error": {"type": "invalid_request_error", "code": "invalid_model",
-                   "message": 'Model "gpt-realtime-whisper" is not supported in transcription mode.',
+                   "message": 'Model "gpt-realtime-whisper" is not supported in transcription'
+                              ' mode.',
                    "param": "session.audio.input.transcription.model", "event_id": "client_7"}},
         ErrorEvent(
             error=ErrorInfo(

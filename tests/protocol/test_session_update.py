@@ -265,7 +265,9 @@ def test_beta_and_speaches_shapes(dialect, model, kwargs, expected, dropped):
 @pytest.mark.parametrize("dialect", ["GA", "v1", "", "openai"])
 def test_unknown_dialect_raises_value_error(dialect):
     with pytest.raises(ValueError, match="dialect"):
-        build_session_update(SessionConfig(model=W1), get_model_info(W1), dialect)  # type: ignore[arg-type]
+        build_session_update(
+            SessionConfig(model=W1), get_model_info(W1), dialect  # type: ignore[arg-type]
+        )
 
 
 @pytest.mark.parametrize("dialect", ["beta", "speaches"])

@@ -523,3 +523,32 @@ def test_speech_offsets_of_an_old_session_do_not_leak_into_a_reused_item_id():
     [final, usage] = asm.receive(completed("item_001", "x"))
     assert (final.audio_start_s, final.audio_end_s) == (5.0, 6.0)
     assert usage == UsageOut("item_001", 1.0)
+
+
+COMMIT_EMPTY = ev.ErrorEvent(error=ev.ErrorInfo(
+    "invalid_request_error", "input_audio_buffer_commit_empty",
+    "Error committing input audio buffer: buffer too small. Expected at least 100ms of audio, "
+    "but buffer only has 50.00ms of audio.",
+))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: a client commit the server refuses with input_audio_buffer_commit_empty (with "
+    "server VAD the server may have just committed the audio itself) leaves its span queued: "
+    "pending_items never returns to 0 (the stream waits final_timeout at end of input), "
+    "retain_from_s stays pinned, and the next server-VAD commit is given the stale span",
+)
+def test_commit_refused_as_empty_is_not_owed_and_does_not_shift_later_spans():
+    asm = TranscriptAssembler()
+    asm.begin_session(0.0)
+    asm.receive(started("item_1", 500))
+    asm.receive(stopped("item_1", 2000))
+    assert asm.receive(committed("item_1")) == [CommittedOut("item_1", 0.0, 2.0)]
+    asm.commit_sent(2.05)  # a flush from the framework; the server buffer holds 50 ms
+    assert asm.receive(COMMIT_EMPTY) == []
+    asm.receive(completed("item_1", "one"))
+    assert asm.pending_items == 0
+    asm.receive(started("item_2", 3000))
+    asm.receive(stopped("item_2", 4000))
+    assert asm.receive(committed("item_2")) == [CommittedOut("item_2", 2.0, 4.0)]

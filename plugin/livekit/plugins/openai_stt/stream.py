@@ -1,18 +1,21 @@
 """The LiveKit ``SpeechStream``: frames out, speech events in.
 
-Out: frames (resampled by the base stream to the wire rate, stereo downmixed here) -> wire
-bytes appended to a *ledger* -> ``input_audio_buffer.append`` chunks of ``chunk_ms`` ->
-socket. A flush (framework ``flush()``/``end_input()``, or the optional VAD's end of speech)
-becomes a ``commit`` sent by the same single writer, behind the audio it closes, and only with
-at least 100 ms uncommitted (PROTOCOL.md §3).
+Out: frames (stereo downmixed, resampled to the wire rate here) -> wire bytes appended to a
+*ledger* -> ``input_audio_buffer.append`` chunks of ``chunk_ms`` -> socket. A flush (framework
+``flush()``/``end_input()``, or the optional VAD's end of speech) becomes a ``commit`` sent by
+the same single writer, behind the audio it closes, and only with at least 100 ms uncommitted
+(PROTOCOL.md §3).
 
 In: socket text -> ``events.parse`` -> ``TranscriptAssembler`` -> ``SpeechEvent``.
 
 Failures become LiveKit ``APIError``s in one place (:func:`_api_error`) and LiveKit's base
-stream retries retryable ones by calling ``_run`` again; no second retry loop here. What a
-retry would lose is kept: the ledger holds the wire audio of every turn not yet finalised, and
-the next ``_run`` replays it, with its commits at the same places, before new audio
-(PROTOCOL.md §6: audio not committed when a socket dies is lost on the server side).
+stream retries retryable ones by calling ``_run`` again; there is no second retry loop here.
+What a retry would lose is kept: the ledger holds the wire audio of every turn not yet
+finalised, and each new socket gets it replayed, with its commits at the same places, before
+new audio (PROTOCOL.md §6: audio not committed when a socket dies is lost on the server side).
+A session that ends normally (``session_expired``, close 1001, PROTOCOL.md §5), a rollover
+before the session cap (§6) and a model change reconnect at once, in ``_run``, without
+counting as a failure.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from livekit import rtc
-from livekit.agents import APIConnectionError, APIError, APIStatusError, APIConnectOptions, stt
+from livekit.agents import APIConnectionError, APIConnectOptions, APIError, APIStatusError, stt
 from livekit.agents import vad as vad_mod
 from livekit.agents.types import NOT_GIVEN, NotGivenOr
 from livekit.agents.utils import aio, is_given
@@ -35,8 +38,8 @@ from .log import logger
 from .models import get_model_info
 from .protocol import events as ev
 from .protocol import g711
-from .protocol.errors import Classified, ErrorAction, classify_error_event
 from .protocol.endpoint import redact_url
+from .protocol.errors import Classified, ErrorAction, classify_error_event
 from .protocol.session import build_session_update, wire_bytes_per_sample
 from .protocol.transcript import (
     CommittedOut,
@@ -55,10 +58,15 @@ from .transport import Connection, TransportError
 if TYPE_CHECKING:
     from .stt import STT, STTOptions
 
-__all__ = ["SpeechStream"]
+__all__ = ["SpeechStream", "MIN_COMMIT_MS"]
 
 MIN_COMMIT_MS = 100
 """A commit with less audio is refused by the server (``input_audio_buffer_commit_empty``)."""
+
+_DEADLINE_TICK_S = 0.25
+_QUICK_SESSION_S = 5.0  # a session that ends sooner than this made no progress
+_MAX_QUICK_RECONNECTS = 3
+_FORCED_ROLLOVER_GRACE_S = 240.0
 
 
 class _VadCommit:
@@ -70,10 +78,14 @@ class _SessionChange:
     (or reconnect, for a model change) here, behind the audio already queued."""
 
 
+class _Reconnect(Exception):
+    """The session ended normally (expiry, close 1001): open the next one at once."""
+
+
 def _api_error(classified: Classified, body: object | None = None) -> APIError:
     """The one place where a classified failure becomes a LiveKit ``APIError``."""
     retryable = classified.retryable
-    if classified.status is not None and classified.status >= 100 and classified.status < 600:
+    if classified.status is not None and 100 <= classified.status < 600:
         return APIStatusError(
             classified.message, status_code=classified.status, body=body, retryable=retryable
         )
@@ -101,6 +113,10 @@ class SpeechStream(stt.RecognizeStream):
     item (``request_id`` = item id; ``start_time``/``end_time`` in seconds on the session
     clock: the item's audio offsets plus ``start_time_offset``); RECOGNITION_USAGE per item
     (``audio_duration`` = seconds committed in the item).
+
+    A turn whose final does not come within ``final_timeout_s`` of its commit ends with the
+    interim text it had (``metadata={"incomplete": True, "reason": "final_timeout"}``) and a
+    recoverable ``error``; a late final for it is dropped.
     """
 
     def __init__(
@@ -111,7 +127,8 @@ class SpeechStream(stt.RecognizeStream):
         conn_options: APIConnectOptions,
         vad: vad_mod.VAD | None,
     ) -> None:
-        super().__init__(stt=stt, conn_options=conn_options, sample_rate=opts.sample_rate_hz)
+        # resampling happens in push_frame (after downmixing, and across rate changes)
+        super().__init__(stt=stt, conn_options=conn_options)
         self._stt_impl = stt
         self._opts = opts
         self._rate = opts.sample_rate_hz
@@ -119,6 +136,7 @@ class SpeechStream(stt.RecognizeStream):
         self._chunk_bytes = self._rate * opts.chunk_ms // 1000 * self._bps
         self._min_commit_samples = self._rate * MIN_COMMIT_MS // 1000
         self._max_retained_bytes = int(opts.max_retained_audio_s * self._rate) * self._bps
+        self._max_queued_samples = int(opts.max_queued_audio_s * self._rate)
         self._assembler = TranscriptAssembler(language=opts.language)
         self._usage = UsageSummary(model=stt.model_info)
         # the ledger: wire bytes from sample `_ledger_start` on (all audio not yet finalised)
@@ -128,10 +146,18 @@ class SpeechStream(stt.RecognizeStream):
         self._sent = 0  # wire samples the current socket has received
         self._last_commit = 0  # wire sample index of the last commit
         self._commit_points: deque[int] = deque()  # commits of turns not yet finalised
+        self._queued = 0  # wire samples waiting in the input channel
+        self._queue_overflowed = False
+        self._connected = False
+        self._resampler_rate = 0
         self._sessions = 0
+        self._session_started = 0.0
+        self._quick_reconnects = 0
         self._time_base: float | None = None
         self._drained = asyncio.Event()
         self._unknown_types: set[str] = set()
+        self._deadlines: dict[str, float] = {}  # item id -> loop time its final is due
+        self._unacked_commits: deque[float] = deque()  # loop times of commits not acked
         self._vad = vad
         self._vad_stream: vad_mod.VADStream | None = None
         self._vad_task: asyncio.Task[None] | None = None
@@ -145,17 +171,38 @@ class SpeechStream(stt.RecognizeStream):
         return self._usage
 
     def push_frame(self, frame: rtc.AudioFrame) -> None:
-        """Push audio (any sample rate; stereo is downmixed; empty frames are ignored).
+        """Push audio: any sample rate (a change mid-stream is handled: the old rate's
+        resampler is flushed first), mono or multi-channel (downmixed to mono before
+        resampling); empty frames are ignored.
 
         Raises:
             RuntimeError: after ``end_input()`` or ``aclose()``.
-            ValueError: the sample rate changed mid-stream (LiveKit resamples one rate).
         """
+        self._check_input_not_ended()
+        self._check_not_closed()
         if frame.samples_per_channel == 0:
             return
         if frame.num_channels > 1:
             frame = _downmix(frame)
-        super().push_frame(frame)
+        if frame.sample_rate == self._rate:
+            self._flush_resampler(drop=True)
+            self._enqueue(frame)
+            return
+        if self._resampler is None or self._resampler_rate != frame.sample_rate:
+            self._flush_resampler(drop=True)
+            self._resampler = rtc.AudioResampler(
+                frame.sample_rate, self._rate, quality=rtc.AudioResamplerQuality.HIGH
+            )
+            self._resampler_rate = frame.sample_rate
+        for out in self._resampler.push(frame):
+            self._enqueue(out)
+
+    def flush(self) -> None:
+        """End the current turn: its audio is committed, and its final follows."""
+        self._check_input_not_ended()
+        self._check_not_closed()
+        self._flush_resampler(drop=False)
+        self._input_ch.send_nowait(self._FlushSentinel())
 
     async def aclose(self) -> None:
         """Close now: cancels every task, closes the socket; safe to call twice."""
@@ -163,35 +210,6 @@ class SpeechStream(stt.RecognizeStream):
             await super().aclose()
         finally:
             await self._close_vad()
-
-    # -- the attempt ------------------------------------------------------------------------
-
-    async def _run(self) -> None:
-        if self._time_base is None:
-            self._time_base = self.start_time_offset
-        if self._vad is not None and self._vad_task is None:
-            self._vad_stream = self._vad.stream()
-            self._vad_task = asyncio.create_task(self._vad_loop(), name="openai_stt.vad")
-
-        while await self._run_session(await self._open()):
-            logger.info("reconnecting for new session options", extra={"model": self._opts.model})
-        if self._vad_task is not None:  # let the VAD report the last end of speech
-            await asyncio.wait({self._vad_task}, timeout=1.0)
-        await self._close_vad()
-
-    async def _run_session(self, conn: Connection) -> bool:
-        """Run one socket until input ends (False) or a model change needs a new one (True)."""
-        writer = asyncio.create_task(self._write_loop(conn), name="openai_stt.writer")
-        reader = asyncio.create_task(self._read_loop(conn), name="openai_stt.reader")
-        try:
-            done, _ = await asyncio.wait({writer, reader}, return_when=asyncio.FIRST_COMPLETED)
-            if reader in done:
-                reader.result()  # raises the failure
-                raise _api_error(Classified(ErrorAction.RETRY, "server ended the session"))
-            return writer.result()
-        finally:
-            await aio.cancel_and_wait(writer, reader)
-            await conn.aclose()
 
     def update_options(
         self,
@@ -230,6 +248,96 @@ class SpeechStream(stt.RecognizeStream):
         if not self._input_ch.closed:
             self._input_ch.send_nowait(_SessionChange())  # type: ignore[arg-type]
 
+    # -- input ----------------------------------------------------------------------------
+
+    def _flush_resampler(self, *, drop: bool) -> None:
+        if self._resampler is not None:
+            for out in self._resampler.flush():
+                self._enqueue(out)
+            if drop:
+                self._resampler = None
+                self._resampler_rate = 0
+
+    def _enqueue(self, frame: rtc.AudioFrame) -> None:
+        self._queued += frame.samples_per_channel
+        if (
+            not self._connected
+            and self._queued > self._max_queued_samples
+            and not self._queue_overflowed
+        ):
+            self._queue_overflowed = True
+            logger.error(
+                "audio queued while disconnected exceeds the bound; the stream will fail",
+                extra={"max_queued_audio_s": self._opts.max_queued_audio_s},
+            )
+        self._input_ch.send_nowait(frame)
+
+    # -- the attempt ------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        if self._time_base is None:
+            self._time_base = self.start_time_offset
+        if self._vad is not None and self._vad_task is None:
+            self._vad_stream = self._vad.stream()
+            self._vad_task = asyncio.create_task(self._vad_loop(), name="openai_stt.vad")
+
+        while True:
+            self._check_queue()
+            started = asyncio.get_running_loop().time()
+            try:
+                again = await self._run_session(await self._open())
+            except _Reconnect as e:
+                quick = asyncio.get_running_loop().time() - started < _QUICK_SESSION_S
+                self._quick_reconnects = self._quick_reconnects + 1 if quick else 0
+                if self._quick_reconnects >= _MAX_QUICK_RECONNECTS:
+                    raise APIConnectionError(
+                        f"the server keeps ending sessions at once ({e})"
+                    ) from None
+                logger.info("session ended by the server; reconnecting", extra={"reason": str(e)})
+                continue
+            if not again:
+                break
+            logger.info("opening the next session", extra={"model": self._opts.model})
+
+        if self._vad_task is not None:  # let the VAD report the last end of speech
+            await asyncio.wait({self._vad_task}, timeout=1.0)
+        await self._close_vad()
+
+    def _check_queue(self) -> None:
+        if self._queue_overflowed:
+            raise APIError(
+                "more than max_queued_audio_s="
+                f"{self._opts.max_queued_audio_s}s of audio queued while disconnected; "
+                "failing rather than dropping audio",
+                retryable=False,
+            )
+
+    async def _run_session(self, conn: Connection) -> bool:
+        """Run one socket until input ends (False) or a new socket is wanted (True).
+
+        Raises:
+            _Reconnect: the server ended the session normally.
+            APIError: any failure, classified.
+        """
+        writer = asyncio.create_task(self._write_loop(conn), name="openai_stt.writer")
+        reader = asyncio.create_task(self._read_loop(conn), name="openai_stt.reader")
+        watchdog = asyncio.create_task(self._deadline_loop(), name="openai_stt.deadlines")
+        self._connected = True
+        try:
+            done, _ = await asyncio.wait(
+                {writer, reader, watchdog}, return_when=asyncio.FIRST_COMPLETED
+            )
+            if writer in done:
+                return writer.result()
+            for task in (reader, watchdog):
+                if task in done:
+                    task.result()  # raises the failure
+            raise _api_error(Classified(ErrorAction.RETRY, "server ended the session"))
+        finally:
+            self._connected = False
+            await aio.cancel_and_wait(writer, reader, watchdog)
+            await conn.aclose()
+
     async def _open(self) -> Connection:
         opts = self._opts
         url = opts.url()
@@ -240,6 +348,7 @@ class SpeechStream(stt.RecognizeStream):
         except TransportError as e:
             raise _api_error(e.classified) from None
         self._sessions += 1
+        self._session_started = asyncio.get_running_loop().time()
         logger.debug(
             "connected",
             extra={"url": redact_url(url), "model": opts.model, "session": self._sessions},
@@ -254,30 +363,37 @@ class SpeechStream(stt.RecognizeStream):
 
     async def _send_session_update(self, conn: Connection) -> None:
         opts = self._opts
-        update = build_session_update(opts.session_config(), get_model_info(opts.model), opts.dialect)
+        update = build_session_update(
+            opts.session_config(), get_model_info(opts.model), opts.dialect
+        )
         self._stt_impl._warn_dropped(update.dropped, opts.model)
         await conn.send(ev.dumps_event(update.payload))
 
     async def _replay(self, conn: Connection) -> None:
-        """After a reconnect, resend every unfinalised turn's audio and its commits."""
+        """On a new socket, resend every unfinalised turn's audio and its commits."""
         lost = self._assembler.abandon_unfinished()
+        for item_id in lost:
+            self._deadlines.pop(item_id, None)
         self._assembler.begin_session(self._ledger_start / self._rate)
+        self._unacked_commits.clear()
         self._sent = self._ledger_start
         if self._appended == self._ledger_start:
             return
         points = [p for p in self._commit_points if p > self._ledger_start]
         logger.info(
-            "replaying audio after reconnect",
+            "replaying unfinished audio on the new session",
             extra={
                 "audio_s": round((self._appended - self._ledger_start) / self._rate, 3),
                 "commits": len(points),
                 "abandoned_items": lost,
             },
         )
+        now = asyncio.get_running_loop().time()
         for point in points:
+            self._assembler.commit_sent(point / self._rate)
+            self._unacked_commits.append(now)
             await self._send_audio(conn, upto=point)
             await conn.send(ev.commit_event())
-            self._assembler.commit_sent(point / self._rate)
         self._update_drained()
         await self._send_audio(conn, upto=self._appended)
 
@@ -291,11 +407,13 @@ class SpeechStream(stt.RecognizeStream):
             with memoryview(self._ledger) as view:
                 payload = ev.append_event(view[start:end])
             await conn.send(payload)
-            self._sent += (end - start) // self._bps
-            self._usage.audio_seconds_sent += (end - start) / self._bps / self._rate
-            self._stt_impl.usage.audio_seconds_sent += (end - start) / self._bps / self._rate
+            samples = (end - start) // self._bps
+            self._sent += samples
+            self._usage.audio_seconds_sent += samples / self._rate
+            self._stt_impl.usage.audio_seconds_sent += samples / self._rate
 
     def _append_frame(self, frame: rtc.AudioFrame) -> None:
+        self._queued -= frame.samples_per_channel
         if self._bps == 2:
             self._ledger += frame.data
         else:
@@ -313,26 +431,37 @@ class SpeechStream(stt.RecognizeStream):
     async def _commit(self, conn: Connection) -> None:
         if self._appended - self._last_commit < self._min_commit_samples:
             return  # PROTOCOL.md §3: under 100 ms the server answers commit_empty
-        await self._send_audio(conn, upto=self._appended)
-        await conn.send(ev.commit_event())
+        # bookkeeping first: if the socket dies mid-send, the replay re-commits here
         self._last_commit = self._appended
         self._commit_points.append(self._appended)
         self._assembler.commit_sent(self._appended / self._rate)
+        self._unacked_commits.append(asyncio.get_running_loop().time())
         self._update_drained()
+        await self._send_audio(conn, upto=self._appended)
+        await conn.send(ev.commit_event())
+
+    def _rollover_due(self) -> bool:
+        """Past ``session_rollover_s`` at a turn boundary (no final owed), or well past it."""
+        age = asyncio.get_running_loop().time() - self._session_started
+        limit = self._opts.session_rollover_s
+        if age < limit:
+            return False
+        return not self._assembler.pending_items or age >= limit + _FORCED_ROLLOVER_GRACE_S
 
     async def _write_loop(self, conn: Connection) -> bool:
-        """The single writer. Returns True when a model change needs a new socket."""
-        # audio that arrived while disconnected is in the channel already; replay is done
+        """The single writer. Returns True when a new socket is wanted (model change or
+        rollover), False when input has ended and the finals are in (or overdue)."""
         async for item in self._input_ch:
             if isinstance(item, rtc.AudioFrame):
                 self._append_frame(item)
                 if self._vad_stream is not None:
                     self._vad_stream.push_frame(item)
                 await self._send_audio(conn, upto=self._appended, min_bytes=self._chunk_bytes)
+                if self._rollover_due():
+                    return True
             elif isinstance(item, _SessionChange):
                 if self._reconnect_requested:
                     self._reconnect_requested = False
-                    await self._send_audio(conn, upto=self._appended)
                     return True
                 await self._send_session_update(conn)
             else:  # a flush from the framework, or the VAD's end of speech
@@ -342,15 +471,7 @@ class SpeechStream(stt.RecognizeStream):
         if self._vad_stream is not None:
             with contextlib.suppress(RuntimeError):
                 self._vad_stream.end_input()
-        timeout = self._opts.final_timeout_s or self._conn_options.timeout
-        if self._assembler.pending_items:
-            try:
-                await asyncio.wait_for(self._drained.wait(), timeout)
-            except asyncio.TimeoutError:
-                logger.warning(
-                    "finals still pending at the end of input; closing",
-                    extra={"pending": self._assembler.pending_items, "timeout_s": timeout},
-                )
+        await self._drained.wait()  # bounded: the watchdog expires overdue finals
         return False
 
     # -- reader ----------------------------------------------------------------------------
@@ -369,6 +490,8 @@ class SpeechStream(stt.RecognizeStream):
                     continue
                 self._on_event(event)
         except TransportError as e:
+            if e.classified.action == ErrorAction.RECONNECT:
+                raise _Reconnect(e.classified.message) from None
             raise _api_error(e.classified) from None
 
     def _on_event(self, event: ev.ServerEvent) -> None:
@@ -406,8 +529,38 @@ class SpeechStream(stt.RecognizeStream):
         elif classified.action == ErrorAction.REPORT:
             logger.warning("server error event; session continues", extra=extra)
             self._emit_error(APIError(classified.message, body=body, retryable=True), True)
+        elif classified.action == ErrorAction.RECONNECT:
+            raise _Reconnect(classified.message)
         else:
             raise _api_error(classified, body)
+
+    # -- deadlines -------------------------------------------------------------------------
+
+    async def _deadline_loop(self) -> None:
+        """Ends turns whose final is overdue; a commit never acknowledged fails the socket."""
+        loop = asyncio.get_running_loop()
+        timeout = self._opts.final_timeout_s
+        while True:
+            await asyncio.sleep(_DEADLINE_TICK_S)
+            now = loop.time()
+            if self._unacked_commits and now - self._unacked_commits[0] > timeout:
+                raise _api_error(
+                    Classified(
+                        ErrorAction.RETRY, f"the server did not acknowledge a commit in {timeout}s"
+                    )
+                )
+            overdue = [item_id for item_id, due in self._deadlines.items() if now >= due]
+            for item_id in overdue:
+                del self._deadlines[item_id]
+                error = ev.ErrorInfo(
+                    type="timeout",
+                    code="final_timeout",
+                    message=f"no final transcript within {timeout}s of the commit",
+                )
+                for out in self._assembler.expire(item_id, error):
+                    self._emit(out)
+            if overdue:
+                self._update_drained()
 
     # -- outputs -> SpeechEvents ------------------------------------------------------------
 
@@ -415,13 +568,15 @@ class SpeechStream(stt.RecognizeStream):
         with contextlib.suppress(aio.ChanClosed):
             self._event_ch.send_nowait(event)
 
-    def _speech_data(self, text: str, start_s: float = 0.0, end_s: float = 0.0, **kw: Any) -> stt.SpeechData:
+    def _speech_data(
+        self, text: str, start_s: float = 0.0, end_s: float = 0.0, **kw: Any
+    ) -> stt.SpeechData:
         base = self._time_base or 0.0
         return stt.SpeechData(
             language=kw.pop("language", None) or self._opts.language or "",
             text=text,
             start_time=base + start_s if end_s else 0.0,
-            end_time=base + end_s,
+            end_time=base + end_s if end_s else 0.0,
             **kw,
         )
 
@@ -436,6 +591,7 @@ class SpeechStream(stt.RecognizeStream):
                 )
             )
         elif isinstance(out, FinalOut):
+            self._deadlines.pop(out.item_id, None)
             self._send_event(
                 stt.SpeechEvent(
                     type=T.FINAL_TRANSCRIPT,
@@ -453,6 +609,7 @@ class SpeechStream(stt.RecognizeStream):
             )
             self._trim_ledger()
         elif isinstance(out, UsageOut):
+            self._deadlines.pop(out.item_id, None)
             model = get_model_info(self._opts.model)
             self._usage.add_item(out, model)
             self._stt_impl.usage.add_item(out, model)
@@ -469,11 +626,16 @@ class SpeechStream(stt.RecognizeStream):
             )
             self._trim_ledger()
         elif isinstance(out, FailureOut):
+            self._deadlines.pop(out.item_id, None)
+            reason = out.error.code or "transcription_failed"
             body = {"item_id": out.item_id, "code": out.error.code, "message": out.error.message}
             logger.warning(
-                "transcription failed for an item",
-                extra={"item_id": out.item_id, "error_code": out.error.code,
-                       "error_message": out.error.message},
+                "turn ended without a final transcript",
+                extra={
+                    "item_id": out.item_id,
+                    "error_code": out.error.code,
+                    "error_message": out.error.message,
+                },
             )
             self._emit_error(
                 APIError(f"transcription failed: {out.error.message}", body=body, retryable=True),
@@ -489,18 +651,21 @@ class SpeechStream(stt.RecognizeStream):
                                 out.text,
                                 out.audio_start_s,
                                 out.audio_end_s,
-                                metadata={"incomplete": True, "reason": "transcription_failed"},
+                                metadata={"incomplete": True, "reason": reason},
                             )
                         ],
                     )
                 )
             self._trim_ledger()
+        elif isinstance(out, CommittedOut):
+            if self._unacked_commits:
+                self._unacked_commits.popleft()
+            loop = asyncio.get_running_loop()
+            self._deadlines[out.item_id] = loop.time() + self._opts.final_timeout_s
         elif isinstance(out, SpeechStartedOut):
             self._send_event(stt.SpeechEvent(type=T.START_OF_SPEECH, request_id=out.item_id))
         elif isinstance(out, SpeechEndedOut):
             self._send_event(stt.SpeechEvent(type=T.END_OF_SPEECH, request_id=out.item_id))
-        elif isinstance(out, CommittedOut):
-            pass
 
     def _trim_ledger(self) -> None:
         """Drop ledger audio that every finalised turn has left behind."""
@@ -510,8 +675,8 @@ class SpeechStream(stt.RecognizeStream):
         if drop > 0:
             del self._ledger[: drop * self._bps]
             self._ledger_start = keep_from
-            while self._commit_points and self._commit_points[0] <= keep_from:
-                self._commit_points.popleft()
+        while self._commit_points and self._commit_points[0] <= self._ledger_start:
+            self._commit_points.popleft()
 
     # -- optional VAD ------------------------------------------------------------------------
 

@@ -64,8 +64,10 @@ class STTOptions:
     """The ``model`` sent in the session (an Azure deployment name); defaults to ``model``."""
     languages: tuple[str, ...] | None = None
     keywords: tuple[str, ...] | None = None
-    final_timeout_s: float | None = None
+    final_timeout_s: float = 15.0
     max_retained_audio_s: float = 300.0
+    max_queued_audio_s: float = 60.0
+    session_rollover_s: float = 55 * 60.0
 
     @property
     def sample_rate_hz(self) -> int:
@@ -121,6 +123,12 @@ class STT(stt.STT):
         extra_headers, extra_query: merged into the handshake (e.g. Cloudflare's
             ``cf-aig-authorization``).
         chunk_ms: audio per ``input_audio_buffer.append`` event, milliseconds.
+        final_timeout_s: a turn whose final has not come this many seconds after its commit
+            ends with its interim text and a recoverable error (no turn hangs).
+        max_queued_audio_s: audio accepted while disconnected, seconds; past it the stream
+            fails with a clear error rather than dropping audio.
+        session_rollover_s: open the next session at a turn boundary after this many seconds,
+            before the server's cap (PROTOCOL.md §6: 60 minutes).
         allow_insecure: allow sending the key over plaintext ``ws://`` to a non-loopback host.
         connect: the transport seam (``transport.connect`` by default); tests may pass another.
 
@@ -150,7 +158,9 @@ class STT(stt.STT):
         languages: Sequence[str] | None = None,
         keywords: Sequence[str] | None = None,
         chunk_ms: int = 100,
-        final_timeout_s: float | None = None,
+        final_timeout_s: float = 15.0,
+        max_queued_audio_s: float = 60.0,
+        session_rollover_s: float = 55 * 60.0,
         allow_insecure: bool = False,
         transcription_model: str | None = None,
         connect: transport.ConnectFn | None = None,
@@ -166,8 +176,10 @@ class STT(stt.STT):
         if dialect not in ("ga", "beta", "speaches"):
             raise ValueError(f"unknown dialect {dialect!r}: use ga, beta or speaches")
         wire_sample_rate_hz(audio_format)  # validates
-        if chunk_ms < 10:
-            raise ValueError("chunk_ms must be at least 10")
+        if not 10 <= chunk_ms <= 60_000:  # 60 s of pcm16 is 2.9 MB, far under the 15 MiB limit
+            raise ValueError("chunk_ms must be between 10 and 60000")
+        if final_timeout_s <= 0 or max_queued_audio_s <= 0 or session_rollover_s <= 0:
+            raise ValueError("final_timeout_s, max_queued_audio_s and session_rollover_s must be > 0")
         base_url = base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
         self._api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
         self._opts = STTOptions(
@@ -189,6 +201,8 @@ class STT(stt.STT):
             languages=tuple(languages) if languages else None,
             keywords=tuple(keywords) if keywords else None,
             final_timeout_s=final_timeout_s,
+            max_queued_audio_s=max_queued_audio_s,
+            session_rollover_s=session_rollover_s,
         )
         url = self._opts.url()  # validates the base URL now, not at the first stream
         scheme, host = urlsplit(url).scheme, urlsplit(url).hostname or ""
