@@ -440,3 +440,75 @@ async def test_a_sample_rate_change_mid_stream_is_handled(server):
     assert finals(events) == ["1.00 seconds of audio"]
     with pytest.raises(RuntimeError, match="input ended"):
         stream.push_frame(tone(0.01))
+
+
+class ScriptedPeer:
+    """A fake server through the transport seam, for orders the local server never produces.
+
+    Session 1 acknowledges two commits, completes the *second* first, then drops (1006).
+    Later sessions acknowledge and complete every commit in order.
+    """
+
+    def __init__(self) -> None:
+        self.sessions = 0
+        self.commits_per_session: list[int] = []
+
+    async def connect(self, url: str, headers: Mapping[str, str], timeout: float):
+        from livekit.plugins.openai_stt.protocol.errors import classify_close
+        from livekit.plugins.openai_stt.transport import TransportError
+
+        self.sessions += 1
+        session = self.sessions
+        self.commits_per_session.append(0)
+        outbox: asyncio.Queue = asyncio.Queue()
+        peer = self
+
+        def event(kind: str, item: str, **fields: object) -> str:
+            return json.dumps({"type": kind, "item_id": item, **fields})
+
+        class Conn:
+            async def send(self, message):
+                data = json.loads(message)
+                if data["type"] != "input_audio_buffer.commit":
+                    return
+                peer.commits_per_session[-1] += 1
+                n = peer.commits_per_session[-1]
+                item = f"s{session}_item_{n}"
+                outbox.put_nowait(event("input_audio_buffer.committed", item))
+                if session > 1:
+                    outbox.put_nowait(
+                        event(
+                            "conversation.item.input_audio_transcription.completed",
+                            item,
+                            transcript=f"turn text {item}",
+                        )
+                    )
+                elif n == 2:
+                    outbox.put_nowait(
+                        event(
+                            "conversation.item.input_audio_transcription.completed",
+                            item,
+                            transcript="second turn",
+                        )
+                    )
+                    outbox.put_nowait(None)  # then the socket dies
+
+            async def recv(self):
+                message = await outbox.get()
+                if message is None:
+                    raise TransportError(classify_close(1006, "reset"))
+                return message
+
+            async def aclose(self):
+                pass
+
+        return Conn()
+
+
+async def test_a_drop_after_out_of_order_completions_replays_only_the_unfinished_turn():
+    peer = ScriptedPeer()
+    stt = openai_stt.STT(base_url="http://127.0.0.1:9/v1", api_key="t", connect=peer.connect)
+    events = await run_turns(stt, [0.5, 0.5])
+    texts = finals(events)
+    assert sorted(texts) == ["second turn", "turn text s2_item_1"]  # each turn exactly once
+    assert peer.commits_per_session == [2, 1]  # only the unfinished first turn was replayed

@@ -555,28 +555,12 @@ NUMERIC_FIELDS = {
     "segment.start": ('{"type":"' + T + 'segment","item_id":"i","text":"x","start":%s}', "start"),
     "segment.end": ('{"type":"' + T + 'segment","item_id":"i","text":"x","end":%s}', "end"),
 }
-_LOGPROB_BUG = pytest.mark.xfail(
-    strict=True,
-    raises=OverflowError,
-    reason="BUG: _logprobs() turns an integer logprob into float(max(lp, -10**9)); a huge "
-    "positive integer still overflows, so parse() raises OverflowError, not EventParseError",
-)
-_PATH_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="BUG: an out-of-range usage.input_token_details.audio_tokens is reported as field "
-    "'usage.audio_tokens', which is not the field's dotted path",
-)
 
 
 def _extreme_cases():
     for location, (template, path) in NUMERIC_FIELDS.items():
         for name, number in EXTREMES.items():
-            marks = []
-            if location.endswith("logprobs.logprob") and name == "huge-int":
-                marks.append(_LOGPROB_BUG)
-            if location.endswith("audio_tokens"):
-                marks.append(_PATH_BUG)
-            yield pytest.param(template % number, path, id=f"{location}={name}", marks=marks)
+            yield pytest.param(template % number, path, id=f"{location}={name}")
 
 
 @pytest.mark.parametrize("text, path", list(_extreme_cases()))

@@ -213,7 +213,7 @@ def test_assembler_survives_any_event_sequence_and_stays_bounded(sequence, langu
                 finals_this_session.add(out.item_id)
                 assert out.audio_start_s <= out.audio_end_s
             if isinstance(out, FinalOut):
-                assert out.text.strip()
+                assert isinstance(out.text, str)  # may be empty: the turn still ends
                 assert out.confidence is None or 0.0 <= out.confidence <= 1.0
             if isinstance(out, UsageOut):
                 assert out.audio_seconds >= 0.0

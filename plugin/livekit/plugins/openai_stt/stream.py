@@ -42,6 +42,7 @@ from .protocol.endpoint import redact_url
 from .protocol.errors import Classified, ErrorAction, classify_error_event
 from .protocol.session import build_session_update, wire_bytes_per_sample
 from .protocol.transcript import (
+    CommitRefusedOut,
     CommittedOut,
     FailureOut,
     FinalOut,
@@ -146,6 +147,9 @@ class SpeechStream(stt.RecognizeStream):
         self._sent = 0  # wire samples the current socket has received
         self._last_commit = 0  # wire sample index of the last commit
         self._commit_points: deque[int] = deque()  # commits of turns not yet finalised
+        self._item_points: dict[str, int] = {}  # item id -> its commit point (wire samples)
+        self._finalized_points: set[int] = set()  # commit points whose turn has its final
+        self._commits_sent = 0
         self._queued = 0  # wire samples waiting in the input channel
         self._queue_overflowed = False
         self._connected = False
@@ -374,6 +378,7 @@ class SpeechStream(stt.RecognizeStream):
         lost = self._assembler.abandon_unfinished()
         for item_id in lost:
             self._deadlines.pop(item_id, None)
+            self._item_points.pop(item_id, None)
         self._assembler.begin_session(self._ledger_start / self._rate)
         self._unacked_commits.clear()
         self._sent = self._ledger_start
@@ -389,13 +394,27 @@ class SpeechStream(stt.RecognizeStream):
             },
         )
         now = asyncio.get_running_loop().time()
+        previous = self._ledger_start
         for point in points:
-            self._assembler.commit_sent(point / self._rate)
-            self._unacked_commits.append(now)
-            await self._send_audio(conn, upto=point)
-            await conn.send(ev.commit_event())
+            if point in self._finalized_points:
+                # a later turn that already has its final (completions can come out of
+                # order): skip its audio rather than transcribe it twice
+                self._sent = point
+            else:
+                event_id = self._next_commit_id()
+                self._assembler.commit_sent(
+                    point / self._rate, event_id=event_id, audio_start_s=previous / self._rate
+                )
+                self._unacked_commits.append(now)
+                await self._send_audio(conn, upto=point)
+                await conn.send(ev.commit_event(event_id))
+            previous = point
         self._update_drained()
         await self._send_audio(conn, upto=self._appended)
+
+    def _next_commit_id(self) -> str:
+        self._commits_sent += 1
+        return f"commit_{self._commits_sent}"
 
     # -- writer ----------------------------------------------------------------------------
 
@@ -434,11 +453,12 @@ class SpeechStream(stt.RecognizeStream):
         # bookkeeping first: if the socket dies mid-send, the replay re-commits here
         self._last_commit = self._appended
         self._commit_points.append(self._appended)
-        self._assembler.commit_sent(self._appended / self._rate)
+        event_id = self._next_commit_id()
+        self._assembler.commit_sent(self._appended / self._rate, event_id=event_id)
         self._unacked_commits.append(asyncio.get_running_loop().time())
         self._update_drained()
         await self._send_audio(conn, upto=self._appended)
-        await conn.send(ev.commit_event())
+        await conn.send(ev.commit_event(event_id))
 
     def _rollover_due(self) -> bool:
         """Past ``session_rollover_s`` at a turn boundary (no final owed), or well past it."""
@@ -496,8 +516,7 @@ class SpeechStream(stt.RecognizeStream):
 
     def _on_event(self, event: ev.ServerEvent) -> None:
         if isinstance(event, ev.ErrorEvent):
-            self._on_error(event.error)
-            return
+            self._on_error(event.error)  # raises unless the session goes on
         if isinstance(event, ev.UnknownEvent):
             if event.type not in self._unknown_types:
                 self._unknown_types.add(event.type)
@@ -533,6 +552,12 @@ class SpeechStream(stt.RecognizeStream):
             raise _Reconnect(classified.message)
         else:
             raise _api_error(classified, body)
+
+    def _finalized(self, item_id: str) -> None:
+        self._deadlines.pop(item_id, None)
+        point = self._item_points.pop(item_id, None)
+        if point is not None:
+            self._finalized_points.add(point)
 
     # -- deadlines -------------------------------------------------------------------------
 
@@ -591,7 +616,7 @@ class SpeechStream(stt.RecognizeStream):
                 )
             )
         elif isinstance(out, FinalOut):
-            self._deadlines.pop(out.item_id, None)
+            self._finalized(out.item_id)
             self._send_event(
                 stt.SpeechEvent(
                     type=T.FINAL_TRANSCRIPT,
@@ -609,7 +634,7 @@ class SpeechStream(stt.RecognizeStream):
             )
             self._trim_ledger()
         elif isinstance(out, UsageOut):
-            self._deadlines.pop(out.item_id, None)
+            self._finalized(out.item_id)
             model = get_model_info(self._opts.model)
             self._usage.add_item(out, model)
             self._stt_impl.usage.add_item(out, model)
@@ -626,7 +651,7 @@ class SpeechStream(stt.RecognizeStream):
             )
             self._trim_ledger()
         elif isinstance(out, FailureOut):
-            self._deadlines.pop(out.item_id, None)
+            self._finalized(out.item_id)
             reason = out.error.code or "transcription_failed"
             body = {"item_id": out.item_id, "code": out.error.code, "message": out.error.message}
             logger.warning(
@@ -662,6 +687,14 @@ class SpeechStream(stt.RecognizeStream):
                 self._unacked_commits.popleft()
             loop = asyncio.get_running_loop()
             self._deadlines[out.item_id] = loop.time() + self._opts.final_timeout_s
+            self._item_points[out.item_id] = int(round(out.audio_end_s * self._rate))
+        elif isinstance(out, CommitRefusedOut):
+            # owes no final (with server VAD the server had just committed that audio itself)
+            if self._unacked_commits:
+                self._unacked_commits.pop()
+            with contextlib.suppress(ValueError):
+                self._commit_points.remove(int(round(out.audio_end_s * self._rate)))
+            self._trim_ledger()
         elif isinstance(out, SpeechStartedOut):
             self._send_event(stt.SpeechEvent(type=T.START_OF_SPEECH, request_id=out.item_id))
         elif isinstance(out, SpeechEndedOut):
@@ -676,7 +709,7 @@ class SpeechStream(stt.RecognizeStream):
             del self._ledger[: drop * self._bps]
             self._ledger_start = keep_from
         while self._commit_points and self._commit_points[0] <= self._ledger_start:
-            self._commit_points.popleft()
+            self._finalized_points.discard(self._commit_points.popleft())
 
     # -- optional VAD ------------------------------------------------------------------------
 

@@ -373,7 +373,7 @@ def _logprobs(raw: Any) -> tuple[LogProb, ...] | None:
         if isinstance(entry, dict):
             lp = entry.get("logprob")
             if type(lp) is int:  # a JSON integer may be too large for a float
-                lp = float(max(lp, -(10**9)))
+                lp = float(min(max(lp, -(10**9)), 0))
             if isinstance(lp, float) and math.isfinite(lp):
                 out.append(LogProb(token=str(entry.get("token", "")), logprob=lp))
     return tuple(out)
@@ -383,11 +383,11 @@ def _usage(raw: Any, etype: str) -> Usage | None:
     if not isinstance(raw, dict):
         return None
 
-    def num(key: str, src: dict[str, Any] = raw) -> float:
+    def num(key: str, src: dict[str, Any] = raw, path: str = "usage") -> float:
         value = src.get(key)
         if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
             return 0.0
-        return _number(value, f"usage.{key}", etype)
+        return _number(value, f"{path}.{key}", etype)
 
     if raw.get("type") == "duration" or ("seconds" in raw and "input_tokens" not in raw):
         return DurationUsage(seconds=num("seconds"))
@@ -399,8 +399,8 @@ def _usage(raw: Any, etype: str) -> Usage | None:
         input_tokens=input_tokens,
         output_tokens=output_tokens,
         total_tokens=int(num("total_tokens")) or input_tokens + output_tokens,
-        audio_tokens=int(num("audio_tokens", details)),
-        text_tokens=int(num("text_tokens", details)),
+        audio_tokens=int(num("audio_tokens", details, "usage.input_token_details")),
+        text_tokens=int(num("text_tokens", details, "usage.input_token_details")),
     )
 
 

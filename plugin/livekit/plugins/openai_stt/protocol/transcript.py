@@ -29,6 +29,7 @@ __all__ = [
     "FailureOut",
     "UsageOut",
     "CommittedOut",
+    "CommitRefusedOut",
     "Output",
     "TranscriptAssembler",
     "mean_token_probability",
@@ -61,6 +62,14 @@ class CommittedOut:
 
 
 @dataclass(frozen=True)
+class CommitRefusedOut:
+    """A commit the server refused as empty (PROTOCOL.md §3) ended at ``audio_end_s``; it owes
+    no final."""
+
+    audio_end_s: float
+
+
+@dataclass(frozen=True)
 class InterimOut:
     """The full text of item ``item_id`` so far (never another item's words)."""
 
@@ -70,7 +79,8 @@ class InterimOut:
 
 @dataclass(frozen=True)
 class FinalOut:
-    """The final text of an item. ``confidence`` is the mean token probability in [0, 1] when
+    """The final text of an item (empty for an item with no speech: the turn still ends).
+    ``confidence`` is the mean token probability in [0, 1] when
     logprobs were asked for, else ``None``. ``language`` comes from ``completed.languages``
     when the server sends it, else the configured language."""
 
@@ -108,7 +118,14 @@ class UsageOut:
 
 
 Output = Union[
-    SpeechStartedOut, SpeechEndedOut, CommittedOut, InterimOut, FinalOut, FailureOut, UsageOut
+    SpeechStartedOut,
+    SpeechEndedOut,
+    CommittedOut,
+    CommitRefusedOut,
+    InterimOut,
+    FinalOut,
+    FailureOut,
+    UsageOut,
 ]
 
 
@@ -152,7 +169,7 @@ class TranscriptAssembler:
     def __init__(self, language: str | None = None) -> None:
         self.language = language
         self._items: OrderedDict[str, _Item] = OrderedDict()
-        self._commit_spans: deque[tuple[float, float]] = deque()
+        self._commit_spans: deque[tuple[float, float, str | None]] = deque()
         self._done: OrderedDict[str, None] = OrderedDict()
         self._committed_until_s = 0.0
         self._session_origin_s = 0.0
@@ -178,10 +195,38 @@ class TranscriptAssembler:
         self._committed_until_s = audio_origin_s
         self._items.pop(_OPEN, None)
 
-    def commit_sent(self, audio_end_s: float) -> None:
-        """The client sent ``input_audio_buffer.commit`` covering audio up to ``audio_end_s``."""
-        start = self._commit_spans[-1][1] if self._commit_spans else self._committed_until_s
-        self._commit_spans.append((start, audio_end_s))
+    def commit_sent(
+        self,
+        audio_end_s: float,
+        *,
+        event_id: str | None = None,
+        audio_start_s: float | None = None,
+    ) -> None:
+        """The client sent ``input_audio_buffer.commit`` covering audio up to ``audio_end_s``.
+
+        ``audio_start_s`` defaults to the end of the previous commit; ``event_id`` is the
+        commit's client event id, which a refusal (:meth:`commit_refused`) names.
+        """
+        if audio_start_s is None:
+            audio_start_s = (
+                self._commit_spans[-1][1] if self._commit_spans else self._committed_until_s
+            )
+        self._commit_spans.append((audio_start_s, audio_end_s, event_id))
+
+    def commit_refused(self, event_id: str | None) -> float | None:
+        """The server refused a commit (``input_audio_buffer_commit_empty``, PROTOCOL.md §3).
+
+        Forgets its span: the one sent with ``event_id``, else the newest (a refusal answers
+        the commit just sent). Returns the refused span's end (seconds), or ``None`` if no
+        commit was waiting. With server VAD this happens when the server had just committed the
+        audio itself.
+        """
+        for index in range(len(self._commit_spans) - 1, -1, -1):
+            if event_id is None or self._commit_spans[index][2] == event_id:
+                end = self._commit_spans[index][1]
+                del self._commit_spans[index]
+                return end
+        return None
 
     def abandon_unfinished(self) -> list[str]:
         """Forget committed items whose finals can no longer arrive (their socket died).
@@ -243,6 +288,11 @@ class TranscriptAssembler:
             start = self._session_origin_s + event.audio_start_ms / 1000.0
             self._speech_start_s[event.item_id] = start
             return [SpeechStartedOut(event.item_id, start)]
+        if isinstance(event, ev.ErrorEvent):
+            if event.error.code == "input_audio_buffer_commit_empty":
+                end = self.commit_refused(event.error.event_id)
+                return [] if end is None else [CommitRefusedOut(end)]
+            return []
         if isinstance(event, ev.SpeechStopped):
             end = self._session_origin_s + event.audio_end_ms / 1000.0
             self._speech_end_s[event.item_id] = end
@@ -295,9 +345,9 @@ class TranscriptAssembler:
     def _on_committed(self, item_id: str) -> list[Output]:
         if item_id in self._done:
             return []
-        if self._commit_spans:
-            start, end = self._commit_spans.popleft()
-        else:  # server VAD committed by itself
+        if self._commit_spans and item_id not in self._speech_end_s:
+            start, end, _ = self._commit_spans.popleft()
+        else:  # server VAD committed by itself (it reported the end of speech of this item)
             start = self._committed_until_s
             end = max(start, self._speech_end_s.get(item_id, start))
         self._committed_until_s = max(self._committed_until_s, end)
@@ -320,18 +370,17 @@ class TranscriptAssembler:
         self._mark_done(event.item_id)
         logprobs = event.logprobs if event.logprobs else tuple(item.logprobs)
         language = event.languages[0] if event.languages else self.language
-        out: list[Output] = []
-        if event.transcript.strip():
-            out.append(
-                FinalOut(
-                    item_id=event.item_id,
-                    text=event.transcript,
-                    audio_start_s=item.audio_start_s,
-                    audio_end_s=item.audio_end_s,
-                    language=language,
-                    confidence=mean_token_probability(logprobs),
-                )
+        # an empty transcript still ends its turn: LiveKit waits for a final after a flush
+        out: list[Output] = [
+            FinalOut(
+                item_id=event.item_id,
+                text=event.transcript,
+                audio_start_s=item.audio_start_s,
+                audio_end_s=item.audio_end_s,
+                language=language,
+                confidence=mean_token_probability(logprobs),
             )
+        ]
         audio_seconds = item.committed_audio_s
         usage = event.usage
         if isinstance(usage, ev.TokenUsage):

