@@ -211,7 +211,34 @@ def make_stt(
             language="en",
             vad=vad,
         )
+    if plugin == "null":
+        return make_null_stt()
     raise ValueError(plugin)
+
+
+def make_null_stt(sample_rate: int = 24000) -> Any:
+    """The framework floor: a LiveKit STT whose stream resamples (in the base class, as both
+    plugins do) and then drops every frame. What any streaming STT plugin pays at least."""
+    from livekit.agents import DEFAULT_API_CONNECT_OPTIONS, stt
+
+    class _NullStream(stt.RecognizeStream):
+        async def _run(self) -> None:
+            async for _ in self._input_ch:
+                pass
+
+    class _NullSTT(stt.STT):
+        def __init__(self) -> None:
+            super().__init__(capabilities=stt.STTCapabilities(streaming=True,
+                                                              interim_results=False))
+
+        async def _recognize_impl(self, *args: Any, **kwargs: Any) -> Any:
+            raise NotImplementedError
+
+        def stream(self, *, language: Any = None,
+                   conn_options: Any = DEFAULT_API_CONNECT_OPTIONS) -> Any:
+            return _NullStream(stt=self, conn_options=conn_options, sample_rate=sample_rate)
+
+    return _NullSTT()
 
 
 # --------------------------------------------------------------------------------------------

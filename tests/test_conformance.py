@@ -3,27 +3,20 @@ and with both audio formats: events, usage and cost (PROTOCOL.md §2, §4)."""
 
 from __future__ import annotations
 
-import asyncio
 import itertools
+import typing
 
 import pytest
 
 from livekit.agents import stt as lk_stt
 from livekit.plugins import openai_stt
-from livekit.plugins.openai_stt.models import get_model_info
+from livekit.plugins.openai_stt.models import STTModels, get_model_info
 from livekit.plugins.openai_stt.server import LocalRealtimeServer
 
-from .test_stream import FAST_RETRY, Recorder, collect, frames
+from .test_stream import Recorder, run_turns
 
 T = lk_stt.SpeechEventType
-MODELS = [
-    "gpt-realtime-whisper",
-    "gpt-live-transcribe",
-    "gpt-transcribe",
-    "gpt-4o-transcribe",
-    "gpt-4o-mini-transcribe",
-    "whisper-1",
-]
+MODELS = list(typing.get_args(STTModels))
 CASES = list(itertools.product(MODELS, ["ga", "beta"], ["pcm16", "g711_ulaw"]))
 CASES.append(("gpt-4o-transcribe", "speaches", "pcm16"))
 
@@ -43,14 +36,7 @@ async def test_two_turns_give_two_finals_with_usage_and_cost(model, dialect, aud
             logprobs=True,
             connect=recorder.connect,
         )
-        stream = stt.stream(conn_options=FAST_RETRY)
-        for seconds in (0.5, 1.0):
-            for frame in frames(seconds):
-                stream.push_frame(frame)
-            stream.flush()
-        stream.end_input()
-        events = await asyncio.wait_for(collect(stream), 20)
-        await stream.aclose()
+        events = await run_turns(stt, [0.5, 1.0])
 
     # what was sent honours the registry
     update = recorder.sent[0]

@@ -121,3 +121,74 @@ async def test_jfk_over_g711_ulaw_8khz_through_the_server_has_at_most_15_percent
 def test_engine_transcribes_silence_as_nothing_or_almost_nothing(engine: WhisperEngine) -> None:
     text = engine.transcribe(np.zeros(16000, dtype=np.float32), language="en", prompt=None)
     assert len(text.split()) <= 2
+
+
+def _pcm24k(audio_dir: Path, name: str) -> np.ndarray:
+    pcm16k, rate = load_wav(audio_dir / name)
+    return resample_int16(pcm16k, rate, 24000)
+
+
+async def _open(server: LocalRealtimeServer, transcription: dict, turn_detection=None):
+    ws = await connect(server.ws_url, additional_headers={"Authorization": "Bearer local"})
+    assert json.loads(await ws.recv())["type"] == "session.created"
+    await ws.send(json.dumps({"type": "session.update", "session": {
+        "type": "transcription", "audio": {"input": {
+            "transcription": transcription, "turn_detection": turn_detection}}}}))
+    assert json.loads(await ws.recv())["type"] == "session.updated"
+    return ws
+
+
+async def test_server_vad_with_whisper_commits_and_transcribes_each_utterance(
+    engine: WhisperEngine, audio_dir: Path
+) -> None:
+    silence = np.zeros(24000, dtype=np.int16)
+    clips = ["goforward.wav", "librivox-0880.wav"]
+    audio = np.concatenate([x for c in clips for x in (_pcm24k(audio_dir, c), silence)])
+    raw = audio.astype("<i2").tobytes()
+    async with LocalRealtimeServer(engine=engine) as server:
+        ws = await _open(server, {"model": "gpt-4o-mini-transcribe", "language": "en"},
+                         {"type": "server_vad", "silence_duration_ms": 500})
+        async with ws:
+            for k in range(0, len(raw), 4800):
+                await ws.send(json.dumps({"type": "input_audio_buffer.append",
+                                          "audio": base64.b64encode(raw[k:k + 4800]).decode()}))
+            events = []
+            while sum(e["type"].endswith(".completed") for e in events) < 2:
+                events.append(json.loads(await asyncio.wait_for(ws.recv(), 60)))
+    kinds = [e["type"] for e in events]
+    assert kinds.count("input_audio_buffer.speech_started") == 2
+    assert kinds.count("input_audio_buffer.speech_stopped") == 2
+    assert kinds.count("input_audio_buffer.committed") == 2
+    completed = [e for e in events if e["type"].endswith(".completed")]
+    for clip, done in zip(clips, completed):
+        assert word_error_rate(reference(audio_dir, clip), done["transcript"]) <= 0.2
+
+
+async def test_realtime_whisper_streams_deltas_before_the_commit_with_whisper(
+    engine: WhisperEngine, audio_dir: Path
+) -> None:
+    raw = _pcm24k(audio_dir, "jfk.wav").astype("<i2").tobytes()
+    async with LocalRealtimeServer(engine=engine, delta_interval_s=0.5) as server:
+        ws = await _open(server, {"model": "gpt-realtime-whisper", "language": "en"})
+        async with ws:
+            events: list[dict] = []
+
+            async def read() -> None:
+                while not events or not events[-1]["type"].endswith(".completed"):
+                    events.append(json.loads(await asyncio.wait_for(ws.recv(), 60)))
+
+            reader = asyncio.create_task(read())
+            for k in range(0, len(raw), 9600):  # 200 ms chunks at 4x real time
+                await ws.send(json.dumps({"type": "input_audio_buffer.append",
+                                          "audio": base64.b64encode(raw[k:k + 9600]).decode()}))
+                await asyncio.sleep(0.05)
+            await ws.send(json.dumps({"type": "input_audio_buffer.commit"}))
+            await reader
+    at_commit = [e["type"] for e in events].index("input_audio_buffer.committed")
+    before = "".join(e["delta"] for e in events[:at_commit] if e["type"].endswith(".delta"))
+    after = "".join(e["delta"] for e in events[at_commit:] if e["type"].endswith(".delta"))
+    final = events[-1]["transcript"]
+    assert len(before.split()) >= 5  # words streamed while the audio arrived
+    assert word_error_rate(reference(audio_dir, "jfk.wav"), before) <= 0.7
+    assert before + after == final or (after == "" and not final.startswith(before))
+    assert word_error_rate(reference(audio_dir, "jfk.wav"), final) <= 0.10

@@ -59,7 +59,7 @@ from .transport import Connection, TransportError
 if TYPE_CHECKING:
     from .stt import STT, STTOptions
 
-__all__ = ["SpeechStream", "MIN_COMMIT_MS"]
+__all__ = ["SpeechStream", "MIN_COMMIT_MS", "option_changes"]
 
 MIN_COMMIT_MS = 100
 """A commit with less audio is refused by the server (``input_audio_buffer_commit_empty``)."""
@@ -81,6 +81,17 @@ class _SessionChange:
 
 class _Reconnect(Exception):
     """The session ended normally (expiry, close 1001): open the next one at once."""
+
+
+def option_changes(**options: Any) -> dict[str, Any]:
+    """The options given (not ``NOT_GIVEN``) to an ``update_options`` call, normalised:
+    an empty language becomes ``None``, a turn-detection mapping a plain dict."""
+    changes = {name: value for name, value in options.items() if is_given(value)}
+    if "language" in changes:
+        changes["language"] = changes["language"] or None
+    if changes.get("turn_detection") is not None:
+        changes["turn_detection"] = dict(changes["turn_detection"])
+    return changes
 
 
 def _api_error(classified: Classified, body: object | None = None) -> APIError:
@@ -231,18 +242,14 @@ class SpeechStream(stt.RecognizeStream):
         (PROTOCOL.md §2: a field left out keeps its value). A model change reconnects: the
         audio of unfinished turns is replayed to the new session, so no word is lost.
         """
-        changes = {
-            name: value
-            for name, value in (
-                ("model", model),
-                ("language", language),
-                ("prompt", prompt),
-                ("delay", delay),
-                ("noise_reduction", noise_reduction),
-                ("turn_detection", turn_detection),
-            )
-            if is_given(value)
-        }
+        changes = option_changes(
+            model=model,
+            language=language,
+            prompt=prompt,
+            delay=delay,
+            noise_reduction=noise_reduction,
+            turn_detection=turn_detection,
+        )
         if not changes:
             return
         if "model" in changes and changes["model"] != self._opts.model:

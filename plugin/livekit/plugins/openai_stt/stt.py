@@ -11,12 +11,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from livekit import rtc
 from livekit.agents import (
     DEFAULT_API_CONNECT_OPTIONS,
     APIConnectOptions,
     stt,
-    utils,
     vad as vad_mod,
 )
 from livekit.agents.types import NOT_GIVEN, NotGivenOr
@@ -333,22 +331,14 @@ class STT(stt.STT):
     ) -> None:
         """Change options for new streams and every open one (see
         :meth:`SpeechStream.update_options`; a model change reconnects open streams)."""
-        changes: dict[str, Any] = {
-            name: value
-            for name, value in (
-                ("model", model),
-                ("language", language),
-                ("prompt", prompt),
-                ("delay", delay),
-                ("noise_reduction", noise_reduction),
-                ("turn_detection", turn_detection),
-            )
-            if is_given(value)
-        }
-        if "turn_detection" in changes and changes["turn_detection"] is not None:
-            changes["turn_detection"] = dict(changes["turn_detection"])
-        if "language" in changes:
-            changes["language"] = changes["language"] or None
+        changes = option_changes(
+            model=model,
+            language=language,
+            prompt=prompt,
+            delay=delay,
+            noise_reduction=noise_reduction,
+            turn_detection=turn_detection,
+        )
         self._opts = dataclasses.replace(self._opts, **changes)
         for stream in list(self._streams):
             stream.update_options(**changes)
@@ -399,6 +389,6 @@ class STT(stt.STT):
         await asyncio.gather(*(s.aclose() for s in list(self._streams)), return_exceptions=True)
 
 
-from .stream import SpeechStream  # noqa: E402  (stream imports STTOptions from here)
+from .stream import SpeechStream, option_changes  # noqa: E402  (stream needs STTOptions)
 
 

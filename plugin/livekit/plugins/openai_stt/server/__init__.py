@@ -5,15 +5,18 @@
 """
 
 from .app import LocalRealtimeServer
-from .engines import Engine, ScriptedEngine, WhisperEngine
+from .engines import Engine, ScriptedEngine, SileroVad, WhisperEngine
+from .scheduler import DecodeScheduler
 from .session import Faults, Recognition, ServerSession
 
 __all__ = [
+    "DecodeScheduler",
     "Engine",
     "Faults",
     "LocalRealtimeServer",
     "Recognition",
     "ScriptedEngine",
     "ServerSession",
+    "SileroVad",
     "WhisperEngine",
 ]

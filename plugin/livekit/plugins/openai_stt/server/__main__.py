@@ -16,8 +16,8 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from .app import LocalRealtimeServer
-from .session import COMPAT_MODES, Faults
+from .app import DEFAULT_MAX_SESSIONS, LocalRealtimeServer
+from .session import COMPAT_MODES, DEFAULT_DELTA_INTERVAL_S, DEFAULT_MAX_BUFFER_S, Faults
 
 
 def _error_code_after(value: str) -> tuple[str, float]:
@@ -40,6 +40,26 @@ def _items(value: str) -> frozenset[int]:
     return items
 
 
+def _max_sessions(value: str) -> int | None:
+    try:
+        n = int(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError("expected a whole number of sessions") from exc
+    if n < 0:
+        raise argparse.ArgumentTypeError("must be 0 (no limit) or more")
+    return n or None
+
+
+def _positive(value: str) -> float:
+    try:
+        x = float(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError("expected a number") from exc
+    if x <= 0:
+        raise argparse.ArgumentTypeError("must be positive")
+    return x
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m livekit.plugins.openai_stt.server",
@@ -57,6 +77,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="which server to imitate: lenient (default), openai, gateway")
     p.add_argument("--max-session-s", type=float, default=3600.0,
                    help="session cap in seconds (default 3600)")
+    p.add_argument("--delta-interval-s", type=float, default=DEFAULT_DELTA_INTERVAL_S,
+                   help="seconds between partial decodes of the open buffer, for models that "
+                   "stream deltas before the commit (gpt-realtime-whisper, gpt-live-transcribe);"
+                   " 0 turns them off (default 1.0)")
+    p.add_argument("--max-sessions", type=_max_sessions, default=DEFAULT_MAX_SESSIONS,
+                   help="concurrent sessions served; more get HTTP 503 "
+                   f"(default {DEFAULT_MAX_SESSIONS}; 0: no limit)")
+    p.add_argument("--max-buffer-s", type=_positive, default=DEFAULT_MAX_BUFFER_S,
+                   help="uncommitted audio kept per session, in seconds; past it appends get "
+                   "an error (default 600)")
     p.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     f = p.add_argument_group("fault injection")
     f.add_argument("--drop-after-audio-ms", type=float, default=None,
@@ -91,10 +121,20 @@ def faults_from_args(args: argparse.Namespace) -> Faults:
     )
 
 
+def server_from_args(args: argparse.Namespace) -> LocalRealtimeServer:
+    """The (not yet started) server the parsed flags describe."""
+    if args.delta_interval_s < 0:
+        raise SystemExit("--delta-interval-s must not be negative")
+    return LocalRealtimeServer(
+        host=args.host, port=args.port, engine=args.engine, api_key=args.api_key,
+        compat=args.compat, faults=faults_from_args(args), max_session_s=args.max_session_s,
+        delta_interval_s=args.delta_interval_s or None, max_sessions=args.max_sessions,
+        max_buffer_s=args.max_buffer_s,
+    )
+
+
 async def _serve(args: argparse.Namespace) -> None:
-    server = LocalRealtimeServer(host=args.host, port=args.port, engine=args.engine,
-                                 api_key=args.api_key, compat=args.compat,
-                                 faults=faults_from_args(args), max_session_s=args.max_session_s)
+    server = server_from_args(args)
     await server.start()
     print(f"listening on {server.ws_url}  (base URL {server.base_url}, engine {args.engine}, "
           f"compat {args.compat})", file=sys.stderr, flush=True)

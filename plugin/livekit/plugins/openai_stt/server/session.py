@@ -1031,15 +1031,12 @@ class ServerSession:
         return Actions([self._error("invalid_value", "Binary messages are not supported; send "
                                     "audio with input_audio_buffer.append.")])
 
-    def oversized_message(self, size: int, limit: int) -> Actions:
-        """The shell refused a message of ``size`` bytes over its ``limit``: ``error``, the
-        session goes on."""
+    def server_error(self, code: str, message: str) -> Actions:
+        """An ``error`` event of type ``server_error`` the shell needs to tell the client
+        about (e.g. the speech detector could not be loaded); the session goes on."""
         if self.closed:
             return Actions()
-        return Actions([self._error(
-            "message_too_large",
-            f"The message has {size} bytes; this server accepts at most {limit} bytes a "
-            "message (an append carries at most 15 MiB of audio).")])
+        return Actions([self._error(code, message, etype="server_error")])
 
     def _on_session_update(self, event: dict[str, Any], client_id: str | None) -> Actions:
         body = event.get("session")
