@@ -161,7 +161,7 @@ async def test_server_vad_with_whisper_commits_and_transcribes_each_utterance(
     assert kinds.count("input_audio_buffer.committed") == 2
     completed = [e for e in events if e["type"].endswith(".completed")]
     for clip, done in zip(clips, completed):
-        assert word_error_rate(reference(audio_dir, clip), done["transcript"]) <= 0.2
+        assert word_error_rate(reference(audio_dir, clip), done["transcript"]) <= 0.3
 
 
 async def test_realtime_whisper_streams_deltas_before_the_commit_with_whisper(
