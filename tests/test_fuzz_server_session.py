@@ -1,0 +1,149 @@
+"""Fuzzing the local server's pure session with arbitrary client frames (hypothesis).
+
+Whatever a client sends, the session answers with well-formed server events, never raises,
+and keeps its buffered audio bounded (issue 5 §7, PROTOCOL.md §3).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from livekit.plugins.openai_stt.server.session import Recognition, ServerSession, TranscriptionJob
+
+MAX_BUFFER_S = 2.0
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.text(max_size=12), children, max_size=4),
+    max_leaves=12,
+)
+models = st.sampled_from(
+    ["gpt-realtime-whisper", "gpt-4o-transcribe", "whisper-1", "no-such-model", "", None, 7]
+)
+formats = st.sampled_from(
+    [
+        {"type": "audio/pcm", "rate": 24000},
+        {"type": "audio/pcmu"},
+        {"type": "audio/pcma"},
+        {"type": "audio/pcm", "rate": 16000},
+        {"type": "opus"},
+        None,
+        "pcm16",
+    ]
+)
+turn_detection = st.sampled_from(
+    [None, {"type": "server_vad"}, {"type": "semantic_vad", "eagerness": "auto"}, {"type": 3}, []]
+)
+
+
+def ga_update(model, fmt, td, prompt, extra) -> str:
+    session = {
+        "type": "transcription",
+        "audio": {
+            "input": {
+                "format": fmt,
+                "transcription": {"model": model, "prompt": prompt},
+                "turn_detection": td,
+            }
+        },
+        **extra,
+    }
+    return json.dumps({"type": "session.update", "session": session})
+
+
+def beta_update(model, fmt, td) -> str:
+    return json.dumps(
+        {
+            "type": "transcription_session.update",
+            "session": {
+                "input_audio_format": fmt,
+                "input_audio_transcription": {"model": model},
+                "turn_detection": td,
+            },
+        }
+    )
+
+
+frames = st.one_of(
+    st.builds(
+        ga_update,
+        models,
+        formats,
+        turn_detection,
+        st.none() | st.text(max_size=10),
+        st.dictionaries(st.sampled_from(["include", "type", "audio"]), json_values, max_size=2),
+    ),
+    st.builds(beta_update, models, st.sampled_from(["pcm16", "g711_ulaw", "x", None]), turn_detection),
+    st.builds(
+        lambda data: json.dumps(
+            {"type": "input_audio_buffer.append", "audio": base64.b64encode(data).decode()}
+        ),
+        st.binary(min_size=0, max_size=9600),
+    ),
+    st.builds(
+        lambda audio: json.dumps({"type": "input_audio_buffer.append", "audio": audio}), json_values
+    ),
+    st.sampled_from(
+        [
+            '{"type":"input_audio_buffer.commit"}',
+            '{"type":"input_audio_buffer.commit","event_id":"c1"}',
+            '{"type":"input_audio_buffer.clear"}',
+            '{"type":"response.create"}',
+            "{}",
+            "[]",
+            "null",
+            "not json",
+            '{"type":',
+        ]
+    ),
+    st.builds(lambda obj: json.dumps({"type": "session.update", "session": obj}), json_values),
+    st.builds(json.dumps, json_values),
+    st.text(max_size=40),
+)
+
+
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(
+    st.lists(frames, max_size=30),
+    st.sampled_from(["lenient", "openai", "gateway"]),
+    st.sampled_from([None, "gpt-realtime-whisper"]),
+)
+def test_any_client_frames_give_well_formed_events_and_bounded_buffers(
+    sequence, compat, query_model
+):
+    session = ServerSession(compat=compat, query_model=query_model, max_buffer_s=MAX_BUFFER_S)
+    now = 0.0
+    outputs = [session.opened(now)]
+    for text in sequence:
+        now += 0.05
+        actions = session.receive(text, now)
+        outputs.append(actions)
+        for job in actions.jobs:
+            if isinstance(job, TranscriptionJob):
+                if job.fail:
+                    outputs.append(session.transcription_failed(job))
+                else:
+                    outputs.append(session.transcribed(job, Recognition("fuzzed words", -0.1)))
+        outputs.append(session.tick(now))
+        assert session.buffered_s <= MAX_BUFFER_S + 9600 / 8000  # at most one append over
+        if any(a.close is not None for a in outputs):
+            break
+    for actions in outputs:
+        for event in actions.events:
+            if isinstance(event, dict):
+                assert isinstance(event.get("type"), str)
+                json.dumps(event)  # serialisable
+                if event["type"] == "error":
+                    error = event["error"]
+                    assert {"type", "code", "message", "param"} <= set(error)
