@@ -29,6 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # noqa: E402
 
 
+DEAD: set[int] = set()
+"""ids of streams whose push_frame raised: the stream ended on an error."""
+
+
 def _rss() -> int:
     import psutil
 
@@ -76,7 +80,10 @@ async def _push_for(streams: list[Any], frames: list[Any], seconds: float, start
         f = frames[k % nf]
         k += 1
         for s in streams:
-            s.push_frame(f)
+            try:
+                s.push_frame(f)
+            except RuntimeError:  # the stream died (its retries ran out): it is not keeping up
+                DEAD.add(id(s))
         if flush_every and k % flush_every == 0:
             for s in streams:
                 s.flush()
@@ -179,8 +186,10 @@ async def task_ramp(a: dict[str, Any]) -> dict[str, Any]:
                 "client_core_fraction": cpu / wall,
                 "server_core_fraction": server_util,
             }
+            res["dead_streams"] = sum(1 for s in streams if id(s) in DEAD)
             res["ok"] = (res["lateness_p95_ms"] <= lag_ms and res["loop_lag_p95_ms"] <= lag_ms
-                         and res["backlog_end_ms"] <= backlog_limit)
+                         and res["backlog_end_ms"] <= backlog_limit
+                         and res["dead_streams"] == 0)
             return res
 
         n, last_ok, first_bad = start, 0, None

@@ -64,7 +64,7 @@ class STTOptions:
     keywords: tuple[str, ...] | None = None
     final_timeout_s: float = 15.0
     max_retained_audio_s: float = 300.0
-    max_queued_audio_s: float = 60.0
+    max_queued_audio_s: float = 120.0
     session_rollover_s: float = 55 * 60.0
 
     @property
@@ -157,7 +157,7 @@ class STT(stt.STT):
         keywords: Sequence[str] | None = None,
         chunk_ms: int = 100,
         final_timeout_s: float = 15.0,
-        max_queued_audio_s: float = 60.0,
+        max_queued_audio_s: float = 120.0,
         session_rollover_s: float = 55 * 60.0,
         allow_insecure: bool = False,
         transcription_model: str | None = None,
