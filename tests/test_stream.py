@@ -39,6 +39,7 @@ class Recorder:
     def __init__(self) -> None:
         self.sent: list[dict] = []
         self.connects = 0
+        self.closed = 0
 
     async def connect(self, url: str, headers: Mapping[str, str], timeout: float):
         conn = await transport.connect(url, headers, timeout)
@@ -55,6 +56,7 @@ class Recorder:
                 return await conn.recv()
 
             async def aclose(self):
+                recorder.closed += 1
                 await conn.aclose()
 
         return Conn()
@@ -198,6 +200,11 @@ async def test_a_drop_mid_turn_replays_the_audio_and_loses_no_words():
     assert recorder.connects == 2
     # each turn once: none lost, none duplicated by the replay
     assert finals(events) == ["0.50 seconds of audio"] * 3
+    # every append, replayed ones included, holds at most chunk_ms (100 ms) of audio
+    import base64
+
+    sizes = [len(base64.b64decode(m["audio"])) for m in recorder.sent if "audio" in m]
+    assert max(sizes) <= 4800
 
 
 async def test_a_tcp_reset_is_retried_and_the_stream_still_ends_by_itself():
@@ -233,9 +240,10 @@ async def test_invalid_model_on_an_openai_like_server_is_fatal_and_names_the_opt
     assert "include_model_in_url" in str(info.value)
 
 
-async def test_handshake_401_is_fatal_and_not_retried():
+@pytest.mark.parametrize("status", [401, 403])
+async def test_handshake_401_and_403_are_fatal_and_not_retried(status):
     recorder = Recorder()
-    faults = Faults(reject_handshake_status=401)
+    faults = Faults(reject_handshake_status=status)
     async with LocalRealtimeServer(engine="scripted", faults=faults) as server:
         stt = openai_stt.STT(base_url=server.base_url, api_key="sk-secret-123", connect=recorder.connect)
         stream = stt.stream(conn_options=FAST_RETRY)
@@ -243,12 +251,13 @@ async def test_handshake_401_is_fatal_and_not_retried():
         with pytest.raises(APIError) as info:
             await asyncio.wait_for(collect(stream), 20)
         await stream.aclose()
-    assert not info.value.retryable
-    assert "401" in str(info.value) and "sk-secret-123" not in repr(info.value)
+    assert not info.value.retryable and recorder.connects == 0
+    assert str(status) in str(info.value) and "sk-secret-123" not in repr(info.value)
 
 
-async def test_handshake_429_is_retried_then_succeeds():
-    faults = Faults(reject_handshake_status=429, reject_handshakes=2)
+@pytest.mark.parametrize("status", [429, 500, 503])
+async def test_handshake_429_and_5xx_are_retried_then_succeed(status):
+    faults = Faults(reject_handshake_status=status, reject_handshakes=2)
     async with LocalRealtimeServer(engine="scripted", faults=faults) as server:
         stt = openai_stt.STT(base_url=server.base_url, api_key="t")
         events = await run_turns(stt, [0.4])
@@ -273,18 +282,21 @@ async def test_the_api_key_never_appears_in_logs_of_a_failing_session(caplog):
     assert secret not in repr(stt) and secret not in stt.url
 
 
-async def test_aclose_mid_stream_leaves_no_task_behind(server):
+async def test_aclose_mid_stream_leaves_no_task_or_socket_behind(server):
     before = {t for t in asyncio.all_tasks()}
-    stt = openai_stt.STT(base_url=server.base_url, api_key="t")
+    recorder = Recorder()
+    stt = openai_stt.STT(base_url=server.base_url, api_key="t", connect=recorder.connect)
     stream = stt.stream()
     for frame in frames(0.3):
         stream.push_frame(frame)
+    stream.flush()
     await asyncio.sleep(0.2)
-    await stream.aclose()
+    await stream.aclose()  # what an AgentSession does: cancel, not end_input
     await stream.aclose()  # idempotent
     await asyncio.sleep(0)
     leaked = {t for t in asyncio.all_tasks() if not t.done()} - before
     assert not leaked, leaked
+    assert recorder.connects == 1 and recorder.closed == 1
 
 
 def test_a_key_over_plaintext_ws_to_a_remote_host_is_refused():
@@ -512,3 +524,24 @@ async def test_a_drop_after_out_of_order_completions_replays_only_the_unfinished
     texts = finals(events)
     assert sorted(texts) == ["second turn", "turn text s2_item_1"]  # each turn exactly once
     assert peer.commits_per_session == [2, 1]  # only the unfinished first turn was replayed
+
+
+async def test_an_error_event_without_a_close_is_reported_and_the_session_goes_on():
+    errors: list[lk_stt.STTError] = []
+    faults = Faults(error_code_after_audio_ms=("some_new_condition", 200))
+    recorder = Recorder()
+    async with LocalRealtimeServer(engine="scripted", faults=faults) as server:
+        stt = openai_stt.STT(base_url=server.base_url, api_key="t", connect=recorder.connect)
+        stt.on("error", errors.append)
+        events = await run_turns(stt, [0.5, 0.5])
+    assert finals(events) == ["0.50 seconds of audio"] * 2
+    assert recorder.connects == 1
+    assert [e.recoverable for e in errors] == [True]
+    assert "some_new_condition" in str(errors[0].error)
+
+
+def test_chunk_ms_is_bounded_so_appends_stay_far_under_15_mib():
+    with pytest.raises(ValueError, match="chunk_ms"):
+        openai_stt.STT(api_key="k", chunk_ms=60_001)
+    with pytest.raises(ValueError, match="chunk_ms"):
+        openai_stt.STT(api_key="k", chunk_ms=5)
