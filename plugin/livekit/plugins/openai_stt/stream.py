@@ -483,9 +483,10 @@ class SpeechStream(stt.RecognizeStream):
                 self._append_frame(item)
                 if self._vad_stream is not None:
                     self._vad_stream.push_frame(item)
-                await self._send_audio(conn, upto=self._appended, min_bytes=self._chunk_bytes)
-                if self._rollover_due():
-                    return True
+                if (self._appended - self._sent) * self._bps >= self._chunk_bytes:
+                    await self._send_audio(conn, upto=self._appended, min_bytes=self._chunk_bytes)
+                    if self._rollover_due():  # checked once a chunk, not once a frame
+                        return True
             elif isinstance(item, _SessionChange):
                 if self._reconnect_requested:
                     self._reconnect_requested = False
