@@ -551,3 +551,16 @@ def test_commit_refused_as_empty_is_not_owed_and_does_not_shift_later_spans():
     asm.receive(started("item_2", 3000))
     asm.receive(stopped("item_2", 4000))
     assert asm.receive(committed("item_2")) == [CommittedOut("item_2", 2.0, 4.0)]
+
+
+def test_pre_commit_text_under_another_id_is_adopted_by_the_committed_item():
+    # PROTOCOL.md §4: which id pre-commit deltas carry is unconfirmed
+    asm = TranscriptAssembler("en")
+    asm.begin_session(0.0)
+    assert asm.receive(delta("draft_7", "Hello")) == [InterimOut("draft_7", "Hello")]
+    asm.commit_sent(1.0)
+    asm.receive(committed("item_1"))
+    assert asm.receive(delta("item_1", " there")) == [InterimOut("item_1", "Hello there")]
+    outs = asm.receive(completed("item_1", "Hello there."))
+    assert outs[0] == FinalOut("item_1", "Hello there.", 0.0, 1.0, "en", None)
+    assert asm.unfinished_item_ids() == [] and asm.pending_items == 0

@@ -310,3 +310,49 @@ async def test_under_load_partials_thin_out_and_finals_do_not_wait_behind_them()
     assert engine.partials < 4 * 12
     # a final waits at most for the decode already running plus the finals queued before it
     assert max(latencies) < 0.05 * (1 + 4) + 0.3
+
+
+# ----------------------------------------------------------------------------- hygiene
+
+
+async def test_one_info_log_line_per_session_and_per_turn(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import logging
+
+    caplog.set_level(logging.INFO, logger="livekit.plugins.openai_stt.server")
+    async with LocalRealtimeServer(engine="scripted") as srv:
+        ws = await open_session(srv)
+        async with ws:
+            for _ in range(2):
+                await ws.send(append(tone(300)))
+                await ws.send(json.dumps({"type": "input_audio_buffer.commit"}))
+                await recv_until(ws, COMPLETED)
+        for _ in range(100):  # the server logs the close a moment after the client's
+            if any(r.getMessage() == "session closed" for r in caplog.records):
+                break
+            await asyncio.sleep(0.01)
+    lines = [r.getMessage() for r in caplog.records
+             if r.name == "livekit.plugins.openai_stt.server" and r.levelno >= logging.INFO]
+    assert lines == ["local realtime server listening", "turn transcribed", "turn transcribed",
+                     "session closed", "local realtime server stopped"]
+    closed = next(r for r in caplog.records if r.getMessage() == "session closed")
+    assert closed.turns == 2 and closed.model == "gpt-realtime-whisper"  # type: ignore[attr-defined]
+
+
+def test_server_binds_loopback_by_default_and_the_cli_builds_the_limits() -> None:
+    from livekit.plugins.openai_stt.server.__main__ import build_parser, server_from_args
+
+    assert LocalRealtimeServer(engine="scripted").host == "127.0.0.1"
+    args = build_parser().parse_args(["--engine", "scripted"])
+    assert args.host == "127.0.0.1"
+    server = server_from_args(args)
+    assert (server.delta_interval_s, server.max_sessions, server.max_buffer_s) == (1.0, 64, 600)
+    args = build_parser().parse_args(["--engine", "scripted", "--delta-interval-s", "0",
+                                      "--max-sessions", "0", "--max-buffer-s", "30"])
+    server = server_from_args(args)
+    assert (server.delta_interval_s, server.max_sessions, server.max_buffer_s) == (None, None, 30)
+    args = build_parser().parse_args(["--engine", "scripted", "--delta-interval-s", "0.5",
+                                      "--max-sessions", "8"])
+    server = server_from_args(args)
+    assert (server.delta_interval_s, server.max_sessions) == (0.5, 8)

@@ -26,6 +26,7 @@ from livekit.plugins.openai_stt.server.session import (
     TurnDetection,
     _ConfigError,
     check_handshake,
+    continuation,
     parse_turn_detection,
     partial_interval,
     stable_delta,
@@ -78,7 +79,8 @@ def deltas(events: list[Any]) -> str:
         (["And", "so"], ["And", "so", "my"], ["And", "so"]),
         (["And", "so", "my"], ["And", "so"], ["And", "so"]),
         (["And", "sew"], ["And", "so", "my"], ["And"]),
-        (["And", "so,"], ["And", "so", "my"], ["And"]),  # exact words: punctuation counts
+        (["And", "so."], ["And", "so", "my"], ["And", "so"]),  # without case and punctuation
+        (["and", "So."], ["And", "so,", "my"], ["And", "so,"]),  # ... in the newer spelling
         (["Ask"], ["And"], []),
     ],
 )
@@ -89,19 +91,42 @@ def test_stable_prefix_is_the_words_two_consecutive_hypotheses_agree_on(
 
 
 @pytest.mark.parametrize(
+    ("streamed", "words", "delta"),
+    [
+        ("", [], ""),
+        ("", ["And", "so"], "And so"),
+        ("And so", ["And", "so", "my"], " my"),
+        ("And so", ["And", "so"], ""),
+        ("And so my", ["And", "so"], ""),  # shorter than what was streamed
+        ("And so,", ["and", "so", "my"], " my"),
+        # disagreements: never retract, continue after where the streamed text ends
+        ("And so my fellow Americans asked", "And so my fellow Americans ask not what".split(),
+         " not what"),
+        ("And so am I", "And so my fellow Americans ask".split(), " Americans ask"),
+        ("And so my fell", "And so my fellow Americans".split(), " Americans"),
+        ("Ask snot", "Ask not what your".split(), " what your"),
+        ("x y", ["a", "b", "c"], " c"),  # nothing in common: word for word
+    ],
+)
+def test_continuation_appends_what_follows_the_streamed_text(
+    streamed: str, words: list[str], delta: str
+) -> None:
+    assert continuation(streamed, words) == delta
+
+
+@pytest.mark.parametrize(
     ("streamed", "previous", "current", "delta"),
     [
         ("", None, ["And", "so"], ""),
         ("", ["And", "so"], ["And", "so", "my"], "And so"),
         ("And so", ["And", "so", "my"], ["And", "so", "my", "fellow"], " my"),
         ("And so", ["And", "so"], ["And", "so", "my"], ""),  # nothing new is stable
-        ("And so my", ["And", "so"], ["And", "so", "me"], ""),  # shorter than streamed
-        ("And so", ["And", "sew", "my"], ["And", "sew", "my"], ""),  # disagrees: never retract
-        ("And fell", ["And", "fellow"], ["And", "fellow"], ""),  # a streamed word grew
+        ("And so my", ["And", "so"], ["And", "so", "me"], ""),
+        ("And sew", ["And", "so", "my"], ["And", "so", "my"], " my"),  # past a disagreement
         ("And", ["And", "so"], ["And", "so"], " so"),
     ],
 )
-def test_stable_delta_only_ever_appends_whole_agreed_words(
+def test_stable_delta_only_ever_appends_agreed_words(
     streamed: str, previous: list[str] | None, current: list[str], delta: str
 ) -> None:
     assert stable_delta(streamed, previous, current) == delta
@@ -241,7 +266,7 @@ def test_pre_commit_deltas_carry_the_next_item_id_and_the_final_sends_only_the_r
     assert deltas(before) + deltas(after) == after[-1]["transcript"]
 
 
-def test_a_final_that_disagrees_with_the_streamed_text_sends_no_more_deltas() -> None:
+def test_a_final_that_disagrees_with_the_streamed_text_still_only_appends() -> None:
     s = session()
     s.receive(append(200), 0.0)
     partial(s, 1.0, "Ask snot")
@@ -249,8 +274,19 @@ def test_a_final_that_disagrees_with_the_streamed_text_sends_no_more_deltas() ->
     assert streamed == "Ask snot"
     commit = s.receive(ev("input_audio_buffer.commit"), 2.5)
     after = s.transcribed(commit.jobs[0], Recognition("Ask not what your country")).events
-    assert types(after) == [COMPLETED]
+    assert types(after) == [DELTA, DELTA, DELTA, COMPLETED]
+    assert deltas(after) == " what your country"
     assert after[-1]["transcript"] == "Ask not what your country"  # authoritative
+
+
+def test_a_final_that_completes_a_streamed_word_extends_it_exactly() -> None:
+    s = session()
+    s.receive(append(200), 0.0)
+    partial(s, 1.0, "And so my fell")
+    streamed = deltas(partial(s, 2.0, "And so my fell"))
+    commit = s.receive(ev("input_audio_buffer.commit"), 2.5)
+    after = s.transcribed(commit.jobs[0], Recognition("And so my fellow Americans")).events
+    assert streamed + deltas(after) == "And so my fellow Americans"
 
 
 def test_a_partial_result_for_a_committed_buffer_is_ignored() -> None:

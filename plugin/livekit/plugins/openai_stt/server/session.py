@@ -30,6 +30,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from difflib import SequenceMatcher
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
@@ -58,6 +59,7 @@ __all__ = [
     "MAX_APPEND_BYTES",
     "MIN_COMMIT_S",
     "check_handshake",
+    "continuation",
     "partial_interval",
     "parse_turn_detection",
     "split_pieces",
@@ -692,35 +694,66 @@ def split_pieces(transcript: str) -> list[str]:
     return pieces
 
 
+def _word_key(word: str) -> str:
+    """A word as hypotheses are compared: lower case, letters and digits only."""
+    return "".join(ch for ch in word.lower() if ch.isalnum())
+
+
 def stable_prefix(previous: list[str] | tuple[str, ...] | None,
                   current: list[str] | tuple[str, ...]) -> list[str]:
     """The words two consecutive hypotheses agree on: their longest common prefix, compared
-    word by word and exactly (``previous`` None: nothing is stable yet)."""
+    word by word without case and punctuation ("Americans." = "americans"), in the spelling of
+    ``current`` (``previous`` None: nothing is stable yet)."""
     if previous is None:
         return []
     n = 0
     for a, b in zip(previous, current):
-        if a != b:
+        if _word_key(a) != _word_key(b):
             break
         n += 1
     return list(current[:n])
 
 
+def continuation(streamed: str, words: list[str] | tuple[str, ...]) -> str:
+    """The part of ``words`` that comes after the text already ``streamed``, as a delta
+    (``""``: nothing new; a leading space unless nothing was streamed).
+
+    ``streamed`` is aligned to ``words`` (without case and punctuation): normally it is their
+    prefix and the rest follows. When they disagree (an earlier hypothesis said "asked", now
+    "ask"), deltas cannot be taken back: the alignment (``difflib``) finds where the streamed
+    text ends in ``words``, counting an unmatched streamed tail as one word for one, and the
+    words after that follow. The final transcript, sent whole in ``completed``, is
+    authoritative.
+    """
+    have = streamed.split()
+    k = len(have)
+    if not words:
+        return ""
+    if k == 0:
+        return " ".join(words)
+    have_keys = [_word_key(w) for w in have]
+    keys = [_word_key(w) for w in words]
+    if keys[:k] == have_keys:
+        j = k
+    else:
+        blocks = [b for b in SequenceMatcher(None, have_keys, keys, autojunk=False)
+                  .get_matching_blocks() if b.size]
+        if blocks:
+            last = blocks[-1]
+            j = last.b + last.size + (k - (last.a + last.size))
+        else:
+            j = k
+    if j >= len(words):
+        return ""
+    return " " + " ".join(words[j:])
+
+
 def stable_delta(streamed: str, previous: list[str] | tuple[str, ...] | None,
                  current: list[str] | tuple[str, ...]) -> str:
-    """The text to append to ``streamed`` (what earlier deltas of the item said) now that
-    ``current`` follows ``previous``: the stable prefix beyond ``streamed``, or ``""``.
-
-    Deltas only ever append: when the stable prefix does not extend ``streamed`` word-wise
-    (it is shorter, or it disagrees with a word already sent), nothing is added; the final
-    transcript, sent whole in ``completed``, is authoritative.
-    """
-    agreed = " ".join(stable_prefix(previous, current))
-    if len(agreed) <= len(streamed) or not agreed.startswith(streamed):
-        return ""
-    if streamed and agreed[len(streamed)] != " ":
-        return ""  # the last streamed word grew into another word ("fell" -> "fellow")
-    return agreed[len(streamed):]
+    """The delta to send now that hypothesis ``current`` follows ``previous``, given the text
+    already ``streamed`` for the item: the :func:`continuation` of the streamed text in their
+    :func:`stable_prefix`, or ``""``. Deltas only ever append."""
+    return continuation(streamed, stable_prefix(previous, current))
 
 
 def partial_interval(base_s: float, backlog: int) -> float:
@@ -806,8 +839,9 @@ class ServerSession:
       :func:`partial_interval`) :meth:`take_partial` hands out a :class:`PartialJob` of the open
       buffer; :meth:`partial_transcribed` streams the words two consecutive hypotheses agree on
       (:func:`stable_delta`) under the id the next commit will get. The commit then gives
-      ``committed``, the rest of the final text as deltas (none if the final disagrees with
-      what was streamed) and ``completed``, whose ``transcript`` is authoritative. None (or 0)
+      ``committed``, the rest of the final text as deltas (aligned to what was streamed when
+      they disagree: deltas never retract) and ``completed``, whose ``transcript`` is
+      authoritative. None (or 0)
       for ``delta_interval_s`` turns partial decodes off. No partials past ``max_partial_s``
       of open audio.
     - *Server VAD* (models with ``server_vad``, or unknown names, when ``turn_detection`` is
@@ -1226,7 +1260,7 @@ class ServerSession:
         cfg = self.config
         duration_s = len(audio) / cfg.bytes_per_second
         self.turns_committed += 1
-        if self._streamed:
+        if self._streamed and cfg.transcription_enabled:
             self._streamed_by_item[item_id] = self._streamed
         self._open_id_used = False
         self._start_open_item()
@@ -1406,7 +1440,8 @@ class ServerSession:
         word piece), an optional :class:`Pause`, then ``completed`` with ``usage``
         (PROTOCOL.md §4). The deltas of the item (pre-commit ones included) concatenate to the
         transcript, unless the final disagrees with what was streamed before the commit: then
-        no more deltas, and ``completed`` carries the final text."""
+        the deltas still only append (the :func:`continuation` of the streamed text in the
+        final), and ``completed`` carries the final text, which is authoritative."""
         streamed = self._streamed_by_item.pop(job.item_id, "")
         if self.closed:
             return Actions()
@@ -1414,9 +1449,11 @@ class ServerSession:
         self._transcripts[job.item_id] = text
         self._transcripts.pop(job.previous_item_id or "", None)
         actions = Actions()
-        if model_sends_deltas(job.model) and text.startswith(streamed):
-            actions.events.extend(self._deltas(job.item_id, text[len(streamed):],
-                                               result.logprob, job.logprobs))
+        if model_sends_deltas(job.model):
+            rest = (text[len(streamed):] if text.startswith(streamed)
+                    else continuation(streamed, text.split()))
+            actions.events.extend(self._deltas(job.item_id, rest, result.logprob,
+                                               job.logprobs))
         if self.faults.completed_delay_ms > 0:
             actions.events.append(Pause(self.faults.completed_delay_ms / 1000))
         completed = self._event(
