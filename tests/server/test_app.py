@@ -12,16 +12,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from livekit.plugins.openai_stt.server import Faults, LocalRealtimeServer, ScriptedEngine
+from livekit.plugins.openai_stt.server.engines import decode_wire_audio, wire_to_float32
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
-
-from livekit.plugins.openai_stt.server import Faults, LocalRealtimeServer, ScriptedEngine
-from livekit.plugins.openai_stt.server.engines import (
-    ALAW_TABLE,
-    ULAW_TABLE,
-    decode_wire_audio,
-    wire_to_float32,
-)
 
 AUTH = {"Authorization": "Bearer test-key"}
 TIMEOUT = 5.0
@@ -306,10 +300,10 @@ async def test_stopping_the_server_closes_open_sessions_with_1001() -> None:
     assert leftover == []
 
 
-def test_g711_tables_decode_silence_and_extremes() -> None:
-    assert ULAW_TABLE[0xFF] == 0 and ULAW_TABLE[0x00] == -32124 and ULAW_TABLE[0x80] == 32124
-    assert ALAW_TABLE[0xD5] == 8 and ALAW_TABLE[0x55] == -8 and ALAW_TABLE[0xAA] == 32256
+def test_wire_audio_decodes_pcm16_and_g711_silence_and_extremes() -> None:
     assert decode_wire_audio(b"\x01\x00\xff\xff", "audio/pcm").tolist() == [1, -1]
+    assert decode_wire_audio(b"\xff\x00\x80", "audio/pcmu").tolist() == [0, -32124, 32124]
+    assert decode_wire_audio(b"\xd5\x55\xaa", "audio/pcma").tolist() == [8, -8, 32256]
 
 
 def test_wire_audio_is_resampled_to_16khz_float32() -> None:
@@ -351,10 +345,10 @@ async def test_completed_delay_fault_holds_completed_back() -> None:
             await recv(ws)
             await ws.send(append_event(pcm(300)))
             await ws.send(json.dumps({"type": "input_audio_buffer.commit"}))
-            events = await recv_until(ws, "conversation.item.input_audio_transcription.delta")
+            await recv_until(ws, "conversation.item.input_audio_transcription.delta")
             loop = asyncio.get_running_loop()
             last_delta_at = loop.time()
-            events = await recv_until(ws, "conversation.item.input_audio_transcription.completed")
+            await recv_until(ws, "conversation.item.input_audio_transcription.completed")
             assert loop.time() - last_delta_at >= 0.2
 
 

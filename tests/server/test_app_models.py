@@ -13,12 +13,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import InvalidStatus
-
 from livekit.plugins.openai_stt.evaluation import read_wav
 from livekit.plugins.openai_stt.server import DecodeScheduler, LocalRealtimeServer, ScriptedEngine
 from livekit.plugins.openai_stt.server.engines import resample_int16
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import InvalidStatus
 
 AUTH = {"Authorization": "Bearer test-key"}
 TIMEOUT = 5.0

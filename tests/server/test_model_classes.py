@@ -16,7 +16,6 @@ import json
 from typing import Any
 
 import pytest
-
 from livekit.plugins.openai_stt.server.session import (
     DEFAULT_MAX_PARTIAL_S,
     HandshakeReply,
@@ -100,11 +99,11 @@ def test_stable_prefix_is_the_words_two_consecutive_hypotheses_agree_on(
         ("And so my", ["And", "so"], ""),  # shorter than what was streamed
         ("And so,", ["and", "so", "my"], " my"),
         # disagreements: never retract, continue after where the streamed text ends
-        ("And so my fellow Americans asked", "And so my fellow Americans ask not what".split(),
+        ("And so my fellow Americans asked", ["And", "so", "my", "fellow", "Americans", "ask", "not", "what"],
          " not what"),
-        ("And so am I", "And so my fellow Americans ask".split(), " Americans ask"),
-        ("And so my fell", "And so my fellow Americans".split(), " Americans"),
-        ("Ask snot", "Ask not what your".split(), " what your"),
+        ("And so am I", ["And", "so", "my", "fellow", "Americans", "ask"], " Americans ask"),
+        ("And so my fell", ["And", "so", "my", "fellow", "Americans"], " Americans"),
+        ("Ask snot", ["Ask", "not", "what", "your"], " what your"),
         ("x y", ["a", "b", "c"], " c"),  # nothing in common: word for word
     ],
 )

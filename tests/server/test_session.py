@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from livekit.plugins.openai_stt.server import session as session_mod
 from livekit.plugins.openai_stt.server.session import (
     Close,

@@ -5,65 +5,27 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import re
-import wave
 from pathlib import Path
 
 import numpy as np
 import pytest
-from websockets.asyncio.client import connect
-
 from livekit.plugins.openai_stt.server import LocalRealtimeServer, WhisperEngine
-from livekit.plugins.openai_stt.server.engines import ULAW_TABLE, resample_int16
+from livekit.plugins.openai_stt.evaluation import load_reference, read_wav, word_error_rate
+from livekit.plugins.openai_stt.protocol.g711 import encode_ulaw
+from livekit.plugins.openai_stt.server.engines import resample_int16
+from websockets.asyncio.client import connect
 
 pytestmark = pytest.mark.slow
 
-_NUMBERS = ("zero one two three four five six seven eight nine ten eleven twelve thirteen "
-            "fourteen fifteen sixteen seventeen eighteen nineteen twenty").split()
-
-
-def normalise(text: str) -> list[str]:
-    """Lower-case, digits up to 20 spelled out, punctuation and hyphens removed."""
-    text = text.lower().replace("-", " ")
-    text = re.sub(r"\b\d+\b", lambda m: _NUMBERS[int(m[0])] if int(m[0]) <= 20 else m[0], text)
-    return re.sub(r"[^a-z0-9' ]", " ", text).split()
-
-
-def word_error_rate(reference: str, hypothesis: str) -> float:
-    ref, hyp = normalise(reference), normalise(hypothesis)
-    try:
-        import jiwer
-    except ImportError:
-        row = list(range(len(hyp) + 1))
-        for i, r in enumerate(ref, 1):
-            prev, row[0] = row[0], i
-            for j, h in enumerate(hyp, 1):
-                prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
-        return row[-1] / len(ref)
-    return float(jiwer.wer(" ".join(ref), " ".join(hyp)))
-
-
 def reference(audio_dir: Path, name: str) -> str:
-    for line in (audio_dir / "transcripts.tsv").read_text().splitlines()[1:]:
-        file, _, text = line.partition("\t")
-        if file == name:
-            return text
-    raise KeyError(name)
+    text = load_reference(audio_dir / name)
+    assert text, name
+    return text
 
 
 def load_wav(path: Path) -> tuple[np.ndarray, int]:
-    with wave.open(str(path)) as w:
-        data = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
-        return data.reshape(-1, w.getnchannels())[:, 0].copy(), w.getframerate()
-
-
-def ulaw_encode(pcm: np.ndarray) -> bytes:
-    """Nearest G.711 mu-law code of each sample (inverse of the decode table)."""
-    order = np.argsort(ULAW_TABLE, kind="stable")
-    table = ULAW_TABLE[order].astype(np.int32)
-    idx = np.clip(np.searchsorted(table, pcm.astype(np.int32)), 1, len(table) - 1)
-    nearer_left = (pcm - table[idx - 1]) < (table[idx] - pcm)
-    return order[idx - nearer_left].astype(np.uint8).tobytes()
+    samples, rate = read_wav(path)
+    return samples[:, 0].copy(), rate
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +73,7 @@ async def test_jfk_over_g711_ulaw_8khz_through_the_server_has_at_most_15_percent
     engine: WhisperEngine, audio_dir: Path
 ) -> None:
     pcm16k, rate = load_wav(audio_dir / "jfk.wav")
-    ulaw = ulaw_encode(resample_int16(pcm16k, rate, 8000))
+    ulaw = encode_ulaw(resample_int16(pcm16k, rate, 8000)).tobytes()
     events = await transcribe_through_server(engine, ulaw, {"type": "audio/pcmu"}, 1600)
     completed = events[-1]
     assert completed["usage"]["seconds"] == pytest.approx(len(ulaw) / 8000, abs=0.001)
@@ -121,6 +83,16 @@ async def test_jfk_over_g711_ulaw_8khz_through_the_server_has_at_most_15_percent
 def test_engine_transcribes_silence_as_nothing_or_almost_nothing(engine: WhisperEngine) -> None:
     text = engine.transcribe(np.zeros(16000, dtype=np.float32), language="en", prompt=None)
     assert len(text.split()) <= 2
+
+
+def test_engine_invents_nothing_on_applause(engine: WhisperEngine, audio_dir: Path) -> None:
+    # jfk.wav ends with 0.3 s of crowd noise (about -28 dBFS): Whisper alone hears "Thank you."
+    # there with a no-speech probability of 0.77; the engine drops such segments
+    pcm16k, rate = load_wav(audio_dir / "jfk.wav")
+    tail = pcm16k[-int(0.3 * rate):].astype(np.float32) / 32768
+    assert engine.transcribe(tail, language="en", prompt=None) == ""
+    final = engine.recognize_partial(tail, language="en", prompt=None)
+    assert final.text == ""
 
 
 def _pcm24k(audio_dir: Path, name: str) -> np.ndarray:

@@ -22,16 +22,22 @@ from websockets.http11 import Request, Response
 from websockets.protocol import State
 
 from ..log import websockets_logger
-from .engines import Engine, ScriptedEngine, SileroVad, SpeechDetector, WhisperEngine, \
-    wire_to_float32
+from .engines import (
+    Engine,
+    ScriptedEngine,
+    SileroVad,
+    SpeechDetector,
+    WhisperEngine,
+    wire_to_float32,
+)
 from .scheduler import DecodeScheduler
 from .session import (
     COMPAT_MODES,
     DEFAULT_DELTA_INTERVAL_S,
     DEFAULT_MAX_BUFFER_S,
     Actions,
-    Faults,
     FaultCounters,
+    Faults,
     PartialJob,
     Pause,
     Recognition,

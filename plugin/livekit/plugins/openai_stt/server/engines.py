@@ -26,6 +26,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from ..protocol import g711
 from .session import Recognition
 
 __all__ = [
@@ -35,13 +36,16 @@ __all__ = [
     "SpeechDetector",
     "StreamResampler",
     "WhisperEngine",
-    "ALAW_TABLE",
-    "ULAW_TABLE",
     "decode_wire_audio",
     "resample_int16",
     "trim_repetition",
     "wire_to_float32",
 ]
+
+
+NO_SPEECH_THRESHOLD = 0.6
+"""A segment Whisper rates above this no-speech probability is dropped (Whisper's own default
+threshold): on applause or breath it otherwise invents text such as "Thank you."."""
 
 
 @runtime_checkable
@@ -59,39 +63,17 @@ class Engine(Protocol):
 # G.711 and resampling
 
 
-def _ulaw_table() -> np.ndarray:
-    # ITU-T G.711 mu-law expansion, as in the reference implementation (Sun g711.c).
-    u = ~np.arange(256, dtype=np.int32) & 0xFF
-    t = (((u & 0x0F) << 3) + 0x84) << ((u & 0x70) >> 4)
-    return np.where(u & 0x80, 0x84 - t, t - 0x84).astype(np.int16)
-
-
-def _alaw_table() -> np.ndarray:
-    a = np.arange(256, dtype=np.int32) ^ 0x55
-    seg = (a & 0x70) >> 4
-    t = (a & 0x0F) << 4
-    shifted = (t + 0x108) << np.maximum(seg - 1, 0)
-    t = np.where(seg == 0, t + 8, np.where(seg == 1, t + 0x108, shifted))
-    return np.where(a & 0x80, t, -t).astype(np.int16)
-
-
-#: 256-entry lookup tables: G.711 byte -> linear int16 sample.
-ULAW_TABLE = _ulaw_table()
-ALAW_TABLE = _alaw_table()
-
-
 def decode_wire_audio(audio: bytes, format_type: str) -> np.ndarray:
     """Wire bytes -> int16 samples. ``audio/pcm``: little-endian 16-bit (a trailing odd byte is
-    dropped); ``audio/pcmu`` / ``audio/pcma``: G.711 via lookup tables. Raises ValueError for an
-    unknown format."""
+    dropped); ``audio/pcmu`` / ``audio/pcma``: G.711 (:mod:`..protocol.g711`). Raises ValueError
+    for an unknown format."""
     if format_type == "audio/pcm":
         n = len(audio) // 2
         return np.frombuffer(audio[: 2 * n], dtype="<i2").astype(np.int16)
-    raw = np.frombuffer(audio, dtype=np.uint8)
     if format_type == "audio/pcmu":
-        return ULAW_TABLE[raw]
+        return g711.decode_ulaw(audio)
     if format_type == "audio/pcma":
-        return ALAW_TABLE[raw]
+        return g711.decode_alaw(audio)
     raise ValueError(f"unknown audio format {format_type!r}")
 
 
@@ -124,30 +106,31 @@ def wire_to_float32(
 
 
 class StreamResampler:
-    """Streaming linear-interpolation resampler for int16/float mono chunks (for the speech
-    detector only: cheap, no delay, exact in length over a stream; no anti-aliasing filter,
-    which the detector does not need)."""
+    """Streaming linear-interpolation resampler for mono chunks (for the speech detector only:
+    cheap, no delay, no anti-aliasing filter, which the detector does not need).
+
+    Output sample ``k`` sits at input position ``k * from_hz / to_hz`` of the whole stream,
+    computed from integers each time, so the output does not depend on how the input is cut.
+    """
 
     def __init__(self, from_hz: int, to_hz: int) -> None:
-        self.step = from_hz / to_hz
-        self._prev: float | None = None
-        self._pos = 0.0  # position of the next output sample, in input samples of the buffer
+        self.from_hz, self.to_hz = from_hz, to_hz
+        self._next = 0  # index of the next output sample
+        self._tail = np.zeros(0, dtype=np.float32)  # the last input sample seen
+        self._base = 0  # stream index of _tail[0]
 
     def push(self, samples: np.ndarray) -> np.ndarray:
         x = np.asarray(samples, dtype=np.float32)
-        if self.step == 1.0 or len(x) == 0:
+        if self.from_hz == self.to_hz or len(x) == 0:
             return x
-        if self._prev is not None:
-            x = np.concatenate([np.array([self._prev], dtype=np.float32), x])
-        last = len(x) - 1
-        if last < self._pos:
-            self._prev = float(x[-1])
-            self._pos -= last
-            return np.zeros(0, dtype=np.float32)
-        positions = np.arange(self._pos, last + 1e-9, self.step)
-        out = np.interp(positions, np.arange(len(x)), x).astype(np.float32)
-        self._pos = positions[-1] + self.step - last
-        self._prev = float(x[-1])
+        buf = np.concatenate([self._tail, x])
+        last = self._base + len(buf) - 1  # stream index of the newest sample
+        end = last * self.to_hz // self.from_hz + 1  # outputs at positions <= last
+        ks = np.arange(self._next, end, dtype=np.int64)
+        positions = (ks * self.from_hz) / self.to_hz - self._base
+        out = np.interp(positions, np.arange(len(buf)), buf).astype(np.float32)
+        self._next = max(self._next, end)
+        self._tail, self._base = buf[-1:], last
         return out
 
 
@@ -280,10 +263,7 @@ def trim_repetition(words: list[str], n: int = 3, times: int = 3) -> list[str]:
     keys = ["".join(ch for ch in w.lower() if ch.isalnum()) for w in words]
     seen: dict[tuple[str, ...], list[int]] = {}
     for i in range(len(keys) - n + 1):
-        gram = tuple(keys[i:i + n])
-        starts = seen.setdefault(gram, [])
-        if starts and i - starts[-1] < n:
-            continue  # overlapping with itself ("a a a a")
+        starts = seen.setdefault(tuple(keys[i:i + n]), [])
         starts.append(i)
         if len(starts) >= times:
             return words[:starts[1]]
@@ -395,8 +375,11 @@ class WhisperEngine:
         result = model.model.generate(
             encoded, [prompt_ids], beam_size=self.partial_beam_size,
             max_length=min(model.max_length, len(prompt_ids) + max_new), return_scores=True,
+            return_no_speech_prob=True,
             suppress_blank=True, suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
         )[0]
+        if result.no_speech_prob > NO_SPEECH_THRESHOLD:
+            return Recognition("", None)
         tokens = [t for t in result.sequences_ids[0] if t < tokenizer.eot]
         text = " ".join(trim_repetition(tokenizer.decode(tokens).split()))
         logprob = None
@@ -422,6 +405,8 @@ class WhisperEngine:
         texts: list[str] = []
         weighted, total = 0.0, 0.0
         for seg in segments:
+            if seg.no_speech_prob > NO_SPEECH_THRESHOLD:
+                continue  # Whisper's own verdict: no speech (it invents "Thank you." there)
             texts.append(seg.text.strip())
             w = max(seg.end - seg.start, 1e-3)
             weighted += seg.avg_logprob * w
