@@ -34,12 +34,12 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import itertools
 import json
 import os
 import platform
 import random
 import re
-import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -112,7 +112,7 @@ def turn_script(quick: bool) -> list[bytes]:
     jfk = _pcm24k("jfk.wav")
     cuts = [0, *(round(c * RATE) for c in JFK_CUTS_S), len(jfk)]
     turns = [_pcm24k("goforward.wav")]
-    turns += [jfk[a:b] for a, b in zip(cuts, cuts[1:])]
+    turns += [jfk[a:b] for a, b in itertools.pairwise(cuts)]
     if not quick:
         turns += [_pcm24k("librivox-0880.wav"), _pcm24k("librivox-0930.wav")]
     return [t.astype("<i2").tobytes() for t in turns]
