@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 from collections.abc import Mapping
@@ -564,3 +565,16 @@ async def test_a_long_monologue_is_committed_at_a_pause_before_max_item_s(server
         "3.00 seconds of audio",
         "1.00 seconds of audio",
     ]
+
+
+def test_credentials_in_extra_headers_and_query_stay_out_of_reprs_and_urls():
+    secret = "cf-token-SECRET-42"
+    stt = openai_stt.STT(
+        base_url="https://gateway.ai.cloudflare.com/v1/acct/gw/openai",
+        api_key=secret,
+        extra_headers={"cf-aig-authorization": secret},
+        extra_query={"api_key": secret},
+    )
+    stream_options = dataclasses.replace(stt._opts)  # what each stream holds
+    assert secret not in repr(stt) and secret not in repr(stream_options)
+    assert secret not in repr(stt.usage)

@@ -7,7 +7,7 @@ import dataclasses
 import os
 import weakref
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -41,7 +41,8 @@ __all__ = ["STT", "STTOptions"]
 class STTOptions:
     """Options of an :class:`STT`, copied per stream with ``dataclasses.replace``.
 
-    The API key is deliberately not here (options are logged and repr'd).
+    The API key is deliberately not here, and fields that may carry credentials are left out
+    of the ``repr``.
     """
 
     model: str
@@ -55,9 +56,9 @@ class STTOptions:
     logprobs: bool
     audio_format: AudioFormat
     dialect: Dialect
-    extra_headers: dict[str, str]
-    extra_query: dict[str, str]
-    chunk_ms: int
+    extra_headers: dict[str, str] = field(repr=False)  # may carry credentials
+    extra_query: dict[str, str] = field(repr=False)  # speaches accepts ?api_key=
+    chunk_ms: int = 100
     transcription_model: str | None = None
     """The ``model`` sent in the session (an Azure deployment name); defaults to ``model``."""
     languages: tuple[str, ...] | None = None
