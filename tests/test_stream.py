@@ -18,6 +18,8 @@ from livekit.plugins.openai_stt import transport
 from livekit.plugins.openai_stt.server import Faults, LocalRealtimeServer
 
 T = lk_stt.SpeechEventType
+COMPAT_MODES = ["lenient", "openai", "gateway"]
+_compat = ["lenient"]  # the mode of the running test, set by the autouse fixture below
 FAST_RETRY = APIConnectOptions(max_retry=3, retry_interval=0.05, timeout=5.0)
 
 
@@ -91,14 +93,38 @@ def finals(events: list[lk_stt.SpeechEvent]) -> list[str]:
     return [e.alternatives[0].text for e in events if e.type == T.FINAL_TRANSCRIPT]
 
 
+@pytest.fixture(autouse=True, params=COMPAT_MODES)
+def compat_mode(request):
+    """Every stream test runs against each compatibility mode of the local server."""
+    _compat[0] = request.param
+    yield request.param
+    _compat[0] = "lenient"
+
+
+def local_server(**kwargs) -> LocalRealtimeServer:
+    """A scripted local server in the current test's compatibility mode."""
+    kwargs.setdefault("compat", _compat[0])
+    kwargs.setdefault("engine", "scripted")
+    return LocalRealtimeServer(**kwargs)
+
+
+def client(server: LocalRealtimeServer, **kwargs) -> openai_stt.STT:
+    """An STT for ``server``, with the URL rule its mode needs (PROTOCOL.md §1): OpenAI mode
+    refuses ``?model=``; gateway mode requires it (the loopback default)."""
+    kwargs.setdefault("api_key", "t")
+    if server.compat == "openai":
+        kwargs.setdefault("include_model_in_url", False)
+    return openai_stt.STT(base_url=server.base_url, **kwargs)
+
+
 @pytest.fixture
 async def server():
-    async with LocalRealtimeServer(engine="scripted") as srv:
+    async with local_server() as srv:
         yield srv
 
 
 async def test_each_flush_becomes_one_item_with_interims_then_final_then_usage(server):
-    stt = openai_stt.STT(base_url=server.base_url, api_key="test")
+    stt = client(server, api_key="test")
     events = await run_turns(stt, [0.5, 0.8])
 
     kinds = [(e.type, e.request_id) for e in events]
@@ -116,8 +142,8 @@ async def test_each_flush_becomes_one_item_with_interims_then_final_then_usage(s
 
 async def test_commits_follow_their_audio_on_flush_and_end_input():
     recorder = Recorder()
-    async with LocalRealtimeServer(engine="scripted") as server:
-        stt = openai_stt.STT(base_url=server.base_url, api_key="t", connect=recorder.connect)
+    async with local_server() as server:
+        stt = client(server, api_key="t", connect=recorder.connect)
         events = await run_turns(stt, [0.3], tail_s=0.4)
     types = recorder.types()
     assert types[0] == "session.update"
@@ -130,8 +156,8 @@ async def test_commits_follow_their_audio_on_flush_and_end_input():
 
 async def test_a_commit_with_less_than_100ms_is_not_sent():
     recorder = Recorder()
-    async with LocalRealtimeServer(engine="scripted") as server:
-        stt = openai_stt.STT(base_url=server.base_url, api_key="t", connect=recorder.connect)
+    async with local_server() as server:
+        stt = client(server, api_key="t", connect=recorder.connect)
         events = await run_turns(stt, [0.05, 0.5], tail_s=0.09)
     assert recorder.types().count("input_audio_buffer.commit") == 1
     # the 50 ms before the first flush joins the next turn instead of being lost
@@ -140,7 +166,7 @@ async def test_a_commit_with_less_than_100ms_is_not_sent():
 
 
 async def test_usage_audio_duration_is_the_seconds_committed_in_each_item(server):
-    stt = openai_stt.STT(base_url=server.base_url, api_key="t")
+    stt = client(server, api_key="t")
     events = await run_turns(stt, [0.5, 1.2])
     usage = [e.recognition_usage for e in events if e.type == T.RECOGNITION_USAGE]
     assert [round(u.audio_duration, 3) for u in usage] == [0.5, 1.2]
@@ -149,7 +175,7 @@ async def test_usage_audio_duration_is_the_seconds_committed_in_each_item(server
 
 
 async def test_final_times_are_item_offsets_plus_start_time_offset(server):
-    stt = openai_stt.STT(base_url=server.base_url, api_key="t")
+    stt = client(server, api_key="t")
     stream = stt.stream(conn_options=FAST_RETRY)
     stream.start_time_offset = 10.0
     for seconds in (0.5, 0.7):
@@ -168,7 +194,7 @@ async def test_final_times_are_item_offsets_plus_start_time_offset(server):
 
 
 async def test_stereo_16khz_frames_are_downmixed_and_resampled(server):
-    stt = openai_stt.STT(base_url=server.base_url, api_key="t")
+    stt = client(server, api_key="t")
     events = await run_turns(stt, [1.0], sample_rate=16000, channels=2)
     assert finals(events) == ["1.00 seconds of audio"]
 
@@ -176,10 +202,8 @@ async def test_stereo_16khz_frames_are_downmixed_and_resampled(server):
 @pytest.mark.parametrize("audio_format", ["g711_ulaw", "g711_alaw"])
 async def test_g711_sends_one_byte_a_sample_at_8khz(audio_format):
     recorder = Recorder()
-    async with LocalRealtimeServer(engine="scripted") as server:
-        stt = openai_stt.STT(
-            base_url=server.base_url, api_key="t", audio_format=audio_format, connect=recorder.connect
-        )
+    async with local_server() as server:
+        stt = client(server, api_key="t", audio_format=audio_format, connect=recorder.connect)
         events = await run_turns(stt, [1.0])
     import base64
 
@@ -195,8 +219,8 @@ async def test_g711_sends_one_byte_a_sample_at_8khz(audio_format):
 async def test_a_drop_mid_turn_replays_the_audio_and_loses_no_words():
     faults = Faults(drop_after_audio_ms=800, drop_sessions=1)
     recorder = Recorder()
-    async with LocalRealtimeServer(engine="scripted", faults=faults) as server:
-        stt = openai_stt.STT(base_url=server.base_url, api_key="t", connect=recorder.connect)
+    async with local_server(faults=faults) as server:
+        stt = client(server, api_key="t", connect=recorder.connect)
         events = await run_turns(stt, [0.5, 0.5, 0.5])
     assert recorder.connects == 2
     # each turn once: none lost, none duplicated by the replay
@@ -210,16 +234,16 @@ async def test_a_drop_mid_turn_replays_the_audio_and_loses_no_words():
 
 async def test_a_tcp_reset_is_retried_and_the_stream_still_ends_by_itself():
     faults = Faults(drop_after_audio_ms=300, drop_mode="reset")
-    async with LocalRealtimeServer(engine="scripted", faults=faults) as server:
-        stt = openai_stt.STT(base_url=server.base_url, api_key="t")
+    async with local_server(faults=faults) as server:
+        stt = client(server, api_key="t")
         events = await run_turns(stt, [0.6])
     assert finals(events) == ["0.60 seconds of audio"]
 
 
 async def test_a_failed_item_ends_its_turn_with_a_recoverable_error():
     errors: list[lk_stt.STTError] = []
-    async with LocalRealtimeServer(engine="scripted", faults=Faults(fail_items=frozenset({1}))) as server:
-        stt = openai_stt.STT(base_url=server.base_url, api_key="t")
+    async with local_server(faults=Faults(fail_items=frozenset({1}))) as server:
+        stt = client(server, api_key="t")
         stt.on("error", errors.append)
         events = await run_turns(stt, [0.5, 0.6])
     assert finals(events) == ["0.60 seconds of audio"]
@@ -228,8 +252,8 @@ async def test_a_failed_item_ends_its_turn_with_a_recoverable_error():
 
 
 async def test_invalid_model_on_an_openai_like_server_is_fatal_and_names_the_option():
-    async with LocalRealtimeServer(engine="scripted", compat="openai") as server:
-        stt = openai_stt.STT(base_url=server.base_url, api_key="t", include_model_in_url=True)
+    async with local_server(compat="openai") as server:
+        stt = client(server, api_key="t", include_model_in_url=True)
         stream = stt.stream(conn_options=FAST_RETRY)
         for frame in frames(0.3):
             stream.push_frame(frame)
@@ -245,8 +269,8 @@ async def test_invalid_model_on_an_openai_like_server_is_fatal_and_names_the_opt
 async def test_handshake_401_and_403_are_fatal_and_not_retried(status):
     recorder = Recorder()
     faults = Faults(reject_handshake_status=status)
-    async with LocalRealtimeServer(engine="scripted", faults=faults) as server:
-        stt = openai_stt.STT(base_url=server.base_url, api_key="sk-secret-123", connect=recorder.connect)
+    async with local_server(faults=faults) as server:
+        stt = client(server, api_key="sk-secret-123", connect=recorder.connect)
         stream = stt.stream(conn_options=FAST_RETRY)
         stream.end_input()
         with pytest.raises(APIError) as info:
@@ -259,8 +283,8 @@ async def test_handshake_401_and_403_are_fatal_and_not_retried(status):
 @pytest.mark.parametrize("status", [429, 500, 503])
 async def test_handshake_429_and_5xx_are_retried_then_succeed(status):
     faults = Faults(reject_handshake_status=status, reject_handshakes=2)
-    async with LocalRealtimeServer(engine="scripted", faults=faults) as server:
-        stt = openai_stt.STT(base_url=server.base_url, api_key="t")
+    async with local_server(faults=faults) as server:
+        stt = client(server, api_key="t")
         events = await run_turns(stt, [0.4])
     assert finals(events) == ["0.40 seconds of audio"]
 
@@ -269,8 +293,8 @@ async def test_the_api_key_never_appears_in_logs_of_a_failing_session(caplog):
     secret = "sk-live-DO-NOT-LOG-0123456789"
     caplog.set_level(logging.DEBUG)
     faults = Faults(drop_after_audio_ms=200, drop_sessions=10)
-    async with LocalRealtimeServer(engine="scripted", faults=faults, api_key=secret) as server:
-        stt = openai_stt.STT(base_url=server.base_url, api_key=secret)
+    async with local_server(faults=faults, api_key=secret) as server:
+        stt = client(server, api_key=secret)
         stream = stt.stream(conn_options=APIConnectOptions(max_retry=1, retry_interval=0.01))
         for frame in frames(0.5):
             stream.push_frame(frame)
@@ -286,7 +310,7 @@ async def test_the_api_key_never_appears_in_logs_of_a_failing_session(caplog):
 async def test_aclose_mid_stream_leaves_no_task_or_socket_behind(server):
     before = {t for t in asyncio.all_tasks()}
     recorder = Recorder()
-    stt = openai_stt.STT(base_url=server.base_url, api_key="t", connect=recorder.connect)
+    stt = client(server, api_key="t", connect=recorder.connect)
     stream = stt.stream()
     for frame in frames(0.3):
         stream.push_frame(frame)
@@ -308,7 +332,7 @@ def test_a_key_over_plaintext_ws_to_a_remote_host_is_refused():
 
 
 async def test_recognize_transcribes_a_whole_buffer(server):
-    stt = openai_stt.STT(base_url=server.base_url, api_key="t")
+    stt = client(server, api_key="t")
     event = await stt.recognize(frames(1.0, frame_ms=100))
     assert event.type == T.FINAL_TRANSCRIPT
     assert event.alternatives[0].text == "1.00 seconds of audio"
@@ -316,8 +340,8 @@ async def test_recognize_transcribes_a_whole_buffer(server):
 
 async def test_update_options_sends_a_session_update_behind_the_audio_already_pushed():
     recorder = Recorder()
-    async with LocalRealtimeServer(engine="scripted") as server:
-        stt = openai_stt.STT(base_url=server.base_url, api_key="t", connect=recorder.connect)
+    async with local_server() as server:
+        stt = client(server, api_key="t", connect=recorder.connect)
         stream = stt.stream(conn_options=FAST_RETRY)
         for frame in frames(0.3, sample_rate=24000):  # the wire rate: no resampler delay
             stream.push_frame(frame)
@@ -339,8 +363,8 @@ async def test_update_options_sends_a_session_update_behind_the_audio_already_pu
 
 async def test_a_model_change_reconnects_and_replays_the_open_turn():
     recorder = Recorder()
-    async with LocalRealtimeServer(engine="scripted") as server:
-        stt = openai_stt.STT(base_url=server.base_url, api_key="t", connect=recorder.connect)
+    async with local_server() as server:
+        stt = client(server, api_key="t", connect=recorder.connect)
         stream = stt.stream(conn_options=FAST_RETRY)
         for frame in frames(0.4):
             stream.push_frame(frame)
@@ -359,8 +383,8 @@ async def test_a_model_change_reconnects_and_replays_the_open_turn():
 
 async def test_a_final_that_never_comes_ends_its_turn_with_its_interim_text():
     errors: list[lk_stt.STTError] = []
-    async with LocalRealtimeServer(engine="scripted", faults=Faults(completed_delay_ms=2000)) as server:
-        stt = openai_stt.STT(base_url=server.base_url, api_key="t", final_timeout_s=0.5)
+    async with local_server(faults=Faults(completed_delay_ms=2000)) as server:
+        stt = client(server, api_key="t", final_timeout_s=0.5)
         stt.on("error", errors.append)
         stream = stt.stream(conn_options=FAST_RETRY)
         for frame in frames(0.5):
@@ -388,8 +412,8 @@ async def test_a_final_that_never_comes_ends_its_turn_with_its_interim_text():
 async def test_session_expiry_reconnects_at_once_and_keeps_every_turn():
     errors: list[lk_stt.STTError] = []
     recorder = Recorder()
-    async with LocalRealtimeServer(engine="scripted", max_session_s=0.4) as server:
-        stt = openai_stt.STT(base_url=server.base_url, api_key="t", connect=recorder.connect)
+    async with local_server(max_session_s=0.4) as server:
+        stt = client(server, api_key="t", connect=recorder.connect)
         stt.on("error", errors.append)
         stream = stt.stream(conn_options=FAST_RETRY)
         for _ in range(3):
@@ -407,10 +431,8 @@ async def test_session_expiry_reconnects_at_once_and_keeps_every_turn():
 
 async def test_rollover_opens_the_next_session_at_a_turn_boundary_without_losing_a_final():
     recorder = Recorder()
-    async with LocalRealtimeServer(engine="scripted") as server:
-        stt = openai_stt.STT(
-            base_url=server.base_url, api_key="t", session_rollover_s=0.3, connect=recorder.connect
-        )
+    async with local_server() as server:
+        stt = client(server, api_key="t", session_rollover_s=0.3, connect=recorder.connect)
         stream = stt.stream(conn_options=FAST_RETRY)
         for _ in range(3):
             for frame in frames(0.3):
@@ -430,8 +452,8 @@ async def test_rollover_opens_the_next_session_at_a_turn_boundary_without_losing
 
 async def test_audio_queued_while_disconnected_is_bounded_with_a_clear_error():
     faults = Faults(reject_handshake_status=503)
-    async with LocalRealtimeServer(engine="scripted", faults=faults) as server:
-        stt = openai_stt.STT(base_url=server.base_url, api_key="t", max_queued_audio_s=0.5)
+    async with local_server(faults=faults) as server:
+        stt = client(server, api_key="t", max_queued_audio_s=0.5)
         stream = stt.stream(conn_options=APIConnectOptions(max_retry=5, retry_interval=0.2))
         for frame in frames(1.0):
             stream.push_frame(frame)
@@ -442,7 +464,7 @@ async def test_audio_queued_while_disconnected_is_bounded_with_a_clear_error():
 
 
 async def test_a_sample_rate_change_mid_stream_is_handled(server):
-    stt = openai_stt.STT(base_url=server.base_url, api_key="t")
+    stt = client(server, api_key="t")
     stream = stt.stream(conn_options=FAST_RETRY)
     for frame in frames(0.5, sample_rate=48000) + frames(0.5, sample_rate=16000):
         stream.push_frame(frame)
@@ -531,8 +553,8 @@ async def test_an_error_event_without_a_close_is_reported_and_the_session_goes_o
     errors: list[lk_stt.STTError] = []
     faults = Faults(error_code_after_audio_ms=("some_new_condition", 200))
     recorder = Recorder()
-    async with LocalRealtimeServer(engine="scripted", faults=faults) as server:
-        stt = openai_stt.STT(base_url=server.base_url, api_key="t", connect=recorder.connect)
+    async with local_server(faults=faults) as server:
+        stt = client(server, api_key="t", connect=recorder.connect)
         stt.on("error", errors.append)
         events = await run_turns(stt, [0.5, 0.5])
     assert finals(events) == ["0.50 seconds of audio"] * 2
@@ -549,7 +571,7 @@ def test_chunk_ms_is_bounded_so_appends_stay_far_under_15_mib():
 
 
 async def test_a_long_monologue_is_committed_at_a_pause_before_max_item_s(server):
-    stt = openai_stt.STT(base_url=server.base_url, api_key="t", max_item_s=3.0)
+    stt = client(server, api_key="t", max_item_s=3.0)
     stream = stt.stream(conn_options=FAST_RETRY)
     silence = rtc.AudioFrame(bytes(480), 24000, 1, 240)  # the wire rate: no resampler delay
     for frame in frames(2.5, sample_rate=24000):  # speech into the last second before the cap
@@ -578,3 +600,22 @@ def test_credentials_in_extra_headers_and_query_stay_out_of_reprs_and_urls():
     stream_options = dataclasses.replace(stt._opts)  # what each stream holds
     assert secret not in repr(stt) and secret not in repr(stream_options)
     assert secret not in repr(stt.usage)
+
+
+async def test_a_timed_drop_between_turns_loses_nothing():
+    recorder = Recorder()
+    faults = Faults(drop_after_s=0.5, drop_sessions=2)
+    async with local_server(faults=faults) as server:
+        stt = client(server, api_key="t", connect=recorder.connect)
+        stream = stt.stream(conn_options=FAST_RETRY)
+        for _ in range(4):
+            for frame in frames(0.3):
+                stream.push_frame(frame)
+            stream.flush()
+            await asyncio.sleep(0.3)
+        stream.end_input()
+        events = await asyncio.wait_for(collect(stream), 20)
+        await stream.aclose()
+        drops = server.counters.drops
+    assert drops == 2 and recorder.connects == 3
+    assert finals(events) == ["0.30 seconds of audio"] * 4

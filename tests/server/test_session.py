@@ -525,6 +525,25 @@ def test_session_cap_sends_session_expired_then_closes_1001() -> None:
     assert actions.close == Close(1001, "maximum duration reached")
 
 
+@pytest.mark.parametrize(
+    ("mode", "expected"),
+    [("close_1011", Close(1011, "internal error (fault injection)")),
+     ("reset", Close(1006, "reset", True))],
+)
+def test_a_timed_drop_closes_each_session_at_its_time_within_the_budget(mode, expected) -> None:
+    counters = FaultCounters()
+    faults = Faults(drop_after_s=2.0, drop_mode=mode, drop_sessions=1)
+    first = ServerSession(faults=faults, counters=counters)
+    first.opened(10.0)
+    assert first.next_tick_at == 12.0
+    assert first.tick(11.9).close is None
+    assert first.tick(12.0).close == expected
+    second = ServerSession(faults=faults, counters=counters)  # the budget is spent
+    second.opened(20.0)
+    assert second.next_tick_at == second.expires_at
+    assert second.tick(22.0).close is None
+
+
 def test_a_message_after_the_cap_expires_the_session_instead_of_being_handled() -> None:
     s = ServerSession(max_session_s=10.0)
     s.opened(0.0)

@@ -89,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "an error (default 600)")
     p.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     f = p.add_argument_group("fault injection")
+    f.add_argument("--drop-after-s", type=float, default=None,
+                   help="drop each session this many seconds after it opens (a timed drop)")
     f.add_argument("--drop-after-audio-ms", type=float, default=None,
                    help="drop a session once it has received this much audio")
     f.add_argument("--drop-mode", choices=("close_1011", "reset"), default="close_1011")
@@ -111,6 +113,7 @@ def faults_from_args(args: argparse.Namespace) -> Faults:
     """The :class:`Faults` the parsed flags describe."""
     return Faults(
         drop_after_audio_ms=args.drop_after_audio_ms,
+        drop_after_s=args.drop_after_s,
         drop_mode=args.drop_mode,
         drop_sessions=args.drop_sessions,
         fail_items=args.fail_items,

@@ -301,12 +301,13 @@ class LocalRealtimeServer:
         try:
             if await self._perform(c, session.opened(loop.time())):
                 while True:
-                    assert session.expires_at is not None
+                    tick_at = session.next_tick_at
+                    assert tick_at is not None
                     if c.recv_task is None:
                         c.recv_task = asyncio.ensure_future(conn.recv())
-                    timeout = max(0.0, session.expires_at - loop.time())
+                    timeout = max(0.0, tick_at - loop.time())
                     done, _ = await asyncio.wait({c.recv_task}, timeout=timeout)
-                    if not done:  # the session cap: the read goes on meanwhile
+                    if not done:  # the session cap or a timed drop: the read goes on meanwhile
                         actions = session.tick(loop.time())
                     else:
                         task, c.recv_task = c.recv_task, None

@@ -125,6 +125,8 @@ class Faults:
       ``"close_1011"`` sends a close frame 1011, ``"reset"`` aborts the TCP connection without a
       close frame. At most ``drop_sessions`` sessions are dropped (default 1, so a reconnect
       then succeeds).
+    - ``drop_after_s``: drop each session (within the same ``drop_sessions`` budget) this many
+      seconds after it opened, whatever audio it has: a drop at a given time.
     - ``fail_items``: 1-based item indexes (per session) answered with
       ``conversation.item.input_audio_transcription.failed`` instead of deltas/completed
       (PROTOCOL.md §4).
@@ -137,6 +139,7 @@ class Faults:
     """
 
     drop_after_audio_ms: float | None = None
+    drop_after_s: float | None = None
     drop_mode: Literal["close_1011", "reset"] = "close_1011"
     drop_sessions: int = 1
     fail_items: frozenset[int] = frozenset()
@@ -931,6 +934,18 @@ class ServerSession:
         return None if self.opened_at is None else self.opened_at + self.max_session_s
 
     @property
+    def next_tick_at(self) -> float | None:
+        """When :meth:`tick` must next be called: the session cap, or an earlier timed drop
+        (``Faults.drop_after_s``). None before opening."""
+        if self.opened_at is None:
+            return None
+        due = self.opened_at + self.max_session_s
+        drop = self.faults.drop_after_s
+        if drop is not None and self.counters.drops < self.faults.drop_sessions:
+            due = min(due, self.opened_at + drop)
+        return due
+
+    @property
     def buffered_s(self) -> float:
         """Seconds of audio appended and not yet committed or cleared."""
         return len(self._buffer) / self.config.bytes_per_second
@@ -1008,9 +1023,19 @@ class ServerSession:
 
     def tick(self, now: float) -> Actions:
         """Enforce the session cap (PROTOCOL.md §6): past ``max_session_s`` since opening,
-        an ``error`` ``session_expired`` then close 1001."""
+        an ``error`` ``session_expired`` then close 1001; and a timed drop
+        (``Faults.drop_after_s``) when one is due."""
         actions = Actions()
-        if self.closed or self.expires_at is None or now < self.expires_at:
+        if self.closed or self.opened_at is None:
+            return actions
+        drop = self.faults.drop_after_s
+        if (drop is not None and now >= self.opened_at + drop
+                and self.counters.drops < self.faults.drop_sessions):
+            self.counters.drops += 1
+            if self.faults.drop_mode == "reset":
+                return self._close(actions, 1006, "reset", abort=True)
+            return self._close(actions, 1011, "internal error (fault injection)")
+        if self.expires_at is None or now < self.expires_at:
             return actions
         minutes = self.max_session_s / 60
         actions.events.append(self._error(
