@@ -573,17 +573,17 @@ def test_chunk_ms_is_bounded_so_appends_stay_far_under_15_mib():
 async def test_a_long_monologue_is_committed_at_a_pause_before_max_item_s(server):
     stt = client(server, api_key="t", max_item_s=3.0)
     stream = stt.stream(conn_options=FAST_RETRY)
-    silence = rtc.AudioFrame(bytes(480), 24000, 1, 240)  # the wire rate: no resampler delay
+    silence = rtc.AudioFrame(bytes(4800), 24000, 1, 2400)  # the wire rate: no resampler delay
     for frame in frames(2.5, sample_rate=24000):  # speech into the last second before the cap
         stream.push_frame(frame)
-    stream.push_frame(silence)  # a pause at 2.51 s: the item is cut here
+    stream.push_frame(silence)  # a 100 ms pause from 2.5 s: the item is cut inside it
     for frame in frames(4.0, sample_rate=24000):  # no pause: cut at the cap
         stream.push_frame(frame)
     stream.end_input()
     events = await asyncio.wait_for(collect(stream), 20)
     await stream.aclose()
     assert finals(events) == [
-        "2.51 seconds of audio",
+        "2.60 seconds of audio",
         "3.00 seconds of audio",
         "1.00 seconds of audio",
     ]

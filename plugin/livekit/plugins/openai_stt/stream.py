@@ -1,7 +1,8 @@
 """The LiveKit ``SpeechStream``: frames out, speech events in.
 
-Out: frames (stereo downmixed, resampled to the wire rate here) -> wire bytes appended to a
-*ledger* -> ``input_audio_buffer.append`` chunks of ``chunk_ms`` -> socket. A flush (framework
+Out: frames (stereo downmixed; gathered into blocks of ``chunk_ms`` and resampled to the wire
+rate a block at a time) -> wire bytes appended to a *ledger* -> ``input_audio_buffer.append``
+chunks of ``chunk_ms`` -> socket. A flush (framework
 ``flush()``/``end_input()``, or the optional VAD's end of speech) becomes a ``commit`` sent by
 the same single writer, behind the audio it closes, and only with at least 100 ms uncommitted
 (PROTOCOL.md §3).
@@ -167,6 +168,12 @@ class SpeechStream(stt.RecognizeStream):
         self._queue_overflowed = False
         self._connected = False
         self._resampler_rate = 0
+        # input frames of one rate are gathered into blocks of chunk_ms before resampling and
+        # queueing: one native resampler call and one writer wake-up a chunk, not a frame
+        self._block = bytearray()
+        self._block_rate = 0
+        self._block_samples = 0
+        self._block_target = 0
         self._sessions = 0
         self._session_started = 0.0
         self._quick_reconnects = 0
@@ -178,6 +185,9 @@ class SpeechStream(stt.RecognizeStream):
         self._vad = vad
         self._vad_stream: vad_mod.VADStream | None = None
         self._vad_task: asyncio.Task[None] | None = None
+        if vad is not None:  # it sees every input frame, as pushed
+            self._vad_stream = vad.stream()
+            self._vad_task = asyncio.create_task(self._vad_loop(), name="openai_stt.vad")
         self._reconnect_requested = False
 
     # -- public ---------------------------------------------------------------------------
@@ -188,9 +198,9 @@ class SpeechStream(stt.RecognizeStream):
         return self._usage
 
     def push_frame(self, frame: rtc.AudioFrame) -> None:
-        """Push audio: any sample rate (a change mid-stream is handled: the old rate's
-        resampler is flushed first), mono or multi-channel (downmixed to mono before
-        resampling); empty frames are ignored.
+        """Push audio: any sample rate (a change mid-stream is handled: the old rate's audio
+        is flushed first), mono or multi-channel (downmixed to mono before resampling); empty
+        frames are ignored.
 
         Raises:
             RuntimeError: after ``end_input()`` or ``aclose()``.
@@ -201,24 +211,22 @@ class SpeechStream(stt.RecognizeStream):
             return
         if frame.num_channels > 1:
             frame = _downmix(frame)
-        if frame.sample_rate == self._rate:
-            self._flush_resampler(drop=True)
-            self._enqueue(frame)
-            return
-        if self._resampler is None or self._resampler_rate != frame.sample_rate:
-            self._flush_resampler(drop=True)
-            self._resampler = rtc.AudioResampler(
-                frame.sample_rate, self._rate, quality=rtc.AudioResamplerQuality.HIGH
-            )
-            self._resampler_rate = frame.sample_rate
-        for out in self._resampler.push(frame):
-            self._enqueue(out)
+        if frame.sample_rate != self._block_rate:
+            self._flush_block(flush_resampler=True)
+            self._block_rate = frame.sample_rate
+            self._block_target = frame.sample_rate * self._opts.chunk_ms // 1000
+        self._block += frame.data
+        self._block_samples += frame.samples_per_channel
+        if self._vad_stream is not None:
+            self._vad_stream.push_frame(frame)
+        if self._block_samples >= self._block_target:
+            self._flush_block(flush_resampler=False)
 
     def flush(self) -> None:
         """End the current turn: its audio is committed, and its final follows."""
         self._check_input_not_ended()
         self._check_not_closed()
-        self._flush_resampler(drop=False)
+        self._flush_block(flush_resampler=True)
         self._input_ch.send_nowait(self._FlushSentinel())
 
     async def aclose(self) -> None:
@@ -259,17 +267,40 @@ class SpeechStream(stt.RecognizeStream):
         self._opts = dataclasses.replace(self._opts, **changes)
         self._assembler.language = self._opts.language
         if not self._input_ch.closed:
+            self._flush_block(flush_resampler=False)  # behind the audio already pushed
             self._input_ch.send_nowait(_SessionChange())  # type: ignore[arg-type]
 
     # -- input ----------------------------------------------------------------------------
 
-    def _flush_resampler(self, *, drop: bool) -> None:
+    def _flush_block(self, *, flush_resampler: bool) -> None:
+        """Resample and queue the gathered block (and the resampler's tail, if asked)."""
+        if self._block_samples:
+            block = rtc.AudioFrame(
+                bytes(self._block), self._block_rate, 1, self._block_samples
+            )
+            self._block.clear()
+            self._block_samples = 0
+            if self._block_rate == self._rate:
+                self._enqueue(block)
+            else:
+                if self._resampler is None or self._resampler_rate != self._block_rate:
+                    self._drop_resampler()
+                    self._resampler = rtc.AudioResampler(
+                        self._block_rate, self._rate, quality=rtc.AudioResamplerQuality.HIGH
+                    )
+                    self._resampler_rate = self._block_rate
+                for out in self._resampler.push(block):
+                    self._enqueue(out)
+        if flush_resampler and self._resampler is not None:
+            for out in self._resampler.flush():
+                self._enqueue(out)
+
+    def _drop_resampler(self) -> None:
         if self._resampler is not None:
             for out in self._resampler.flush():
                 self._enqueue(out)
-            if drop:
-                self._resampler = None
-                self._resampler_rate = 0
+            self._resampler = None
+            self._resampler_rate = 0
 
     def _enqueue(self, frame: rtc.AudioFrame) -> None:
         self._queued += frame.samples_per_channel
@@ -290,9 +321,6 @@ class SpeechStream(stt.RecognizeStream):
     async def _run(self) -> None:
         if self._time_base is None:
             self._time_base = self.start_time_offset
-        if self._vad is not None and self._vad_task is None:
-            self._vad_stream = self._vad.stream()
-            self._vad_task = asyncio.create_task(self._vad_loop(), name="openai_stt.vad")
 
         while True:
             self._check_queue()
@@ -471,10 +499,12 @@ class SpeechStream(stt.RecognizeStream):
 
     async def _cut_long_item(self, conn: Connection, frame: rtc.AudioFrame) -> None:
         """Commit a long monologue (PROTOCOL.md §2: gpt-realtime-whisper gives at most 2,000
-        output tokens an item): in the last second before ``max_item_s``, at the first quiet
-        frame, else at ``max_item_s``."""
+        output tokens an item): in the last second before ``max_item_s``, at the end of the
+        first block whose last 20 ms are quiet (the cut falls inside a pause), else at
+        ``max_item_s``."""
         at_cap = self._appended - self._last_commit >= self._max_item_samples
-        samples = np.frombuffer(frame.data, dtype=np.int16).astype(np.float32)
+        tail = np.frombuffer(frame.data, dtype=np.int16)[-self._rate // 50 :]  # its last 20 ms
+        samples = tail.astype(np.float32)
         quiet = float(np.sqrt(np.mean(samples * samples))) < _QUIET_RMS
         if at_cap or quiet:
             logger.debug(
@@ -497,8 +527,6 @@ class SpeechStream(stt.RecognizeStream):
         async for item in self._input_ch:
             if isinstance(item, rtc.AudioFrame):
                 self._append_frame(item)
-                if self._vad_stream is not None:
-                    self._vad_stream.push_frame(item)
                 if self._appended - self._last_commit >= self._max_item_samples - self._rate:
                     await self._cut_long_item(conn, item)
                 if (self._appended - self._sent) * self._bps >= self._chunk_bytes:
@@ -747,6 +775,7 @@ class SpeechStream(stt.RecognizeStream):
             elif event.type == vad_mod.VADEventType.END_OF_SPEECH:
                 self._send_event(stt.SpeechEvent(type=stt.SpeechEventType.END_OF_SPEECH))
                 if not self._input_ch.closed:
+                    self._flush_block(flush_resampler=False)  # the turn's audio goes first
                     self._input_ch.send_nowait(_VadCommit())  # type: ignore[arg-type]
 
     async def _close_vad(self) -> None:
