@@ -79,6 +79,22 @@ def version_of(dist: str) -> str:
         return "not installed"
 
 
+def project_revision() -> str:
+    """The checkout measured: commit, subject, and whether ``plugin/`` differs from it
+    (read-only git commands; "unknown" outside a git checkout)."""
+    def git(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["git", *args], cwd=str(ROOT), capture_output=True, text=True,
+                              timeout=10, check=False)
+    try:
+        head = git("log", "-1", "--format=%h %s")
+        if head.returncode != 0:
+            return "unknown"
+        dirty = git("diff", "--quiet", "HEAD", "--", "plugin").returncode != 0
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head.stdout.strip() + (" (plugin/ has uncommitted changes)" if dirty else "")
+
+
 def machine_info() -> dict[str, Any]:
     mem = ""
     with contextlib.suppress(OSError):
@@ -93,6 +109,7 @@ def machine_info() -> dict[str, Any]:
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
         "loadavg": os.getloadavg() if hasattr(os, "getloadavg") else None,
+        "revision": project_revision(),
         "packages": {
             d: version_of(d)
             for d in (
@@ -241,6 +258,33 @@ def make_null_stt(sample_rate: int = 24000) -> Any:
     return _NullSTT()
 
 
+@contextlib.asynccontextmanager
+async def http_context(*, unlimited: bool = False) -> Any:
+    """``livekit.agents.utils.http_context.open()``, the aiohttp session the official plugin
+    takes its websockets from (ours does not use it).
+
+    As shipped that session's connector allows 50 connections per host, and a realtime
+    websocket holds its connection for the stream's life: a 51st concurrent stream of the
+    official plugin waits for a free slot. ``unlimited=True`` binds a session without that
+    limit instead, to measure what the plugin's own code can do.
+    """
+    from livekit.agents.utils import http_context as hc
+
+    if not unlimited:
+        async with hc.open() as session:
+            yield session
+        return
+    import aiohttp
+
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, limit_per_host=0))
+    token = hc._ContextVar.set(lambda: session)
+    try:
+        yield session
+    finally:
+        hc._ContextVar.reset(token)
+        await session.close()
+
+
 # --------------------------------------------------------------------------------------------
 # the oracle VAD: end of speech at known audio positions, identical for both plugins
 
@@ -250,7 +294,8 @@ class OracleVAD:
 
     It emits START_OF_SPEECH at a turn's first frame and END_OF_SPEECH as soon as the audio it
     has been pushed reaches the end of a turn (``turn_s`` seconds each, or the explicit
-    ``boundaries_s``), and at end of input if a turn is open. ``eos_times`` holds the
+    ``boundaries_s``; with ``stagger``, the j-th stream's are shifted by ``37 j`` frames modulo a
+    turn), and at end of input if a turn is open. ``eos_times`` holds the
     ``time.monotonic()`` of each END_OF_SPEECH it emitted, for latency measurements.
     """
 
@@ -273,6 +318,7 @@ class OracleVAD:
                         type=kind, samples_index=0, timestamp=time.time(),
                         speech_duration=0.0, silence_duration=0.0))
 
+                offset = owner.next_offset()
                 async for item in self._input_ch:
                     if not hasattr(item, "samples_per_channel"):
                         continue  # a flush sentinel
@@ -281,6 +327,8 @@ class OracleVAD:
                         emit(vad_mod.VADEventType.START_OF_SPEECH)
                     seen_s += item.samples_per_channel / item.sample_rate
                     boundary = owner.boundary(k)
+                    if boundary is not None:
+                        boundary += offset
                     if boundary is not None and seen_s >= boundary - 1e-9:
                         speaking = False
                         k += 1
@@ -293,12 +341,22 @@ class OracleVAD:
         class _VAD(vad_mod.VAD):
             def __init__(self, turn_s: float | None = None,
                          boundaries_s: Sequence[float] | None = None,
-                         eos_at_end: bool = True) -> None:
+                         eos_at_end: bool = True, stagger: bool = False) -> None:
                 super().__init__(capabilities=vad_mod.VADCapabilities(update_interval=0.1))
                 self.turn_s = turn_s
                 self.boundaries_s = list(boundaries_s) if boundaries_s else None
                 self.eos_at_end = eos_at_end
+                self.stagger = stagger
                 self.eos_times: list[float] = []
+                self._streams = 0
+
+            def next_offset(self) -> float:
+                """Stream j's turn ends are shifted by (37 j mod turn) frames if staggered."""
+                j, self._streams = self._streams, self._streams + 1
+                if not self.stagger or not self.turn_s:
+                    return 0.0
+                turn_frames = max(1, int(round(self.turn_s * 100)))
+                return (j * 37 % turn_frames) / 100
 
             def boundary(self, k: int) -> float | None:
                 if self.boundaries_s is not None:
@@ -328,8 +386,8 @@ class Pacer:
         self.k += 1
         target = self.t0 + self.k * self.period
         delay = target - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
+        # always yield: a late driver catching up must not starve the tasks it feeds
+        await asyncio.sleep(max(0.0, delay))
         late = max(0.0, time.monotonic() - target)
         self.lateness.append(late)
         return late
@@ -405,22 +463,54 @@ class ServerProcess:
         self.stop()
 
 
-def _preexec(cpu: int | None) -> Any:
-    if cpu is None or not hasattr(os, "sched_setaffinity"):
+INITIAL_CPUS: frozenset[int] = frozenset(
+    os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
+)
+"""The CPUs this process could use when it started, before :func:`pin_to_cpu`."""
+
+
+def server_cpus(cpu: int | None | str = "auto") -> frozenset[int]:
+    """The CPUs a server process gets: ``"auto"`` -> :data:`SERVER_CPU` alone when the machine
+    has another CPU for the client, else all; ``None`` -> all (not pinned); an int -> it."""
+    if cpu == "auto":
+        if SERVER_CPU in INITIAL_CPUS and len(INITIAL_CPUS) > 1:
+            return frozenset({SERVER_CPU})
+        return INITIAL_CPUS
+    if cpu is None:
+        return INITIAL_CPUS
+    return frozenset({int(cpu)})
+
+
+def _preexec(cpus: frozenset[int]) -> Any:
+    """Set the child's CPUs explicitly: it must not inherit the client's pinning."""
+    if not hasattr(os, "sched_setaffinity"):
         return None
 
     def pin() -> None:
         with contextlib.suppress(OSError):
-            os.sched_setaffinity(0, {cpu})
+            os.sched_setaffinity(0, cpus)
 
     return pin
 
 
-def _server_cpu() -> int | None:
-    if not hasattr(os, "sched_getaffinity"):
-        return None
-    cpus = sorted(os.sched_getaffinity(0))
-    return SERVER_CPU if SERVER_CPU in cpus and len(cpus) > 1 else None
+def unpin() -> None:
+    """Give this process back every CPU it started with."""
+    if hasattr(os, "sched_setaffinity"):
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(0, INITIAL_CPUS)
+
+
+_FLAGS: set[str] | None = None
+
+
+def server_flags() -> set[str]:
+    """The command-line flags the local server accepts (it gains options over time)."""
+    global _FLAGS
+    if _FLAGS is None:
+        out = subprocess.run([PY, "-m", "livekit.plugins.openai_stt.server", "--help"],
+                             capture_output=True, text=True, cwd=str(ROOT), timeout=60)
+        _FLAGS = set(re.findall(r"(--[a-z][a-z0-9-]*)", out.stdout))
+    return _FLAGS
 
 
 def start_local_server(
@@ -428,16 +518,27 @@ def start_local_server(
     extra_args: Sequence[str] = (),
     *,
     cpu: int | None | str = "auto",
+    partials: bool = False,
     timeout_s: float = 90.0,
 ) -> ServerProcess:
     """``python -m livekit.plugins.openai_stt.server --engine ENGINE --port 0`` in its own
-    process (pinned to :data:`SERVER_CPU` by default), once it is listening."""
-    pin = _server_cpu() if cpu == "auto" else cpu
+    process (pinned to :data:`SERVER_CPU` by default), once it is listening.
+
+    The server's session cap is lifted (``--max-sessions 0``) and, unless ``partials``, its
+    pre-commit partial decodes are off (``--delta-interval-s 0``): the benchmarks measure the
+    clients, so the server does as little as the protocol allows."""
+    cpus = server_cpus(cpu)
+    flags = server_flags()
+    opts: list[str] = []
+    if "--max-sessions" in flags:
+        opts += ["--max-sessions", "0"]
+    if "--delta-interval-s" in flags and not partials:
+        opts += ["--delta-interval-s", "0"]
     cmd = [PY, "-m", "livekit.plugins.openai_stt.server", "--engine", engine, "--port", "0",
-           "--log-level", "WARNING", *extra_args]
+           "--log-level", "WARNING", *opts, *extra_args]
     proc = subprocess.Popen(
         cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=str(ROOT),
-        preexec_fn=_preexec(pin),  # type: ignore[arg-type]
+        preexec_fn=_preexec(cpus),
     )
     assert proc.stderr is not None
     lines: list[str] = []
@@ -460,14 +561,12 @@ def start_local_server(
     raise RuntimeError("local server did not start:\n" + "\n".join(lines[-20:]))
 
 
-def start_probe_server(delta_ms: float = 100.0, *, cpu: int | None | str = "auto") -> ServerProcess:
+def start_probe_server(delta_ms: float = 100.0, *,
+                       cpu: int | None | str = "auto") -> ServerProcess:
     """``benchmarks/probe_server.py`` in its own process, once it is listening."""
-    pin = _server_cpu() if cpu == "auto" else cpu
     cmd = [PY, str(BENCH_DIR / "probe_server.py"), "--port", "0", "--delta-ms", str(delta_ms)]
-    if pin is not None:
-        cmd += ["--cpu", str(pin)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=str(ROOT))
+                            cwd=str(ROOT), preexec_fn=_preexec(server_cpus(cpu)))
     assert proc.stdout is not None
     line = proc.stdout.readline()
     m = re.match(r"PROBE (\d+)", line or "")
@@ -507,9 +606,18 @@ def probe_reset(server: ServerProcess) -> None:
 # workers (one measurement per fresh process)
 
 
-def run_worker(task: str, args: dict[str, Any], *, timeout_s: float = 300.0) -> dict[str, Any]:
-    """Run ``benchmarks/_worker.py TASK JSON`` and return its JSON result."""
+def run_worker(task: str, args: dict[str, Any], *, timeout_s: float = 300.0,
+               inprocess: bool = False) -> dict[str, Any]:
+    """Run ``benchmarks/_worker.py TASK JSON`` and return its JSON result.
+
+    ``inprocess``: run the task in this process instead (no fresh interpreter, no pinning of
+    its own; for smoke runs, where the numbers do not matter)."""
     import json
+
+    if inprocess:
+        import _worker
+
+        return json.loads(json.dumps(asyncio.run(_worker.TASKS[task](args))))
 
     cmd = [PY, str(BENCH_DIR / "_worker.py"), task, json.dumps(args)]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, cwd=str(ROOT))

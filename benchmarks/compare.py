@@ -27,9 +27,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 import _common as C
+import numpy as np
 
 _TOKEN = re.compile(r"t=(\d+\.\d+)")
 _SECONDS = re.compile(r"(\d+\.\d+) seconds of audio")
@@ -78,6 +77,7 @@ async def latency_run(
     tail_s: float = 0.5,
     background: int = 0,
     end_timeout_s: float = 3.0,
+    warm_s: float = 0.5,
 ) -> dict[str, Any]:
     """One measured stream (plus ``background`` streams of the same plugin, for load) fed
     ``turns`` turns of ``turn_s`` and a ``tail_s`` open turn ended by ``end_input()``.
@@ -85,10 +85,13 @@ async def latency_run(
     ``mode``: ``"flush"`` (``stream.flush()`` at each turn end; ours only: the official
     plugin does not commit on flush) or ``"vad"`` (the oracle VAD given to the STT).
     """
-    from livekit.agents import stt as lkstt, utils
+    from livekit.agents import stt as lkstt
+    from livekit.agents import utils
 
     C.probe_reset(server)
-    vad = C.OracleVAD(turn_s=turn_s) if mode == "vad" else None
+    # the VAD's turn ends are exactly the flush points; the tail is ended by end_input()
+    vad = C.OracleVAD(boundaries_s=[turn_s * (k + 1) for k in range(turns)]) \
+        if mode == "vad" else None
     result: dict[str, Any] = {"plugin": plugin, "mode": mode, "background": background}
     async with utils.http_context.open():
         stt = C.make_stt(plugin, server.base_url, vad=vad)
@@ -116,7 +119,7 @@ async def latency_run(
 
         rd = asyncio.create_task(reader())
         # warm: the connection is open before the clock starts (both plugins connect lazily)
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(warm_s)
         pacer = C.Pacer()
         turn_frames = int(round(turn_s * 100))
         n = turns * turn_frames + int(round(tail_s * 100))
@@ -132,9 +135,7 @@ async def latency_run(
                 signals.append(time.monotonic())
                 st.flush()
         t_end = time.monotonic()
-        st.end_input()
-        for s in bg:
-            s.end_input()
+        st.end_input()  # (background streams are only closed: no commit of theirs)
         finals_before = len(finals)
         ended = await _wait(rd, end_timeout_s)
         t_stream_end = time.monotonic() if ended else None
@@ -153,15 +154,14 @@ async def latency_run(
 
     records = C.probe_stats(server)
     commits = sorted(c for r in records for c in r["commits"])
-    if mode == "vad":
-        signals = list(vad.eos_times)  # type: ignore[union-attr]
-        turn_signals = [s for s in signals if s < t_end]
-    else:
-        turn_signals = list(signals)
-        signals = signals + [t_end]
+    if mode == "vad":  # the VAD's own end-of-input END_OF_SPEECH comes after end_input()
+        signals = [s for s in vad.eos_times if s < t_end]  # type: ignore[union-attr]
+    turn_signals = list(signals)
+    signals = signals + [t_end]
     commit_lat = _match_signals(signals, commits)
-    turn_commit = [d for s, d in zip(signals, commit_lat) if s < t_end and d is not None]
-    end_commit = [d for s, d in zip(signals, commit_lat) if s >= t_end - 1e-6]
+    pairs = list(zip(signals, commit_lat, strict=True))
+    turn_commit = [d for s, d in pairs if s < t_end and d is not None]
+    end_commit = [d for s, d in pairs if s >= t_end - 1e-6]
     last_final = finals[-1][0] if len(finals) > finals_before else None
     deltas_sent = sum(r["deltas_sent"] for r in records) if not background else None
     result.update(
@@ -170,7 +170,7 @@ async def latency_run(
         tokens_total=len(shown | final_tokens),
         turn_signals=len(turn_signals),
         commit_latencies=turn_commit,
-        commits_missing=sum(1 for s, d in zip(signals, commit_lat) if d is None),
+        commits_missing=sum(1 for _, d in pairs if d is None),
         end_input_to_commit=end_commit[0] if end_commit else None,
         end_input_to_last_final=(last_final - t_end) if last_final is not None else None,
         end_input_to_stream_end=(t_stream_end - t_end) if t_stream_end is not None else None,
@@ -252,7 +252,9 @@ async def bytes_run(
 # 6: end to end with faster-whisper
 
 
-def turn_boundaries(path: Path, *, min_pause_s: float = 0.4, min_turn_s: float = 4.0) -> list[float]:
+def turn_boundaries(
+    path: Path, *, min_pause_s: float = 0.4, min_turn_s: float = 4.0
+) -> list[float]:
     """End-of-turn times (s) for a clip: the middle of pauses of at least ``min_pause_s``
     (10 ms RMS below a level set from the clip) that leave turns of at least ``min_turn_s``;
     the clip's end is always the last boundary."""
@@ -290,10 +292,12 @@ async def e2e_run(
     *,
     speed: float = 1.0,
     final_timeout_s: float = 30.0,
+    quiet_s: float = 5.0,
 ) -> dict[str, Any]:
     """Stream a clip at ``speed`` x real time, end each turn at its boundary (ours: flush;
     official: the oracle VAD), and time each turn's last frame -> its FINAL."""
-    from livekit.agents import stt as lkstt, utils
+    from livekit.agents import stt as lkstt
+    from livekit.agents import utils
     from livekit.plugins.openai_stt.evaluation import wav_frames, word_error_rate
 
     frames = list(wav_frames(clip, C.FRAME_MS))
@@ -335,9 +339,17 @@ async def e2e_run(
                 if plugin == "ours" and k < len(ends):
                     st.flush()
         st.end_input()
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(got_all.wait(), final_timeout_s)
-        await _wait(rd, 2.0)
+        # every turn's final, or the stream's end (ours ends by itself; the official stream
+        # never does), or quiet_s without a new final (an empty transcript gets no FINAL from
+        # the official plugin), or final_timeout_s
+        t_end = time.monotonic()
+        while not got_all.is_set() and not rd.done():
+            last = max([t_end] + [t for t, _ in finals.values()])
+            now = time.monotonic()
+            if now - last > quiet_s or now - t_end > final_timeout_s:
+                break
+            await asyncio.sleep(0.05)
+        await _wait(rd, 2.0 if plugin == "ours" else 0.1)
         await st.aclose()
         rd.cancel()
         with contextlib.suppress(BaseException):
@@ -383,13 +395,12 @@ async def drop_run(
 ) -> dict[str, Any]:
     """A fresh local server (scripted engine, its transcripts say how much audio each item
     held) dropping each of the first ``drops`` sessions after ``drop_after_ms`` of audio."""
-    from livekit.agents import stt as lkstt, utils
+    from livekit.agents import stt as lkstt
+    from livekit.agents import utils
 
-    server = C.start_local_server(
-        "scripted",
-        ["--drop-after-audio-ms", str(drop_after_ms), "--drop-sessions", str(drops),
-         "--drop-mode", drop_mode, "--log-level", "INFO"],
-    )
+    fault_args = ["--drop-after-audio-ms", str(drop_after_ms), "--drop-sessions", str(drops),
+                  "--drop-mode", drop_mode] if drops else []
+    server = C.start_local_server("scripted", [*fault_args, "--log-level", "INFO"])
     finals: list[str] = []
     errors: list[str] = []
     try:
@@ -430,7 +441,7 @@ async def drop_run(
                 await stt.aclose()
     finally:
         server.stop()
-    time.sleep(0.2)  # let the log reader catch up
+    await asyncio.sleep(0.2)  # let the log reader catch up
     sessions = max(sum(1 for line in server.stderr_lines if key in line)
                    for key in ("session opened", "session closed", "connection open"))
     transcribed = sum(float(m) for f in finals for m in _SECONDS.findall(f))
@@ -447,5 +458,7 @@ async def drop_run(
         "sessions": sessions,
         "lost_ms_per_drop": max(0.0, lost) * 1000 / happened if happened else float("nan"),
         "finals": len(finals),
+        "items_s": [float(m) for f in finals for m in _SECONDS.findall(f)],
+        "turn_s": turn_s,
         "errors": errors,
     }

@@ -619,3 +619,42 @@ async def test_a_timed_drop_between_turns_loses_nothing():
         drops = server.counters.drops
     assert drops == 2 and recorder.connects == 3
     assert finals(events) == ["0.30 seconds of audio"] * 4
+
+
+class SendSideDrop:
+    """The transport seam: on the first socket, a send fails (1011) while receiving hangs, so
+    the writer, not the reader, is first to see the drop; later sockets are the real server."""
+
+    def __init__(self) -> None:
+        self.connects = 0
+
+    async def connect(self, url: str, headers: Mapping[str, str], timeout: float):
+        from livekit.plugins.openai_stt.protocol.errors import classify_close
+        from livekit.plugins.openai_stt.transport import TransportError
+
+        self.connects += 1
+        if self.connects > 1:
+            return await transport.connect(url, headers, timeout)
+        sends = [0]
+
+        class Conn:
+            async def send(self, message):
+                sends[0] += 1
+                if sends[0] > 3:
+                    raise TransportError(classify_close(1011, "internal error"))
+
+            async def recv(self):
+                await asyncio.Event().wait()
+
+            async def aclose(self):
+                pass
+
+        return Conn()
+
+
+async def test_a_drop_seen_first_by_the_writer_is_retried_like_any_drop(server):
+    peer = SendSideDrop()
+    stt = client(server, connect=peer.connect)
+    events = await run_turns(stt, [0.5, 0.5])
+    assert peer.connects == 2
+    assert finals(events) == ["0.50 seconds of audio"] * 2

@@ -368,11 +368,16 @@ class SpeechStream(stt.RecognizeStream):
             done, _ = await asyncio.wait(
                 {writer, reader, watchdog}, return_when=asyncio.FIRST_COMPLETED
             )
-            if writer in done:
-                return writer.result()
-            for task in (reader, watchdog):
-                if task in done:
-                    task.result()  # raises the failure
+            try:
+                if writer in done:
+                    return writer.result()
+                for task in (reader, watchdog):
+                    if task in done:
+                        task.result()  # raises the failure
+            except TransportError as e:  # whichever task saw the socket die first
+                if e.classified.action == ErrorAction.RECONNECT:
+                    raise _Reconnect(e.classified.message) from None
+                raise _api_error(e.classified) from None
             raise _api_error(Classified(ErrorAction.RETRY, "server ended the session"))
         finally:
             self._connected = False
@@ -551,22 +556,19 @@ class SpeechStream(stt.RecognizeStream):
     # -- reader ----------------------------------------------------------------------------
 
     async def _read_loop(self, conn: Connection) -> None:
-        try:
-            while True:
-                text = await conn.recv()
-                try:
-                    event = ev.parse(text)
-                except ev.EventParseError as e:
-                    logger.warning(
-                        "unparseable server event; skipped",
-                        extra={"event_type": e.event_type, "field": e.field, "reason": str(e)},
-                    )
-                    continue
-                self._on_event(event)
-        except TransportError as e:
-            if e.classified.action == ErrorAction.RECONNECT:
-                raise _Reconnect(e.classified.message) from None
-            raise _api_error(e.classified) from None
+        """Parse and handle server events until the socket fails (a ``TransportError``,
+        mapped by :meth:`_run_session` like the writer's)."""
+        while True:
+            text = await conn.recv()
+            try:
+                event = ev.parse(text)
+            except ev.EventParseError as e:
+                logger.warning(
+                    "unparseable server event; skipped",
+                    extra={"event_type": e.event_type, "field": e.field, "reason": str(e)},
+                )
+                continue
+            self._on_event(event)
 
     def _on_event(self, event: ev.ServerEvent) -> None:
         if isinstance(event, ev.ErrorEvent):
