@@ -243,26 +243,24 @@ async def run(quick: bool = False) -> list[str]:
         "### Resilience (our plugin; issue 5)",
         "",
         "| drops per minute of audio | drops | audio lost per drop (ms) | turns with a final | "
-        "drop -> resumed streaming, median / max (ms) | "
-        "words lost (two_cities, whisper): WER with drops vs without |",
-        "|---|---|---|---|---|---|",
+        "drop -> resumed streaming, median / max (ms) |",
+        "|---|---|---|---|---|",
     ]
     audio_s = 30.0 if quick else 90.0  # 90 s so that even 1 drop a minute happens
-    baseline = None if quick else await drops_whisper(0, speed=4.0)
     for rate in (1, 3, 10):
-        scripted = await drops_scripted(rate, audio_s, speed=6.0)
-        words = "n/a (quick)" if quick else "(measured at 10 a minute)"
-        if baseline is not None and rate == 10:
-            w = await drops_whisper(rate, speed=4.0)
-            words = (
-                f"{w['wer']:.1%} with {w['drops']} drops vs {baseline['wer']:.1%} without "
-                f"({w['words']} vs {baseline['words']} words)"
-            )
+        scripted = await drops_scripted(rate, audio_s, speed=12.0)
         lines.append(
             f"| {rate} | {scripted['drops']} | {scripted['lost_ms_per_drop']:.0f} | "
             f"{scripted['finals']}/{scripted['turns']} | "
-            f"{scripted['resume_median_ms']:.0f} / {scripted['resume_max_ms']:.0f} | {words} |"
+            f"{scripted['resume_median_ms']:.0f} / {scripted['resume_max_ms']:.0f} |"
         )
+    lines += [
+        "",
+        "Words lost through the whisper engine are not measured here: the server's fault drops "
+        "a session after N s of *received* audio, replays count, and with N shorter than the "
+        "replay plus the recognizer's time every replay triggers the next drop "
+        "(`drops_whisper()` shows it).",
+    ]
     memory = await outage_memory(20.0 if quick else 60.0)
     lines += [
         "",
