@@ -87,6 +87,21 @@ class TimedConnect:
         return out
 
 
+async def _collect(stream: lk_stt.RecognizeStream, events: list[lk_stt.SpeechEvent]) -> None:
+    """Append every event of ``stream`` to ``events`` until it ends (errors propagate)."""
+    async for event in stream:
+        events.append(event)
+
+
+def _transcribed_s(events: list[lk_stt.SpeechEvent]) -> float:
+    """Seconds of audio the scripted engine's finals say they transcribed."""
+    return sum(
+        float(m.group(1))
+        for e in events
+        if e.type == FINAL and (m := SECONDS_RE.search(e.alternatives[0].text))
+    )
+
+
 def _frames(seconds: float, rate: int = 48000) -> list[rtc.AudioFrame]:
     n = rate // 100
     t = np.arange(n) / rate
@@ -98,11 +113,7 @@ async def _stream_turns(stt, turns_s: list[float], speed: float) -> list[lk_stt.
     stream = stt.stream(conn_options=RETRY)
     events: list[lk_stt.SpeechEvent] = []
 
-    async def consume() -> None:
-        async for event in stream:
-            events.append(event)
-
-    consumer = asyncio.create_task(consume())
+    consumer = asyncio.create_task(_collect(stream, events))
     start = time.monotonic()
     pushed = 0.0
     for seconds in turns_s:
@@ -128,11 +139,7 @@ async def drops_scripted(drops_per_min: int, audio_s: float, speed: float) -> di
         stt = openai_stt.STT(base_url=server.base_url, api_key="bench", connect=timer.connect)
         events = await _stream_turns(stt, turns, speed)
         drops = server.counters.drops
-    transcribed = sum(
-        float(m.group(1))
-        for e in events
-        if e.type == FINAL and (m := SECONDS_RE.search(e.alternatives[0].text))
-    )
+    transcribed = _transcribed_s(events)
     lost_ms = max(0.0, sum(turns) - transcribed) * 1000
     resume = timer.resume_ms()
     return {
@@ -163,11 +170,7 @@ async def drops_whisper(drops_per_min: int, speed: float) -> dict[str, float]:
         stream = stt.stream(conn_options=RETRY)
         events: list[lk_stt.SpeechEvent] = []
 
-        async def consume() -> None:
-            async for event in stream:
-                events.append(event)
-
-        consumer = asyncio.create_task(consume())
+        consumer = asyncio.create_task(_collect(stream, events))
         start = time.monotonic()
         for index, frame in enumerate(frames):
             stream.push_frame(frame)
@@ -198,11 +201,7 @@ async def outage_memory(outage_audio_s: float = 60.0) -> dict[str, float]:
     stream = stt.stream(conn_options=RETRY)
     events: list[lk_stt.SpeechEvent] = []
 
-    async def consume() -> None:
-        async for event in stream:
-            events.append(event)
-
-    consumer = asyncio.create_task(consume())
+    consumer = asyncio.create_task(_collect(stream, events))
     for frame in _frames(2.0):
         stream.push_frame(frame)
     stream.flush()
@@ -225,11 +224,7 @@ async def outage_memory(outage_audio_s: float = 60.0) -> dict[str, float]:
     await asyncio.wait_for(consumer, 60)
     await stream.aclose()
     await second_server.aclose()
-    transcribed = sum(
-        float(m.group(1))
-        for e in events
-        if e.type == FINAL and (m := SECONDS_RE.search(e.alternatives[0].text))
-    )
+    transcribed = _transcribed_s(events)
     return {
         "peak_mb": peak / 1e6,
         "audio_s": 2.0 + outage_audio_s,
