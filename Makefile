@@ -14,9 +14,10 @@ $(VENV)/.local-installed: pyproject.toml | $(VENV)/bin/python
 	$(PY) -m pip install --quiet -e ".[local]"
 	touch $@
 
+# the tests include a smoke run of the benchmarks, so they install the bench extra too
 $(VENV)/.dev-installed: pyproject.toml | $(VENV)/bin/python
-	$(PY) -m pip install --quiet -e ".[local,dev]"
-	touch $@ $(VENV)/.local-installed
+	$(PY) -m pip install --quiet -e ".[local,dev,bench]"
+	touch $@ $(VENV)/.local-installed $(VENV)/.bench-installed
 
 $(VENV)/.bench-installed: pyproject.toml | $(VENV)/bin/python
 	$(PY) -m pip install --quiet -e ".[local,bench]"
