@@ -10,7 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from livekit.plugins.openai_stt.server import LocalRealtimeServer, WhisperEngine
-from livekit.plugins.openai_stt.evaluation import load_reference, read_wav, word_error_rate
+from livekit.plugins.openai_stt.evaluation import (
+    load_reference,
+    normalize_transcript,
+    read_wav,
+    word_error_rate,
+)
 from livekit.plugins.openai_stt.protocol.g711 import encode_ulaw
 from livekit.plugins.openai_stt.server.engines import resample_int16
 from websockets.asyncio.client import connect
@@ -161,6 +166,10 @@ async def test_realtime_whisper_streams_deltas_before_the_commit_with_whisper(
     after = "".join(e["delta"] for e in events[at_commit:] if e["type"].endswith(".delta"))
     final = events[-1]["transcript"]
     assert len(before.split()) >= 5  # words streamed while the audio arrived
-    assert word_error_rate(reference(audio_dir, "jfk.wav"), before) <= 0.7
+    # How far the streamed prefix got depends on the machine's speed; what it says must not:
+    # score it against the same number of words from the start of the reference.
+    streamed = normalize_transcript(before).split()
+    reference_prefix = normalize_transcript(reference(audio_dir, "jfk.wav")).split()
+    assert word_error_rate(" ".join(reference_prefix[:len(streamed)]), " ".join(streamed)) <= 0.3
     assert before + after == final or (after == "" and not final.startswith(before))
     assert word_error_rate(reference(audio_dir, "jfk.wav"), final) <= 0.10
