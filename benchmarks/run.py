@@ -414,8 +414,9 @@ def bench_resilience(cfg: Config) -> dict[str, Any]:
         C.unpin()
         log(f"resilience: resilience_bench.run(quick={cfg.quick})")
         lines = asyncio.run(mod.run(quick=cfg.quick))
-    except Exception as e:  # noqa: BLE001
-        return {"status": f"run() failed: {type(e).__name__}: {e}"}
+    except Exception as e:  # noqa: BLE001 - reported, and makes the run exit non-zero
+        return {"status": f"run() failed: {type(e).__name__}: {e}",
+                "error": traceback.format_exc()}
     finally:
         C.pin_to_cpu(C.CLIENT_CPU)
     return {"status": "ok", "markdown": "\n".join(lines)}

@@ -39,7 +39,7 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict]:
 def test_the_quick_bench_runs_every_section_without_error(quick_run: tuple[str, dict]) -> None:
     _, raw = quick_run
     results = raw["results"]
-    for section in ("cpu", "ramp", "latency", "bytes", "memory", "e2e", "drops"):
+    for section in ("cpu", "ramp", "latency", "bytes", "memory", "e2e", "drops", "resilience"):
         assert section in results, section
         assert "error" not in results[section], results[section].get("error")
 
@@ -50,7 +50,8 @@ def test_the_report_has_both_plugins_side_by_side_with_machine_facts(
     md, raw = quick_run
     assert "| figure | ours | official | ours ÷ official | target (ours) |" in md
     for heading in ("## Machine", "## 1. CPU", "## 2-3. Latency", "## 4. Bytes",
-                    "## 5. Memory", "## 6. End to end", "## 7. Audio lost", "## Targets"):
+                    "## 5. Memory", "## 6. End to end", "## 7. Audio lost", "## Targets",
+                    "## Resilience", "Words lost per drop"):
         assert heading in md, heading
     info = raw["info"]
     assert info["cpu"] and info["cores"] and info["python"]
