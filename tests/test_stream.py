@@ -15,6 +15,7 @@ from livekit import rtc
 from livekit.agents import APIConnectOptions, APIError, stt as lk_stt
 from livekit.plugins import openai_stt
 from livekit.plugins.openai_stt import transport
+from livekit.plugins.openai_stt.protocol.errors import classify_close
 from livekit.plugins.openai_stt.server import Faults, LocalRealtimeServer
 
 T = lk_stt.SpeechEventType
@@ -37,29 +38,41 @@ def frames(duration_s: float, frame_ms: int = 10, **kw: object) -> list[rtc.Audi
 
 
 class Recorder:
-    """The transport seam: wraps the real connect and records what the client sends."""
+    """The transport seam: wraps the real connect and records what the client sends, and
+    the order of connects and closes in ``timeline`` (``("connect", n)``, ``("close", n)``,
+    sockets numbered from 1). Sockets numbered in ``broken`` fail their first audio send,
+    as a socket the server dropped would."""
 
-    def __init__(self) -> None:
+    def __init__(self, broken: frozenset[int] = frozenset()) -> None:
         self.sent: list[dict] = []
         self.connects = 0
         self.closed = 0
+        self.timeline: list[tuple[str, int]] = []
+        self.broken = broken
 
     async def connect(self, url: str, headers: Mapping[str, str], timeout: float):
         conn = await transport.connect(url, headers, timeout)
         self.connects += 1
+        number = self.connects
+        self.timeline.append(("connect", number))
         recorder = self
 
         class Conn:
             async def send(self, message):
                 text = message.decode() if isinstance(message, bytes) else message
-                recorder.sent.append(json.loads(text))
+                event = json.loads(text)
+                if number in recorder.broken and event["type"] == "input_audio_buffer.append":
+                    raise transport.TransportError(classify_close(1011, "dropped"))
+                recorder.sent.append(event)
                 await conn.send(message)
 
             async def recv(self):
                 return await conn.recv()
 
             async def aclose(self):
-                recorder.closed += 1
+                if ("close", number) not in recorder.timeline:
+                    recorder.closed += 1
+                    recorder.timeline.append(("close", number))
                 await conn.aclose()
 
         return Conn()
@@ -448,6 +461,31 @@ async def test_rollover_opens_the_next_session_at_a_turn_boundary_without_losing
     assert finals(events) == ["0.30 seconds of audio"] * 3 + ["0.20 seconds of audio"]
     # at a quiet boundary only uncommitted audio moves over: nothing is billed twice
     assert stt.usage.audio_seconds_committed == pytest.approx(1.1)
+    # make-before-break: the next session was open before the current one closed
+    assert recorder.timeline.index(("connect", 2)) < recorder.timeline.index(("close", 1))
+    assert recorder.closed == recorder.connects  # one opened ahead and not used is closed too
+
+
+async def test_rollover_opens_another_session_when_the_one_opened_ahead_died():
+    errors: list[lk_stt.STTError] = []
+    recorder = Recorder(broken=frozenset({2}))
+    async with local_server() as server:
+        stt = client(server, api_key="t", session_rollover_s=0.6, connect=recorder.connect)
+        stt.on("error", errors.append)
+        stream = stt.stream(conn_options=FAST_RETRY)
+        for _ in range(3):
+            for frame in frames(0.3):
+                stream.push_frame(frame)
+            stream.flush()
+            await asyncio.sleep(0.4)
+        stream.end_input()
+        events = await asyncio.wait_for(collect(stream), 20)
+        await stream.aclose()
+    assert recorder.timeline[:3] == [("connect", 1), ("connect", 2), ("close", 1)]
+    assert ("connect", 3) in recorder.timeline
+    assert finals(events) == ["0.30 seconds of audio"] * 3
+    assert not errors  # not a failure: no retry, no error event
+    assert recorder.closed == recorder.connects
 
 
 async def test_audio_queued_while_disconnected_is_bounded_with_a_clear_error():

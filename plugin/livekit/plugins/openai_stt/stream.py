@@ -16,7 +16,9 @@ finalised, and each new socket gets it replayed, with its commits at the same pl
 new audio (PROTOCOL.md §6: audio not committed when a socket dies is lost on the server side).
 A session that ends normally (``session_expired``, close 1001, PROTOCOL.md §5), a rollover
 before the session cap (§6) and a model change reconnect at once, in ``_run``, without
-counting as a failure.
+counting as a failure. A rollover is make-before-break: the next session is opened and
+configured shortly before it is due (``_PREPARE_AHEAD_S``), so at the turn boundary the move
+costs no connect time, only the replay of the audio not yet committed.
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ _DEADLINE_TICK_S = 0.25
 _QUICK_SESSION_S = 5.0  # a session that ends sooner than this made no progress
 _MAX_QUICK_RECONNECTS = 3
 _FORCED_ROLLOVER_GRACE_S = 240.0
+_PREPARE_AHEAD_S = 30.0  # open the next session this long before a rollover is due
 _QUIET_RMS = 300.0  # int16 RMS (about -40 dBFS) taken as a pause when cutting a long item
 
 
@@ -189,6 +192,9 @@ class SpeechStream(stt.RecognizeStream):
             self._vad_stream = vad.stream()
             self._vad_task = asyncio.create_task(self._vad_loop(), name="openai_stt.vad")
         self._reconnect_requested = False
+        # make-before-break rollover: the next session, opened ahead, and the options it has
+        self._next_conn: asyncio.Task[Connection] | None = None
+        self._next_conn_opts: STTOptions | None = None
 
     # -- public ---------------------------------------------------------------------------
 
@@ -322,23 +328,28 @@ class SpeechStream(stt.RecognizeStream):
         if self._time_base is None:
             self._time_base = self.start_time_offset
 
-        while True:
-            self._check_queue()
-            started = asyncio.get_running_loop().time()
-            try:
-                again = await self._run_session(await self._open())
-            except _Reconnect as e:
-                quick = asyncio.get_running_loop().time() - started < _QUICK_SESSION_S
-                self._quick_reconnects = self._quick_reconnects + 1 if quick else 0
-                if self._quick_reconnects >= _MAX_QUICK_RECONNECTS:
-                    raise APIConnectionError(
-                        f"the server keeps ending sessions at once ({e})"
-                    ) from None
-                logger.info("session ended by the server; reconnecting", extra={"reason": str(e)})
-                continue
-            if not again:
-                break
-            logger.info("opening the next session", extra={"model": self._opts.model})
+        try:
+            while True:
+                self._check_queue()
+                started = asyncio.get_running_loop().time()
+                try:
+                    again = await self._run_session(await self._open())
+                except _Reconnect as e:
+                    quick = asyncio.get_running_loop().time() - started < _QUICK_SESSION_S
+                    self._quick_reconnects = self._quick_reconnects + 1 if quick else 0
+                    if self._quick_reconnects >= _MAX_QUICK_RECONNECTS:
+                        raise APIConnectionError(
+                            f"the server keeps ending sessions at once ({e})"
+                        ) from None
+                    logger.info(
+                        "session ended by the server; reconnecting", extra={"reason": str(e)}
+                    )
+                    continue
+                if not again:
+                    break
+                logger.info("opening the next session", extra={"model": self._opts.model})
+        finally:
+            await self._discard_next_session()
 
         if self._vad_task is not None:  # let the VAD report the last end of speech
             await asyncio.wait({self._vad_task}, timeout=1.0)
@@ -385,27 +396,94 @@ class SpeechStream(stt.RecognizeStream):
             await conn.aclose()
 
     async def _open(self) -> Connection:
-        opts = self._opts
-        url = opts.url()
+        """A socket whose session is configured and has every unfinalised turn replayed: the
+        one opened ahead for a rollover when it is usable, else a new one.
+
+        Raises:
+            APIError: connecting, configuring or replaying failed (classified).
+        """
+        conn = await self._take_next_session()
+        if conn is not None:
+            self._session_started = asyncio.get_running_loop().time()
+            try:
+                await self._replay(conn)
+                return conn
+            except TransportError:  # it died while waiting: open another, no failure
+                await conn.aclose()
+                logger.info("the session opened ahead was closed; opening another")
         try:
-            conn = await self._stt_impl._connect(
-                url, self._stt_impl._headers(), self._conn_options.timeout
-            )
+            conn = await self._connect()
         except TransportError as e:
             raise _api_error(e.classified) from None
-        self._sessions += 1
         self._session_started = asyncio.get_running_loop().time()
+        try:
+            await self._replay(conn)
+        except TransportError as e:
+            await conn.aclose()
+            raise _api_error(e.classified) from None
+        return conn
+
+    async def _connect(self) -> Connection:
+        """Open a socket and configure its session (``session.update``), with no audio yet.
+
+        Raises:
+            TransportError: the handshake or the first send failed.
+        """
+        opts = self._opts
+        url = opts.url()
+        conn = await self._stt_impl._connect(
+            url, self._stt_impl._headers(), self._conn_options.timeout
+        )
+        self._sessions += 1
         logger.debug(
             "connected",
             extra={"url": redact_url(url), "model": opts.model, "session": self._sessions},
         )
         try:
             await self._send_session_update(conn)
-            await self._replay(conn)
-        except TransportError as e:
+        except BaseException:
             await conn.aclose()
-            raise _api_error(e.classified) from None
+            raise
         return conn
+
+    def _prepare_next_session(self) -> None:
+        """Open the next session in the background once a rollover is near (within
+        ``_PREPARE_AHEAD_S``, or the second half of a shorter ``session_rollover_s``)."""
+        if self._next_conn is not None or self._input_ch.closed:
+            return
+        limit = self._opts.session_rollover_s
+        age = asyncio.get_running_loop().time() - self._session_started
+        if age < limit - min(_PREPARE_AHEAD_S, limit / 2):
+            return
+        self._next_conn_opts = self._opts
+        self._next_conn = asyncio.create_task(self._connect(), name="openai_stt.next_session")
+
+    async def _take_next_session(self) -> Connection | None:
+        """The session opened ahead, if it was opened with the current options and its
+        connect succeeded (waiting for it if still connecting); else None."""
+        task, self._next_conn = self._next_conn, None
+        if task is None:
+            return None
+        if self._next_conn_opts is not self._opts:  # options changed since: not this one
+            await self._close_next_session(task)
+            return None
+        try:
+            conn = await task
+        except TransportError as e:
+            logger.info("opening the next session ahead failed", extra={"reason": str(e)})
+            return None
+        return conn
+
+    async def _discard_next_session(self) -> None:
+        task, self._next_conn = self._next_conn, None
+        if task is not None:
+            await self._close_next_session(task)
+
+    @staticmethod
+    async def _close_next_session(task: asyncio.Task[Connection]) -> None:
+        await aio.cancel_and_wait(task)
+        if not task.cancelled() and task.exception() is None:
+            await task.result().aclose()
 
     async def _send_session_update(self, conn: Connection) -> None:
         opts = self._opts
@@ -618,11 +696,13 @@ class SpeechStream(stt.RecognizeStream):
     # -- deadlines -------------------------------------------------------------------------
 
     async def _deadline_loop(self) -> None:
-        """Ends turns whose final is overdue; a commit never acknowledged fails the socket."""
+        """Ends turns whose final is overdue; a commit never acknowledged fails the socket;
+        opens the next session ahead when a rollover nears."""
         loop = asyncio.get_running_loop()
         timeout = self._opts.final_timeout_s
         while True:
             await asyncio.sleep(_DEADLINE_TICK_S)
+            self._prepare_next_session()
             now = loop.time()
             if self._unacked_commits and now - self._unacked_commits[0] > timeout:
                 raise _api_error(

@@ -127,8 +127,10 @@ class STT(stt.STT):
             ends with its interim text and a recoverable error (no turn hangs).
         max_queued_audio_s: audio accepted while disconnected, seconds; past it the stream
             fails with a clear error rather than dropping audio.
-        session_rollover_s: open the next session at a turn boundary after this many seconds,
-            before the server's cap (PROTOCOL.md §6: 60 minutes).
+        session_rollover_s: move to the next session at a turn boundary after this many
+            seconds, before the server's cap (PROTOCOL.md §6: 60 minutes). The next session is
+            opened and configured up to 30 s ahead (make-before-break), so the move costs no
+            handshake.
         max_item_s: longest audio committed as one item, seconds: a longer monologue is
             committed at a pause in its last second, or at this length (PROTOCOL.md §2:
             gpt-realtime-whisper returns at most 2,000 tokens an item).
