@@ -40,14 +40,15 @@ def frames(duration_s: float, frame_ms: int = 10, **kw: object) -> list[rtc.Audi
 class Recorder:
     """The transport seam: wraps the real connect and records what the client sends, and
     the order of connects and closes in ``timeline`` (``("connect", n)``, ``("close", n)``,
-    sockets numbered from 1). Sockets numbered in ``broken`` fail their first audio send,
-    as a socket the server dropped would."""
+    sockets numbered from 1), and what each socket was sent in ``sent_by[n]``. Sockets
+    numbered in ``broken`` fail their first audio send, as a socket the server dropped would."""
 
     def __init__(self, broken: frozenset[int] = frozenset()) -> None:
         self.sent: list[dict] = []
         self.connects = 0
         self.closed = 0
         self.timeline: list[tuple[str, int]] = []
+        self.sent_by: dict[int, list[dict]] = {}
         self.broken = broken
 
     async def connect(self, url: str, headers: Mapping[str, str], timeout: float):
@@ -55,6 +56,7 @@ class Recorder:
         self.connects += 1
         number = self.connects
         self.timeline.append(("connect", number))
+        self.sent_by[number] = []
         recorder = self
 
         class Conn:
@@ -64,6 +66,7 @@ class Recorder:
                 if number in recorder.broken and event["type"] == "input_audio_buffer.append":
                     raise transport.TransportError(classify_close(1011, "dropped"))
                 recorder.sent.append(event)
+                recorder.sent_by[number].append(event)
                 await conn.send(message)
 
             async def recv(self):
@@ -461,30 +464,100 @@ async def test_rollover_opens_the_next_session_at_a_turn_boundary_without_losing
     assert finals(events) == ["0.30 seconds of audio"] * 3 + ["0.20 seconds of audio"]
     # at a quiet boundary only uncommitted audio moves over: nothing is billed twice
     assert stt.usage.audio_seconds_committed == pytest.approx(1.1)
-    # make-before-break: the next session was open before the current one closed
-    assert recorder.timeline.index(("connect", 2)) < recorder.timeline.index(("close", 1))
-    assert recorder.closed == recorder.connects  # one opened ahead and not used is closed too
+    assert recorder.closed == recorder.connects  # every socket, used or opened ahead, closed
 
 
-async def test_rollover_opens_another_session_when_the_one_opened_ahead_died():
+async def _until(condition, timeout_s: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "timed out waiting"
+        await asyncio.sleep(0.01)
+
+
+async def _rollover_with_a_session_opened_ahead(recorder: Recorder) -> tuple[list, list]:
+    """One turn; wait until the next session is open (ahead, at half of a 1 s
+    ``session_rollover_s``) and the rollover is due; two more turns; end."""
     errors: list[lk_stt.STTError] = []
-    recorder = Recorder(broken=frozenset({2}))
     async with local_server() as server:
-        stt = client(server, api_key="t", session_rollover_s=0.6, connect=recorder.connect)
+        stt = client(server, api_key="t", session_rollover_s=1.0, connect=recorder.connect)
         stt.on("error", errors.append)
         stream = stt.stream(conn_options=FAST_RETRY)
-        for _ in range(3):
-            for frame in frames(0.3):
+        for frame in frames(0.3):
+            stream.push_frame(frame)
+        stream.flush()
+        await _until(lambda: recorder.connects >= 2)
+        await asyncio.sleep(0.6)  # session 1 is now past 1 s: the next chunk rolls over
+        for seconds in (0.3, 0.2):
+            for frame in frames(seconds):
                 stream.push_frame(frame)
             stream.flush()
-            await asyncio.sleep(0.4)
         stream.end_input()
         events = await asyncio.wait_for(collect(stream), 20)
         await stream.aclose()
+    assert finals(events) == ["0.30 seconds of audio"] * 2 + ["0.20 seconds of audio"]
+    return events, errors
+
+
+def _audio_and_commits(sent: list[dict]) -> list[str]:
+    kinds = [m["type"] for m in sent]
+    return [k for k in kinds if k in ("input_audio_buffer.append", "input_audio_buffer.commit")]
+
+
+async def test_rollover_moves_to_the_session_opened_ahead():
+    recorder = Recorder()
+    _, errors = await _rollover_with_a_session_opened_ahead(recorder)
+    # make-before-break: socket 2 was open and configured before socket 1 closed ...
     assert recorder.timeline[:3] == [("connect", 1), ("connect", 2), ("close", 1)]
-    assert ("connect", 3) in recorder.timeline
-    assert finals(events) == ["0.30 seconds of audio"] * 3
+    assert recorder.sent_by[2][0]["type"] == "session.update"
+    # ... and it is the one that carried the later turns
+    assert recorder.connects == 2
+    assert "input_audio_buffer.commit" in _audio_and_commits(recorder.sent_by[2])
+    assert recorder.closed == 2
+    assert not errors
+
+
+async def test_rollover_opens_another_session_when_the_one_opened_ahead_died():
+    recorder = Recorder(broken=frozenset({2}))
+    _, errors = await _rollover_with_a_session_opened_ahead(recorder)
+    assert recorder.timeline[:3] == [("connect", 1), ("connect", 2), ("close", 1)]
+    assert _audio_and_commits(recorder.sent_by[2]) == []  # its first audio send failed
+    assert recorder.connects == 3
+    assert "input_audio_buffer.commit" in _audio_and_commits(recorder.sent_by[3])
+    assert recorder.closed == 3
     assert not errors  # not a failure: no retry, no error event
+
+
+async def test_a_session_opened_ahead_and_never_used_is_closed():
+    recorder = Recorder()
+    async with local_server() as server:
+        stt = client(server, api_key="t", session_rollover_s=1.0, connect=recorder.connect)
+        stream = stt.stream(conn_options=FAST_RETRY)
+        for frame in frames(0.3):
+            stream.push_frame(frame)
+        stream.flush()
+        await _until(lambda: recorder.connects >= 2)
+        stream.end_input()  # before the rollover is due
+        events = await asyncio.wait_for(collect(stream), 20)
+        await stream.aclose()
+    assert finals(events) == ["0.30 seconds of audio"]
+    assert _audio_and_commits(recorder.sent_by[2]) == []
+    assert recorder.closed == recorder.connects == 2
+
+
+async def test_aclose_during_the_move_to_the_next_session_leaves_no_socket():
+    recorder = Recorder()
+    async with local_server() as server:
+        stt = client(server, api_key="t", session_rollover_s=1.0, connect=recorder.connect)
+        stream = stt.stream(conn_options=FAST_RETRY)
+        for frame in frames(0.3):
+            stream.push_frame(frame)
+        stream.flush()
+        await _until(lambda: recorder.connects >= 2)
+        await asyncio.sleep(0.6)
+        for frame in frames(0.3):
+            stream.push_frame(frame)
+        await _until(lambda: ("close", 1) in recorder.timeline)
+        await stream.aclose()
     assert recorder.closed == recorder.connects
 
 
@@ -696,3 +769,31 @@ async def test_a_drop_seen_first_by_the_writer_is_retried_like_any_drop(server):
     events = await run_turns(stt, [0.5, 0.5])
     assert peer.connects == 2
     assert finals(events) == ["0.50 seconds of audio"] * 2
+
+
+async def test_a_session_opened_ahead_ages_from_its_connect_and_never_hits_the_cap(caplog):
+    """The server counts a session's age from its handshake (PROTOCOL.md §6), so the stream
+    must too: a session opened ahead and kept waiting by a stretch without audio is not
+    treated as new when it is finally used."""
+    caplog.set_level(logging.INFO, logger="livekit.plugins.openai_stt")
+    recorder = Recorder()
+    async with local_server(max_session_s=1.4) as server:
+        stt = client(server, api_key="t", session_rollover_s=1.0, connect=recorder.connect)
+        stream = stt.stream(conn_options=FAST_RETRY)
+        for frame in frames(0.2):
+            stream.push_frame(frame)
+        stream.flush()
+        await asyncio.sleep(1.3)  # no audio: the next session is opened ahead and waits
+        for index in range(30):  # then 0.2 s turns in real time
+            for frame in frames(0.1):
+                stream.push_frame(frame)
+            await asyncio.sleep(0.1)
+            if index % 2:
+                stream.flush()
+        stream.end_input()
+        events = await asyncio.wait_for(collect(stream), 20)
+        await stream.aclose()
+    assert len(finals(events)) == 16
+    ended = [r for r in caplog.records if r.getMessage().startswith("session ended by the server")]
+    assert not ended  # every move was a rollover, none a session_expired
+    assert recorder.closed == recorder.connects

@@ -193,7 +193,7 @@ class SpeechStream(stt.RecognizeStream):
             self._vad_task = asyncio.create_task(self._vad_loop(), name="openai_stt.vad")
         self._reconnect_requested = False
         # make-before-break rollover: the next session, opened ahead, and the options it has
-        self._next_conn: asyncio.Task[Connection] | None = None
+        self._next_conn: asyncio.Task[tuple[Connection, float]] | None = None
         self._next_conn_opts: STTOptions | None = None
 
     # -- public ---------------------------------------------------------------------------
@@ -402,29 +402,38 @@ class SpeechStream(stt.RecognizeStream):
         Raises:
             APIError: connecting, configuring or replaying failed (classified).
         """
-        conn = await self._take_next_session()
-        if conn is not None:
-            self._session_started = asyncio.get_running_loop().time()
+        taken = await self._take_next_session()
+        if taken is not None:
+            conn, self._session_started = taken  # its age counts from its connect
             try:
                 await self._replay(conn)
                 return conn
             except TransportError:  # it died while waiting: open another, no failure
                 await conn.aclose()
                 logger.info("the session opened ahead was closed; opening another")
+            except BaseException:  # cancelled (aclose()): leave no socket behind
+                await conn.aclose()
+                raise
         try:
-            conn = await self._connect()
+            conn, self._session_started = await self._connect()
         except TransportError as e:
             raise _api_error(e.classified) from None
-        self._session_started = asyncio.get_running_loop().time()
         try:
             await self._replay(conn)
         except TransportError as e:
             await conn.aclose()
             raise _api_error(e.classified) from None
+        except BaseException:
+            await conn.aclose()
+            raise
         return conn
 
-    async def _connect(self) -> Connection:
+    async def _connect(self) -> tuple[Connection, float]:
         """Open a socket and configure its session (``session.update``), with no audio yet.
+
+        Returns:
+            The socket, and the event-loop time its handshake completed (the server counts
+            the session's age from then; PROTOCOL.md §6).
 
         Raises:
             TransportError: the handshake or the first send failed.
@@ -434,6 +443,7 @@ class SpeechStream(stt.RecognizeStream):
         conn = await self._stt_impl._connect(
             url, self._stt_impl._headers(), self._conn_options.timeout
         )
+        connected_at = asyncio.get_running_loop().time()
         self._sessions += 1
         logger.debug(
             "connected",
@@ -444,7 +454,7 @@ class SpeechStream(stt.RecognizeStream):
         except BaseException:
             await conn.aclose()
             raise
-        return conn
+        return conn, connected_at
 
     def _prepare_next_session(self) -> None:
         """Open the next session in the background once a rollover is near (within
@@ -458,32 +468,39 @@ class SpeechStream(stt.RecognizeStream):
         self._next_conn_opts = self._opts
         self._next_conn = asyncio.create_task(self._connect(), name="openai_stt.next_session")
 
-    async def _take_next_session(self) -> Connection | None:
-        """The session opened ahead, if it was opened with the current options and its
-        connect succeeded (waiting for it if still connecting); else None."""
-        task, self._next_conn = self._next_conn, None
+    async def _take_next_session(self) -> tuple[Connection, float] | None:
+        """The session opened ahead and its connect time, if it was opened with the current
+        options, its connect succeeded (waiting for it if still connecting) and it is younger
+        than three quarters of ``session_rollover_s``; else None (and it is closed).
+
+        ``_next_conn`` stays set until the connect is in hand, so that a cancellation while
+        waiting leaves it to :meth:`_discard_next_session` (``_run``'s ``finally``)."""
+        task = self._next_conn
         if task is None:
             return None
         if self._next_conn_opts is not self._opts:  # options changed since: not this one
-            await self._close_next_session(task)
+            await self._discard_next_session()
             return None
         try:
-            conn = await task
+            conn, connected_at = await task
         except TransportError as e:
+            self._next_conn = None
             logger.info("opening the next session ahead failed", extra={"reason": str(e)})
             return None
-        return conn
+        self._next_conn = None
+        age = asyncio.get_running_loop().time() - connected_at
+        if age >= 0.75 * self._opts.session_rollover_s:  # waited too long (no audio came)
+            await conn.aclose()
+            logger.info("the session opened ahead waited too long; opening another")
+            return None
+        return conn, connected_at
 
     async def _discard_next_session(self) -> None:
         task, self._next_conn = self._next_conn, None
         if task is not None:
-            await self._close_next_session(task)
-
-    @staticmethod
-    async def _close_next_session(task: asyncio.Task[Connection]) -> None:
-        await aio.cancel_and_wait(task)
-        if not task.cancelled() and task.exception() is None:
-            await task.result().aclose()
+            await aio.cancel_and_wait(task)
+            if not task.cancelled() and task.exception() is None:
+                await task.result()[0].aclose()
 
     async def _send_session_update(self, conn: Connection) -> None:
         opts = self._opts
