@@ -777,14 +777,16 @@ async def test_a_session_opened_ahead_ages_from_its_connect_and_never_hits_the_c
     treated as new when it is finally used."""
     caplog.set_level(logging.INFO, logger="livekit.plugins.openai_stt")
     recorder = Recorder()
-    async with local_server(max_session_s=1.4) as server:
-        stt = client(server, api_key="t", session_rollover_s=1.0, connect=recorder.connect)
+    async with local_server(max_session_s=3.0) as server:
+        stt = client(server, api_key="t", session_rollover_s=2.0, connect=recorder.connect)
         stream = stt.stream(conn_options=FAST_RETRY)
         for frame in frames(0.2):
             stream.push_frame(frame)
         stream.flush()
-        await asyncio.sleep(1.3)  # no audio: the next session is opened ahead and waits
-        for index in range(30):  # then 0.2 s turns in real time
+        # no audio for 2.2 s: the next session is opened ahead at about 1 s and waits; used
+        # at 2.2 s, it must roll over again by 3.0 s from its connect, not from its use
+        await asyncio.sleep(2.2)
+        for index in range(36):  # then 0.2 s turns in real time
             for frame in frames(0.1):
                 stream.push_frame(frame)
             await asyncio.sleep(0.1)
@@ -793,7 +795,7 @@ async def test_a_session_opened_ahead_ages_from_its_connect_and_never_hits_the_c
         stream.end_input()
         events = await asyncio.wait_for(collect(stream), 20)
         await stream.aclose()
-    assert len(finals(events)) == 16
+    assert len(finals(events)) == 19
     ended = [r for r in caplog.records if r.getMessage().startswith("session ended by the server")]
     assert not ended  # every move was a rollover, none a session_expired
     assert recorder.closed == recorder.connects
