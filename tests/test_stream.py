@@ -710,7 +710,6 @@ def test_credentials_in_extra_headers_and_query_stay_out_of_reprs_and_urls():
     )
     stream_options = dataclasses.replace(stt._opts)  # what each stream holds
     assert secret not in repr(stt) and secret not in repr(stream_options)
-    assert secret not in repr(stt.usage)
 
 
 async def test_a_timed_drop_between_turns_loses_nothing():
