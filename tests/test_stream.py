@@ -15,6 +15,7 @@ from livekit import rtc
 from livekit.agents import APIConnectOptions, APIError, stt as lk_stt
 from livekit.plugins import openai_stt
 from livekit.plugins.openai_stt import transport
+from livekit.plugins.openai_stt.protocol.endpoint import redact_url
 from livekit.plugins.openai_stt.protocol.errors import classify_close
 from livekit.plugins.openai_stt.server import Faults, LocalRealtimeServer
 
@@ -600,7 +601,8 @@ class ScriptedPeer:
         self.commits_per_session: list[int] = []
 
     async def connect(self, url: str, headers: Mapping[str, str], timeout: float):
-        from livekit.plugins.openai_stt.protocol.errors import classify_close
+        from livekit.plugins.openai_stt.protocol.endpoint import redact_url
+from livekit.plugins.openai_stt.protocol.errors import classify_close
         from livekit.plugins.openai_stt.transport import TransportError
 
         self.sessions += 1
@@ -710,6 +712,9 @@ def test_credentials_in_extra_headers_and_query_stay_out_of_reprs_and_urls():
     )
     stream_options = dataclasses.replace(stt._opts)  # what each stream holds
     assert secret not in repr(stt) and secret not in repr(stream_options)
+    # the query goes on the URL as asked, and every logged form of that URL masks it
+    assert secret in stream_options.url()
+    assert secret not in redact_url(stream_options.url())
 
 
 async def test_a_timed_drop_between_turns_loses_nothing():
@@ -739,7 +744,8 @@ class SendSideDrop:
         self.connects = 0
 
     async def connect(self, url: str, headers: Mapping[str, str], timeout: float):
-        from livekit.plugins.openai_stt.protocol.errors import classify_close
+        from livekit.plugins.openai_stt.protocol.endpoint import redact_url
+from livekit.plugins.openai_stt.protocol.errors import classify_close
         from livekit.plugins.openai_stt.transport import TransportError
 
         self.connects += 1
