@@ -601,8 +601,7 @@ class ScriptedPeer:
         self.commits_per_session: list[int] = []
 
     async def connect(self, url: str, headers: Mapping[str, str], timeout: float):
-        from livekit.plugins.openai_stt.protocol.endpoint import redact_url
-from livekit.plugins.openai_stt.protocol.errors import classify_close
+        from livekit.plugins.openai_stt.protocol.errors import classify_close
         from livekit.plugins.openai_stt.transport import TransportError
 
         self.sessions += 1
@@ -744,8 +743,7 @@ class SendSideDrop:
         self.connects = 0
 
     async def connect(self, url: str, headers: Mapping[str, str], timeout: float):
-        from livekit.plugins.openai_stt.protocol.endpoint import redact_url
-from livekit.plugins.openai_stt.protocol.errors import classify_close
+        from livekit.plugins.openai_stt.protocol.errors import classify_close
         from livekit.plugins.openai_stt.transport import TransportError
 
         self.connects += 1
