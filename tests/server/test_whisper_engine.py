@@ -171,5 +171,8 @@ async def test_realtime_whisper_streams_deltas_before_the_commit_with_whisper(
     streamed = normalize_transcript(before).split()
     reference_prefix = normalize_transcript(reference(audio_dir, "jfk.wav")).split()
     assert word_error_rate(" ".join(reference_prefix[:len(streamed)]), " ".join(streamed)) <= 0.3
-    assert before + after == final or (after == "" and not final.startswith(before))
+    # the deltas only append: they spell the final unless the final decode changed a word
+    # already streamed (deltas of a decode in flight at the commit may follow `committed`);
+    # then `completed` carries the authoritative text and the deltas stay close to it
+    assert before + after == final or word_error_rate(final, before + after) <= 0.15
     assert word_error_rate(reference(audio_dir, "jfk.wav"), final) <= 0.10
