@@ -475,18 +475,27 @@ async def _until(condition, timeout_s: float = 5.0) -> None:
         await asyncio.sleep(0.01)
 
 
+async def _one_turn_then_the_next_session_opened_ahead(
+    server: LocalRealtimeServer, recorder: Recorder
+) -> tuple[openai_stt.STT, lk_stt.RecognizeStream]:
+    """A stream with a 1 s ``session_rollover_s``: one 0.3 s turn, then wait until the next
+    session is open (ahead, at half of the 1 s)."""
+    stt = client(server, api_key="t", session_rollover_s=1.0, connect=recorder.connect)
+    stream = stt.stream(conn_options=FAST_RETRY)
+    for frame in frames(0.3):
+        stream.push_frame(frame)
+    stream.flush()
+    await _until(lambda: recorder.connects >= 2)
+    return stt, stream
+
+
 async def _rollover_with_a_session_opened_ahead(recorder: Recorder) -> tuple[list, list]:
     """One turn; wait until the next session is open (ahead, at half of a 1 s
     ``session_rollover_s``) and the rollover is due; two more turns; end."""
     errors: list[lk_stt.STTError] = []
     async with local_server() as server:
-        stt = client(server, api_key="t", session_rollover_s=1.0, connect=recorder.connect)
+        stt, stream = await _one_turn_then_the_next_session_opened_ahead(server, recorder)
         stt.on("error", errors.append)
-        stream = stt.stream(conn_options=FAST_RETRY)
-        for frame in frames(0.3):
-            stream.push_frame(frame)
-        stream.flush()
-        await _until(lambda: recorder.connects >= 2)
         await asyncio.sleep(0.6)  # session 1 is now past 1 s: the next chunk rolls over
         for seconds in (0.3, 0.2):
             for frame in frames(seconds):
@@ -531,12 +540,7 @@ async def test_rollover_opens_another_session_when_the_one_opened_ahead_died():
 async def test_a_session_opened_ahead_and_never_used_is_closed():
     recorder = Recorder()
     async with local_server() as server:
-        stt = client(server, api_key="t", session_rollover_s=1.0, connect=recorder.connect)
-        stream = stt.stream(conn_options=FAST_RETRY)
-        for frame in frames(0.3):
-            stream.push_frame(frame)
-        stream.flush()
-        await _until(lambda: recorder.connects >= 2)
+        _, stream = await _one_turn_then_the_next_session_opened_ahead(server, recorder)
         stream.end_input()  # before the rollover is due
         events = await asyncio.wait_for(collect(stream), 20)
         await stream.aclose()
@@ -548,12 +552,7 @@ async def test_a_session_opened_ahead_and_never_used_is_closed():
 async def test_aclose_during_the_move_to_the_next_session_leaves_no_socket():
     recorder = Recorder()
     async with local_server() as server:
-        stt = client(server, api_key="t", session_rollover_s=1.0, connect=recorder.connect)
-        stream = stt.stream(conn_options=FAST_RETRY)
-        for frame in frames(0.3):
-            stream.push_frame(frame)
-        stream.flush()
-        await _until(lambda: recorder.connects >= 2)
+        _, stream = await _one_turn_then_the_next_session_opened_ahead(server, recorder)
         await asyncio.sleep(0.6)
         for frame in frames(0.3):
             stream.push_frame(frame)
