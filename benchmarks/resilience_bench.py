@@ -114,25 +114,35 @@ def _frames(seconds: float, rate: int = 48000) -> list[rtc.AudioFrame]:
     return [rtc.AudioFrame(tone, rate, 1, n) for _ in range(int(seconds * 100))]
 
 
-async def _stream_turns(stt, turns_s: list[float], speed: float) -> list[lk_stt.SpeechEvent]:
+async def _push_paced(stt, frames: list[rtc.AudioFrame], flush_at: set[int], speed: float,
+                      timeout_s: float = 120.0) -> list[lk_stt.SpeechEvent]:
+    """Push 10 ms ``frames`` through a new stream at ``speed`` x real time, ``flush()`` after
+    each frame index in ``flush_at``, end the input and return every event of the stream."""
     stream = stt.stream(conn_options=RETRY)
     events: list[lk_stt.SpeechEvent] = []
-
     consumer = asyncio.create_task(_collect(stream, events))
     start = time.monotonic()
-    pushed = 0.0
-    for seconds in turns_s:
-        for frame in _frames(seconds):
-            stream.push_frame(frame)
-            pushed += 0.01
-            delay = start + pushed / speed - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-        stream.flush()
+    for index, frame in enumerate(frames):
+        stream.push_frame(frame)
+        if index in flush_at:
+            stream.flush()
+        delay = start + (index + 1) * 0.01 / speed - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
     stream.end_input()
-    await asyncio.wait_for(consumer, 120)
+    await asyncio.wait_for(consumer, timeout_s)
     await stream.aclose()
     return events
+
+
+async def _stream_turns(stt, turns_s: list[float], speed: float) -> list[lk_stt.SpeechEvent]:
+    """Tone turns of ``turns_s`` seconds each, a flush() at the end of each."""
+    frames: list[rtc.AudioFrame] = []
+    flush_at: set[int] = set()
+    for seconds in turns_s:
+        frames += _frames(seconds)
+        flush_at.add(len(frames) - 1)
+    return await _push_paced(stt, frames, flush_at, speed)
 
 
 async def drops_scripted(drops_per_min: int, audio_s: float, speed: float) -> dict[str, float]:
@@ -173,29 +183,18 @@ async def _whisper_run(drop_every_wall_s: float | None, passes: int, speed: floa
         if drop_every_wall_s
         else None
     )
+    frames = one_pass * passes
+    flush_at = {  # turns end at the speaker's pauses, and at the end of each pass
+        k * len(one_pass) + index
+        for k in range(passes)
+        for index in {c for c in cuts if c < len(one_pass)} | {len(one_pass) - 1}
+    }
     async with LocalRealtimeServer(engine="whisper", faults=faults) as server:
         stt = openai_stt.STT(base_url=server.base_url, api_key="bench")
-        stream = stt.stream(conn_options=RETRY)
-        events: list[lk_stt.SpeechEvent] = []
-        consumer = asyncio.create_task(_collect(stream, events))
-        start = time.monotonic()
-        pushed = 0
-        for _ in range(passes):
-            for index, frame in enumerate(one_pass):
-                stream.push_frame(frame)
-                pushed += 1
-                if index in cuts:  # turns end at the speaker's pauses
-                    stream.flush()
-                delay = start + pushed * 0.01 / speed - time.monotonic()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-            stream.flush()
-        stream.end_input()
-        await asyncio.wait_for(consumer, 180)
-        await stream.aclose()
+        events = await _push_paced(stt, frames, flush_at, speed, timeout_s=180.0)
         drops = server.counters.drops
     text = " ".join(e.alternatives[0].text for e in events if e.type == FINAL)
-    return text, drops, pushed * 0.01
+    return text, drops, len(frames) * 0.01
 
 
 async def words_lost(rates: tuple[int, ...], passes: int, speed: float) -> list[dict[str, float]]:
