@@ -3,35 +3,42 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: demo test bench clean
+.PHONY: demo test lint bench clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
 # Stamp files re-run the install whenever pyproject.toml changes.
-$(VENV)/.local-installed: pyproject.toml | $(VENV)/bin/python
-	$(PY) -m pip install --quiet -e ".[local]"
+$(VENV)/.demo-installed: pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -e ".[local,demo]"
 	touch $@
 
-# the tests include a smoke run of the benchmarks, so they install the bench extra too
+# the tests run the demo clip and a smoke run of the benchmarks, so they install those too
 $(VENV)/.dev-installed: pyproject.toml | $(VENV)/bin/python
-	$(PY) -m pip install --quiet -e ".[local,dev,bench]"
-	touch $@ $(VENV)/.local-installed $(VENV)/.bench-installed
+	$(PY) -m pip install --quiet -e ".[local,demo,bench,dev]"
+	touch $@ $(VENV)/.demo-installed $(VENV)/.bench-installed
 
 $(VENV)/.bench-installed: pyproject.toml | $(VENV)/bin/python
-	$(PY) -m pip install --quiet -e ".[local,bench]"
-	touch $@ $(VENV)/.local-installed
+	$(PY) -m pip install --quiet -e ".[local,demo,bench]"
+	touch $@ $(VENV)/.demo-installed
 
-demo: $(VENV)/.local-installed
+demo: $(VENV)/.demo-installed
 	$(PY) examples/transcribe_file.py
 
-test: $(VENV)/.dev-installed
+# lint and types first (seconds), then every test
+test: $(VENV)/.dev-installed lint
 	$(PY) -m pytest -q
+
+lint: $(VENV)/.dev-installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy --strict plugin/livekit/plugins/openai_stt/protocol
 
 # Side by side with livekit-plugins-openai; writes BENCHMARKS.md (a few minutes).
 bench: $(VENV)/.bench-installed
-	$(PY) benchmarks/run.py
+	$(PY) -m benchmarks.run
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -29,7 +29,6 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_DIR = Path(__file__).resolve().parent
-AUDIO_DIR = ROOT.parent / "shared" / "audio"
 PY = sys.executable
 
 PLUGINS = ("ours", "official")
@@ -82,9 +81,12 @@ def version_of(dist: str) -> str:
 def project_revision() -> str:
     """The checkout measured: commit, subject, and whether ``plugin/`` differs from it
     (read-only git commands; "unknown" outside a git checkout)."""
+
     def git(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["git", *args], cwd=str(ROOT), capture_output=True, text=True,
-                              timeout=10, check=False)
+        return subprocess.run(
+            ["git", *args], cwd=str(ROOT), capture_output=True, text=True, timeout=10, check=False
+        )
+
     try:
         head = git("log", "-1", "--format=%h %s")
         if head.returncode != 0:
@@ -160,14 +162,18 @@ def mean(values: Iterable[float]) -> float:
 
 
 def speech_frames_48k(seconds: float | None = None) -> list[Any]:
-    """10 ms mono 48 kHz ``rtc.AudioFrame`` s of real speech (two_cities.wav, 48 kHz), or
-    deterministic noise when the clip is missing. Cycled by callers."""
+    """10 ms mono 48 kHz ``rtc.AudioFrame`` s of real speech (the demo clip, two_cities.wav,
+    48 kHz), or deterministic noise when the ``demo`` extra is missing. Cycled by callers."""
     from livekit import rtc
 
-    path = AUDIO_DIR / "two_cities.wav"
-    if path.is_file():
-        from livekit.plugins.openai_stt.evaluation import wav_frames
+    from benchmarks.clips import demo_clip
+    from examples.evaluation import wav_frames
 
+    try:
+        path = demo_clip()
+    except FileNotFoundError:
+        path = None
+    if path is not None:
         frames = [f for f in wav_frames(path, FRAME_MS) if f.samples_per_channel == 480]
         if frames and frames[0].sample_rate == RATE_48K:
             if seconds is not None:
@@ -245,14 +251,16 @@ def make_null_stt(sample_rate: int = 24000) -> Any:
 
     class _NullSTT(stt.STT):
         def __init__(self) -> None:
-            super().__init__(capabilities=stt.STTCapabilities(streaming=True,
-                                                              interim_results=False))
+            super().__init__(
+                capabilities=stt.STTCapabilities(streaming=True, interim_results=False)
+            )
 
         async def _recognize_impl(self, *args: Any, **kwargs: Any) -> Any:
             raise NotImplementedError
 
-        def stream(self, *, language: Any = None,
-                   conn_options: Any = DEFAULT_API_CONNECT_OPTIONS) -> Any:
+        def stream(
+            self, *, language: Any = None, conn_options: Any = DEFAULT_API_CONNECT_OPTIONS
+        ) -> Any:
             return _NullStream(stt=self, conn_options=conn_options, sample_rate=sample_rate)
 
     return _NullSTT()
@@ -314,9 +322,15 @@ class OracleVAD:
                 k = 0
 
                 def emit(kind: Any) -> None:
-                    self._event_ch.send_nowait(vad_mod.VADEvent(
-                        type=kind, samples_index=0, timestamp=time.time(),
-                        speech_duration=0.0, silence_duration=0.0))
+                    self._event_ch.send_nowait(
+                        vad_mod.VADEvent(
+                            type=kind,
+                            samples_index=0,
+                            timestamp=time.time(),
+                            speech_duration=0.0,
+                            silence_duration=0.0,
+                        )
+                    )
 
                 offset = owner.next_offset()
                 async for item in self._input_ch:
@@ -339,9 +353,13 @@ class OracleVAD:
                     emit(vad_mod.VADEventType.END_OF_SPEECH)
 
         class _VAD(vad_mod.VAD):
-            def __init__(self, turn_s: float | None = None,
-                         boundaries_s: Sequence[float] | None = None,
-                         eos_at_end: bool = True, stagger: bool = False) -> None:
+            def __init__(
+                self,
+                turn_s: float | None = None,
+                boundaries_s: Sequence[float] | None = None,
+                eos_at_end: bool = True,
+                stagger: bool = False,
+            ) -> None:
                 super().__init__(capabilities=vad_mod.VADCapabilities(update_interval=0.1))
                 self.turn_s = turn_s
                 self.boundaries_s = list(boundaries_s) if boundaries_s else None
@@ -507,8 +525,13 @@ def server_flags() -> set[str]:
     """The command-line flags the local server accepts (it gains options over time)."""
     global _FLAGS
     if _FLAGS is None:
-        out = subprocess.run([PY, "-m", "livekit.plugins.openai_stt.server", "--help"],
-                             capture_output=True, text=True, cwd=str(ROOT), timeout=60)
+        out = subprocess.run(
+            [PY, "-m", "livekit.plugins.openai_stt.server", "--help"],
+            capture_output=True,
+            text=True,
+            cwd=str(ROOT),
+            timeout=60,
+        )
         _FLAGS = set(re.findall(r"(--[a-z][a-z0-9-]*)", out.stdout))
     return _FLAGS
 
@@ -534,10 +557,25 @@ def start_local_server(
         opts += ["--max-sessions", "0"]
     if "--delta-interval-s" in flags and not partials:
         opts += ["--delta-interval-s", "0"]
-    cmd = [PY, "-m", "livekit.plugins.openai_stt.server", "--engine", engine, "--port", "0",
-           "--log-level", "WARNING", *opts, *extra_args]
+    cmd = [
+        PY,
+        "-m",
+        "livekit.plugins.openai_stt.server",
+        "--engine",
+        engine,
+        "--port",
+        "0",
+        "--log-level",
+        "WARNING",
+        *opts,
+        *extra_args,
+    ]
     proc = subprocess.Popen(
-        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=str(ROOT),
+        cmd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=str(ROOT),
         preexec_fn=_preexec(cpus),
     )
     assert proc.stderr is not None
@@ -561,12 +599,17 @@ def start_local_server(
     raise RuntimeError("local server did not start:\n" + "\n".join(lines[-20:]))
 
 
-def start_probe_server(delta_ms: float = 100.0, *,
-                       cpu: int | None | str = "auto") -> ServerProcess:
+def start_probe_server(delta_ms: float = 100.0, *, cpu: int | None | str = "auto") -> ServerProcess:
     """``benchmarks/probe_server.py`` in its own process, once it is listening."""
-    cmd = [PY, str(BENCH_DIR / "probe_server.py"), "--port", "0", "--delta-ms", str(delta_ms)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=str(ROOT), preexec_fn=_preexec(server_cpus(cpu)))
+    cmd = [PY, "-m", "benchmarks.probe_server", "--port", "0", "--delta-ms", str(delta_ms)]
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=str(ROOT),
+        preexec_fn=_preexec(server_cpus(cpu)),
+    )
     assert proc.stdout is not None
     line = proc.stdout.readline()
     m = re.match(r"PROBE (\d+)", line or "")
@@ -606,8 +649,9 @@ def probe_reset(server: ServerProcess) -> None:
 # workers (one measurement per fresh process)
 
 
-def run_worker(task: str, args: dict[str, Any], *, timeout_s: float = 300.0,
-               inprocess: bool = False) -> dict[str, Any]:
+def run_worker(
+    task: str, args: dict[str, Any], *, timeout_s: float = 300.0, inprocess: bool = False
+) -> dict[str, Any]:
     """Run ``benchmarks/_worker.py TASK JSON`` and return its JSON result.
 
     ``inprocess``: run the task in this process instead (no fresh interpreter, no pinning of
@@ -615,15 +659,15 @@ def run_worker(task: str, args: dict[str, Any], *, timeout_s: float = 300.0,
     import json
 
     if inprocess:
-        import _worker
+        from benchmarks import _worker
 
         return json.loads(json.dumps(asyncio.run(_worker.TASKS[task](args))))
 
-    cmd = [PY, str(BENCH_DIR / "_worker.py"), task, json.dumps(args)]
+    cmd = [PY, "-m", "benchmarks._worker", task, json.dumps(args)]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, cwd=str(ROOT))
     for line in reversed(out.stdout.splitlines()):
         if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT "):])
+            return json.loads(line[len("RESULT ") :])
     raise RuntimeError(
         f"worker {task} failed (rc={out.returncode}):\n{out.stderr[-3000:]}\n{out.stdout[-1000:]}"
     )

@@ -1,4 +1,4 @@
-"""One measurement in a fresh process: ``python benchmarks/_worker.py TASK 'JSON ARGS'``.
+"""One measurement in a fresh process: ``python -m benchmarks._worker TASK 'JSON ARGS'``.
 
 Prints ``RESULT {json}`` as its last line. Tasks:
 
@@ -21,12 +21,9 @@ import math
 import os
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import _common as C
+from benchmarks import _common as C
 
 DEAD: set[int] = set()
 """ids of streams whose push_frame raised: the stream ended on an error."""
@@ -70,8 +67,9 @@ def _stuck(streams: list[Any], over_ms: float = 500.0) -> int:
     return n
 
 
-async def _open_streams(stt: Any, n: int, sinks: list[asyncio.Task[None]],
-                        preroll: list[Any] | None = None) -> list[Any]:
+async def _open_streams(
+    stt: Any, n: int, sinks: list[asyncio.Task[None]], preroll: list[Any] | None = None
+) -> list[Any]:
     """Open ``n`` streams, each drained by a task. With ``preroll`` frames, stream ``i`` is
     first given ``i * 7 % 20`` of them at once, so that the streams' chunk boundaries do not
     fall in the same 10 ms (independent participants are not in lockstep)."""
@@ -110,9 +108,15 @@ PHASES = 5
 (2 ms apart), as frames of independent participants arrive, rather than all at once."""
 
 
-async def _push_for(streams: list[Any], frames: list[Any], seconds: float, start_k: int = 0,
-                    pacer: C.Pacer | None = None, flush_every: int = 0,
-                    sample: Any = None) -> int:
+async def _push_for(
+    streams: list[Any],
+    frames: list[Any],
+    seconds: float,
+    start_k: int = 0,
+    pacer: C.Pacer | None = None,
+    flush_every: int = 0,
+    sample: Any = None,
+) -> int:
     """Push one frame per stream per 10 ms for ``seconds`` (in :data:`PHASES` groups);
     ``flush()`` each stream every ``flush_every`` frames of its own audio (staggered, see
     :data:`STAGGER`); returns the next frame index."""
@@ -151,8 +155,7 @@ def _make_with_turns(plugin: str, base_url: str, turn_s: float, **kw: Any) -> tu
     if not turn_s:
         return C.make_stt(plugin, base_url, **kw), 0
     if plugin == "official":
-        return C.make_stt(plugin, base_url, vad=C.OracleVAD(turn_s=turn_s, stagger=True),
-                          **kw), 0
+        return C.make_stt(plugin, base_url, vad=C.OracleVAD(turn_s=turn_s, stagger=True), **kw), 0
     return C.make_stt(plugin, base_url, **kw), int(round(turn_s * 1000 / C.FRAME_MS))
 
 
@@ -193,7 +196,7 @@ async def task_ramp(a: dict[str, Any]) -> dict[str, Any]:
                 for f in frames[:12]:
                     st.push_frame(f)
             conn_deadline = t_conn + float(a.get("connect_budget_s", 90.0))
-            while _backlog_ms(new) > 0 and time.monotonic() < conn_deadline:
+            while _backlog_ms(new) > 0 and time.monotonic() < conn_deadline:  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
             connect_s = time.monotonic() - t_conn
             connected = _backlog_ms(new) == 0
@@ -212,9 +215,15 @@ async def task_ramp(a: dict[str, Any]) -> dict[str, Any]:
             s_cpu0 = server.cpu_times() if server else None
             c0 = _cpu_busy(a.get("cpu", C.CLIENT_CPU))
             p0, w0 = time.process_time(), time.monotonic()
-            k = await _push_for(streams, frames, step_s, start_k=k, pacer=pacer,
-                                flush_every=flush_every,
-                                sample=lambda b=backlogs, ss=streams: b.append(_backlog_ms(ss)))
+            k = await _push_for(
+                streams,
+                frames,
+                step_s,
+                start_k=k,
+                pacer=pacer,
+                flush_every=flush_every,
+                sample=lambda b=backlogs, ss=streams: b.append(_backlog_ms(ss)),
+            )
             wall = time.monotonic() - w0
             cpu = time.process_time() - p0
             c1 = _cpu_busy(a.get("cpu", C.CLIENT_CPU))
@@ -230,10 +239,15 @@ async def task_ramp(a: dict[str, Any]) -> dict[str, Any]:
                 "client_core_fraction": cpu / wall,
                 "server_core_fraction": (
                     (s_cpu1.user + s_cpu1.system - s_cpu0.user - s_cpu0.system) / wall
-                    if server else math.nan),
+                    if server
+                    else math.nan
+                ),
                 # the client CPU's busy share not spent by this process: other processes
-                "other_load": (max(0.0, (c1[0] - c0[0]) / (c1[1] - c0[1]) - cpu / wall)
-                               if c0 and c1 and c1[1] > c0[1] else math.nan),
+                "other_load": (
+                    max(0.0, (c1[0] - c0[0]) / (c1[1] - c0[1]) - cpu / wall)
+                    if c0 and c1 and c1[1] > c0[1]
+                    else math.nan
+                ),
                 "dead_streams": sum(1 for s in streams if id(s) in DEAD),
                 "stuck_streams": _stuck(streams),
                 "settled": settled,
@@ -241,17 +255,23 @@ async def task_ramp(a: dict[str, Any]) -> dict[str, Any]:
                 "connect_s": connect_s,
                 "connected": connected,
             }
-            res["ok"] = (res["lateness_p95_ms"] <= lag_ms and res["loop_lag_p95_ms"] <= lag_ms
-                         and res["backlog_end_ms"] <= backlog_limit
-                         and res["dead_streams"] == 0)
+            res["ok"] = (
+                res["lateness_p95_ms"] <= lag_ms
+                and res["loop_lag_p95_ms"] <= lag_ms
+                and res["backlog_end_ms"] <= backlog_limit
+                and res["dead_streams"] == 0
+            )
             levels.append(res)
             if not res["ok"] or not connected:
                 break
         await _close_all(streams, sinks, stt)
     ok = [lv["streams"] for lv in levels if lv["ok"]]
     bad = [lv["streams"] for lv in levels if not lv["ok"]]
-    return {"max_ok": max(ok) if ok else 0, "first_fail": min(bad) if bad else None,
-            "levels": levels}
+    return {
+        "max_ok": max(ok) if ok else 0,
+        "first_fail": min(bad) if bad else None,
+        "levels": levels,
+    }
 
 
 async def task_mem(a: dict[str, Any]) -> dict[str, Any]:
@@ -270,8 +290,9 @@ async def task_mem(a: dict[str, Any]) -> dict[str, Any]:
         stt, flush_every = make()
         sinks: list[asyncio.Task[None]] = []
         streams = await _open_streams(stt, 2, sinks)
-        await _push_for(streams, frames, float(a.get("warm_seconds", min(1.0, turn_s))),
-                        flush_every=flush_every)
+        await _push_for(
+            streams, frames, float(a.get("warm_seconds", min(1.0, turn_s))), flush_every=flush_every
+        )
         await _close_all(streams, sinks, stt)
         await asyncio.sleep(0.3)
         gc.collect()
@@ -283,8 +304,14 @@ async def task_mem(a: dict[str, Any]) -> dict[str, Any]:
         peak = [rss0]
         streams = await _open_streams(stt, n, sinks, frames)
         pacer = C.Pacer(C.FRAME_MS / 1000 / PHASES)
-        await _push_for(streams, frames, seconds, pacer=pacer, flush_every=flush_every,
-                        sample=lambda: peak.append(_rss()))
+        await _push_for(
+            streams,
+            frames,
+            seconds,
+            pacer=pacer,
+            flush_every=flush_every,
+            sample=lambda: peak.append(_rss()),
+        )
         peak.append(_rss())
         traced_peak = tracemalloc.get_traced_memory()[1] if trace else math.nan
         if trace:
@@ -320,19 +347,19 @@ async def task_cpu_ab(a: dict[str, Any]) -> dict[str, Any]:
             kw: dict[str, Any] = {"audio_format": v.get("audio_format", "pcm16")}
             if v["plugin"] == "ours":
                 kw["chunk_ms"] = int(v.get("chunk_ms", 100))
-            stt, fe = _make_with_turns(v["plugin"], a["base_url"], float(v.get("turn_s", 0)),
-                                       **kw)
+            stt, fe = _make_with_turns(v["plugin"], a["base_url"], float(v.get("turn_s", 0)), **kw)
             sinks: list[asyncio.Task[None]] = []
             streams = await _open_streams(stt, n, sinks, frames)
             groups.append((v, stt, sinks, streams, fe))
         k = 0
         for _v, _, _, streams, fe in groups:  # connect and warm each group
-            k = await _push_for(streams, frames, float(a.get("warm_seconds", 1.0)), start_k=k,
-                                flush_every=fe)
+            k = await _push_for(
+                streams, frames, float(a.get("warm_seconds", 1.0)), start_k=k, flush_every=fe
+            )
         gc.collect()
         order = list(range(len(groups))) + [-1]
         for r in range(rounds):
-            rot = order[r % len(order):] + order[: r % len(order)]
+            rot = order[r % len(order) :] + order[: r % len(order)]
             for gi in rot:
                 if gi < 0:
                     p0, w0 = time.process_time(), time.monotonic()
@@ -343,8 +370,9 @@ async def task_cpu_ab(a: dict[str, Any]) -> dict[str, Any]:
                 v, _, _, streams, fe = groups[gi]
                 pacer = C.Pacer(C.FRAME_MS / 1000 / PHASES)
                 p0, w0 = time.process_time(), time.monotonic()
-                k = await _push_for(streams, frames, window_s, start_k=k, pacer=pacer,
-                                    flush_every=fe)
+                k = await _push_for(
+                    streams, frames, window_s, start_k=k, pacer=pacer, flush_every=fe
+                )
                 rec = out[v["label"]]
                 rec["cpu"].append(time.process_time() - p0)
                 rec["wall"].append(time.monotonic() - w0)
@@ -354,8 +382,7 @@ async def task_cpu_ab(a: dict[str, Any]) -> dict[str, Any]:
         for _, stt, sinks, streams, _ in groups:
             await _close_all(streams, sinks, stt)
     idle_rate = idle_cpu / idle_wall if idle_wall else 0.0
-    result: dict[str, Any] = {"idle_cpu_per_s": idle_rate, "dead_streams": dead,
-                              "variants": {}}
+    result: dict[str, Any] = {"idle_cpu_per_s": idle_rate, "dead_streams": dead, "variants": {}}
     for label, rec in out.items():
         pairs = zip(rec["cpu"], rec["wall"], strict=True)
         per_window = [(c - idle_rate * w) / (n * w / 60.0) for c, w in pairs]

@@ -27,8 +27,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import _common as C
 import numpy as np
+
+from benchmarks import _common as C
 
 _TOKEN = re.compile(r"t=(\d+\.\d+)")
 _SECONDS = re.compile(r"(\d+\.\d+) seconds of audio")
@@ -90,8 +91,11 @@ async def latency_run(
 
     C.probe_reset(server)
     # the VAD's turn ends are exactly the flush points; the tail is ended by end_input()
-    vad = C.OracleVAD(boundaries_s=[turn_s * (k + 1) for k in range(turns)]) \
-        if mode == "vad" else None
+    vad = (
+        C.OracleVAD(boundaries_s=[turn_s * (k + 1) for k in range(turns)])
+        if mode == "vad"
+        else None
+    )
     result: dict[str, Any] = {"plugin": plugin, "mode": mode, "background": background}
     async with utils.http_context.open():
         stt = C.make_stt(plugin, server.base_url, vad=vad)
@@ -258,7 +262,7 @@ def turn_boundaries(
     """End-of-turn times (s) for a clip: the middle of pauses of at least ``min_pause_s``
     (10 ms RMS below a level set from the clip) that leave turns of at least ``min_turn_s``;
     the clip's end is always the last boundary."""
-    from livekit.plugins.openai_stt.evaluation import read_wav
+    from examples.evaluation import read_wav
 
     samples, rate = read_wav(path)
     x = samples.astype(np.float32).mean(axis=1)
@@ -298,7 +302,8 @@ async def e2e_run(
     official: the oracle VAD), and time each turn's last frame -> its FINAL."""
     from livekit.agents import stt as lkstt
     from livekit.agents import utils
-    from livekit.plugins.openai_stt.evaluation import wav_frames, word_error_rate
+
+    from examples.evaluation import wav_frames, word_error_rate
 
     frames = list(wav_frames(clip, C.FRAME_MS))
     rate = frames[0].sample_rate
@@ -306,8 +311,11 @@ async def e2e_run(
     # frame index (exclusive) where each turn ends
     ends = [min(len(frames), int(round(b * 100))) for b in bounds]
     ends[-1] = len(frames)
-    vad = C.OracleVAD(boundaries_s=[e * C.FRAME_MS / 1000 for e in ends[:-1]]) \
-        if plugin == "official" else None
+    vad = (
+        C.OracleVAD(boundaries_s=[e * C.FRAME_MS / 1000 for e in ends[:-1]])
+        if plugin == "official"
+        else None
+    )
     finals: dict[str, tuple[float, str]] = {}
     order: list[str] = []
     async with utils.http_context.open():
@@ -398,8 +406,18 @@ async def drop_run(
     from livekit.agents import stt as lkstt
     from livekit.agents import utils
 
-    fault_args = ["--drop-after-audio-ms", str(drop_after_ms), "--drop-sessions", str(drops),
-                  "--drop-mode", drop_mode] if drops else []
+    fault_args = (
+        [
+            "--drop-after-audio-ms",
+            str(drop_after_ms),
+            "--drop-sessions",
+            str(drops),
+            "--drop-mode",
+            drop_mode,
+        ]
+        if drops
+        else []
+    )
     server = C.start_local_server("scripted", [*fault_args, "--log-level", "INFO"])
     finals: list[str] = []
     errors: list[str] = []
@@ -442,8 +460,10 @@ async def drop_run(
     finally:
         server.stop()
     await asyncio.sleep(0.2)  # let the log reader catch up
-    sessions = max(sum(1 for line in server.stderr_lines if key in line)
-                   for key in ("session opened", "session closed", "connection open"))
+    sessions = max(
+        sum(1 for line in server.stderr_lines if key in line)
+        for key in ("session opened", "session closed", "connection open")
+    )
     transcribed = sum(float(m) for f in finals for m in _SECONDS.findall(f))
     happened = min(drops, max(0, sessions - 1))
     lost = seconds - transcribed

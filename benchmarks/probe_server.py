@@ -1,6 +1,6 @@
 """A measuring server for the benchmarks: the Realtime transcription protocol, plus clocks.
 
-Run as its own process (``python benchmarks/probe_server.py --port 0``); it prints
+Run as its own process (``python -m benchmarks.probe_server --port 0``); it prints
 ``PROBE <port>`` on stdout once listening. It speaks just enough of the protocol for both
 plugins (``session.created``/``session.updated``, appends, commits -> ``committed`` and
 ``completed``) and records, per connection and on ``CLOCK_MONOTONIC`` (shared by every process
@@ -10,7 +10,7 @@ on Linux, so the benchmark can subtract its own ``time.monotonic()`` readings):
 - the receive time of every ``input_audio_buffer.commit``;
 - the send time of every delta, written into the delta text itself as ``t=<monotonic>``.
 
-Deltas are streamed *while audio arrives*, like ``gpt-realtime-whisper`` (PROTOCOL.md §2
+Deltas are streamed *while audio arrives*, like ``gpt-realtime-whisper`` (docs/protocol.md §2
 Models): every ``--delta-ms`` milliseconds, if an append arrived since the previous tick, one
 delta `` t=<seconds>`` for the item being spoken; the commit then gets ``committed`` and at once
 a ``completed`` whose transcript is the item's deltas joined (recogniser time zero).
@@ -97,17 +97,26 @@ class Probe:
                 async with lock:
                     piece = f" t={time.monotonic():.6f}"  # stamped just before the send
                     state["parts"].append(piece)
-                    await conn.send(json.dumps({
-                        "type": "conversation.item.input_audio_transcription.delta",
-                        "event_id": f"ev_d{rec['deltas_sent']}",
-                        "item_id": f"item_{state['item']:03d}",
-                        "content_index": 0,
-                        "delta": piece,
-                    }))
+                    await conn.send(
+                        json.dumps(
+                            {
+                                "type": "conversation.item.input_audio_transcription.delta",
+                                "event_id": f"ev_d{rec['deltas_sent']}",
+                                "item_id": f"item_{state['item']:03d}",
+                                "content_index": 0,
+                                "delta": piece,
+                            }
+                        )
+                    )
                 rec["deltas_sent"] += 1
 
-        await send({"type": "session.created", "event_id": "ev_created",
-                    "session": {"type": "transcription", "id": f"sess_{rec['conn']}"}})
+        await send(
+            {
+                "type": "session.created",
+                "event_id": "ev_created",
+                "session": {"type": "transcription", "id": f"sess_{rec['conn']}"},
+            }
+        )
         ticker = asyncio.create_task(deltas())
         try:
             async for message in conn:
@@ -132,25 +141,42 @@ class Probe:
                     text = "".join(state["parts"])
                     state["item"] += 1
                     state["parts"] = []
-                    await send({"type": "input_audio_buffer.committed", "event_id": "ev_c",
-                                "item_id": item_id, "previous_item_id": None})
-                    await send({"type": "conversation.item.input_audio_transcription.completed",
-                                "event_id": "ev_f", "item_id": item_id, "content_index": 0,
-                                "transcript": text,
-                                "usage": {"type": "duration", "seconds": 0.0}})
+                    await send(
+                        {
+                            "type": "input_audio_buffer.committed",
+                            "event_id": "ev_c",
+                            "item_id": item_id,
+                            "previous_item_id": None,
+                        }
+                    )
+                    await send(
+                        {
+                            "type": "conversation.item.input_audio_transcription.completed",
+                            "event_id": "ev_f",
+                            "item_id": item_id,
+                            "content_index": 0,
+                            "transcript": text,
+                            "usage": {"type": "duration", "seconds": 0.0},
+                        }
+                    )
                 elif etype in ("session.update", "transcription_session.update"):
                     rec["session_updates"] += 1
                     session = event.get("session") or {}
-                    fmt = (((session.get("audio") or {}).get("input") or {}).get("format")
-                           or session.get("input_audio_format"))
+                    fmt = ((session.get("audio") or {}).get("input") or {}).get(
+                        "format"
+                    ) or session.get("input_audio_format")
                     if isinstance(fmt, dict):
                         rec["format"] = fmt.get("type", "audio/pcm")
-                        rec["rate"] = fmt.get("rate", 24000) if rec["format"] == "audio/pcm" \
-                            else 8000
+                        rec["rate"] = (
+                            fmt.get("rate", 24000) if rec["format"] == "audio/pcm" else 8000
+                        )
                     elif fmt in ("g711_ulaw", "g711_alaw"):
                         rec["format"], rec["rate"] = "audio/pcmu", 8000
-                    reply = "session.updated" if etype == "session.update" \
+                    reply = (
+                        "session.updated"
+                        if etype == "session.update"
                         else "transcription_session.updated"
+                    )
                     await send({"type": reply, "event_id": "ev_u", "session": session})
         except ConnectionClosed:
             pass
@@ -177,8 +203,14 @@ class Probe:
 
 async def main_async(args: argparse.Namespace) -> None:
     probe = Probe(args.delta_ms)
-    async with serve(probe.handle, "127.0.0.1", args.port, process_request=probe.process_request,
-                     compression=None, max_size=None) as server:
+    async with serve(
+        probe.handle,
+        "127.0.0.1",
+        args.port,
+        process_request=probe.process_request,
+        compression=None,
+        max_size=None,
+    ) as server:
         port = server.sockets[0].getsockname()[1]
         print(f"PROBE {port}", flush=True)
         await asyncio.get_running_loop().create_future()

@@ -11,7 +11,7 @@
   (faster than real time; what is measured is the audio queued, not the wall time), then the
   server comes back on the same port and every turn must still be transcribed.
 
-Run standalone: ``python benchmarks/resilience_bench.py [--quick]``; ``run()`` returns Markdown.
+Run standalone: ``python -m benchmarks.resilience_bench [--quick]``; ``run()`` returns Markdown.
 """
 
 from __future__ import annotations
@@ -24,19 +24,18 @@ import sys
 import time
 import tracemalloc
 from collections.abc import Mapping
-from pathlib import Path
 
 import numpy as np
-
 from livekit import rtc
 from livekit.agents import APIConnectOptions
 from livekit.agents import stt as lk_stt
 from livekit.plugins import openai_stt
+
+from benchmarks.clips import demo_clip
+from examples.evaluation import load_reference, wav_frames, word_error_rate
 from livekit.plugins.openai_stt import transport
-from livekit.plugins.openai_stt.evaluation import load_reference, wav_frames, word_error_rate
 from livekit.plugins.openai_stt.server import Faults, LocalRealtimeServer
 
-AUDIO = Path(__file__).resolve().parent.parent.parent / "shared" / "audio"
 RETRY = APIConnectOptions(max_retry=1000, retry_interval=0.2, timeout=5.0)
 FINAL = lk_stt.SpeechEventType.FINAL_TRANSCRIPT
 SECONDS_RE = re.compile(r"([0-9.]+) seconds of audio")
@@ -114,8 +113,9 @@ def _frames(seconds: float, rate: int = 48000) -> list[rtc.AudioFrame]:
     return [rtc.AudioFrame(tone, rate, 1, n) for _ in range(int(seconds * 100))]
 
 
-async def _push_paced(stt, frames: list[rtc.AudioFrame], flush_at: set[int], speed: float,
-                      timeout_s: float = 120.0) -> list[lk_stt.SpeechEvent]:
+async def _push_paced(
+    stt, frames: list[rtc.AudioFrame], flush_at: set[int], speed: float, timeout_s: float = 120.0
+) -> list[lk_stt.SpeechEvent]:
     """Push 10 ms ``frames`` through a new stream at ``speed`` x real time, ``flush()`` after
     each frame index in ``flush_at``, end the input and return every event of the stream."""
     stream = stt.stream(conn_options=RETRY)
@@ -167,15 +167,16 @@ async def drops_scripted(drops_per_min: int, audio_s: float, speed: float) -> di
     }
 
 
-async def _whisper_run(drop_every_wall_s: float | None, passes: int, speed: float,
-                       max_drops: int = 0) -> tuple[str, int, float]:
+async def _whisper_run(
+    drop_every_wall_s: float | None, passes: int, speed: float, max_drops: int = 0
+) -> tuple[str, int, float]:
     """Stream ``passes`` copies of two_cities.wav through the whisper engine at ``speed`` x
     real time, flushing at the speaker's pauses, with the server dropping each session (close
     1011) ``drop_every_wall_s`` after it opened (None: no drops), ``max_drops`` times at most.
     Returns the finals' text, the number of drops and the seconds of audio pushed."""
-    from compare import turn_boundaries  # the pauses benchmarks/compare.py cuts turns at
+    from benchmarks.compare import turn_boundaries  # the pauses benchmarks/compare.py cuts turns at
 
-    clip = AUDIO / "two_cities.wav"
+    clip = demo_clip()
     one_pass = list(wav_frames(clip, frame_ms=10))
     cuts = {int(round(t * 100)) for t in turn_boundaries(clip)}
     faults = (
@@ -212,26 +213,29 @@ async def words_lost(rates: tuple[int, ...], passes: int, speed: float) -> list[
     local server conditions each item on the previous item's text in the same session."""
     import jiwer
 
-    from livekit.plugins.openai_stt.evaluation import normalize_transcript
+    from examples.evaluation import normalize_transcript
 
-    reference = " ".join([load_reference(AUDIO / "two_cities.wav") or ""] * passes)
+    reference = " ".join([load_reference(demo_clip()) or ""] * passes)
     baseline, _, _ = await _whisper_run(None, passes, speed)
-    rows = [{"rate": 0, "drops": 0, "lost": 0, "added": 0,
-             "wer": word_error_rate(reference, baseline)}]
+    rows = [
+        {"rate": 0, "drops": 0, "lost": 0, "added": 0, "wer": word_error_rate(reference, baseline)}
+    ]
     for rate in rates:
         # at most the drops asked for over the audio: none while the last finals are awaited
         max_drops = max(1, round(rate * 44.4 * passes / 60))
         text, drops, audio_s = await _whisper_run(60.0 / rate / speed, passes, speed, max_drops)
         out = jiwer.process_words(normalize_transcript(baseline), normalize_transcript(text))
-        rows.append({
-            "rate": rate,
-            "drops": drops,
-            "audio_s": audio_s,
-            "lost": out.deletions,
-            "added": out.insertions,
-            "substituted": out.substitutions,
-            "wer": word_error_rate(reference, text),
-        })
+        rows.append(
+            {
+                "rate": rate,
+                "drops": drops,
+                "audio_s": audio_s,
+                "lost": out.deletions,
+                "added": out.insertions,
+                "substituted": out.substitutions,
+                "wer": word_error_rate(reference, text),
+            }
+        )
     return rows
 
 
@@ -242,8 +246,9 @@ async def rollover_gap(handshake_delay_s: float = 0.3, sessions: int = 4) -> dic
     hold the replay only, not the handshake. Scripted engine, 0.5 s turns, real time."""
     timer = TimedConnect(handshake_delay_s)
     async with LocalRealtimeServer(engine="scripted") as server:
-        stt = openai_stt.STT(base_url=server.base_url, api_key="bench", connect=timer.connect,
-                             session_rollover_s=2.0)
+        stt = openai_stt.STT(
+            base_url=server.base_url, api_key="bench", connect=timer.connect, session_rollover_s=2.0
+        )
         events = await _stream_turns(stt, [0.5] * (4 * sessions), speed=1.0)
     gaps = []
     for closed in sorted(timer.closed_at)[:-1]:  # every close but the stream's last one

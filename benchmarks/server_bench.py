@@ -2,7 +2,7 @@
 
 Run standalone (prints a Markdown table; ``--quick`` for a shorter run)::
 
-    python benchmarks/server_bench.py [--quick]
+    python -m benchmarks.server_bench [--quick]
 
 or from another script: ``rows = await server_bench.run(report=print)`` (each row is a
 :class:`Row`; ``str(row)`` is its Markdown table line, :func:`markdown` the whole table).
@@ -49,8 +49,9 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.clips import SHARED_AUDIO_DIR, SHARED_AUDIO_MISSING, shared_audio_dir
+
 ROOT = Path(__file__).resolve().parents[1]
-AUDIO_DIR = ROOT.parent / "shared" / "audio"
 CHUNK_S = 0.1
 RATE = 24000
 
@@ -100,10 +101,10 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 
 def _pcm24k(name: str) -> np.ndarray:
-    from livekit.plugins.openai_stt.evaluation import read_wav
+    from examples.evaluation import read_wav
     from livekit.plugins.openai_stt.server.engines import resample_int16
 
-    samples, rate = read_wav(AUDIO_DIR / name)
+    samples, rate = read_wav(SHARED_AUDIO_DIR / name)
     return resample_int16(samples[:, 0], rate, RATE)
 
 
@@ -134,9 +135,20 @@ class ServerProcess:
 
     async def __aenter__(self) -> ServerProcess:
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "livekit.plugins.openai_stt.server", "--port", "0",
-            "--engine", "whisper", "--max-sessions", "0", "--log-level", "WARNING",
-            *self.extra_args, stderr=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
+            sys.executable,
+            "-m",
+            "livekit.plugins.openai_stt.server",
+            "--port",
+            "0",
+            "--engine",
+            "whisper",
+            "--max-sessions",
+            "0",
+            "--log-level",
+            "WARNING",
+            *self.extra_args,
+            stderr=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.DEVNULL,
         )
         assert self.proc.stderr is not None
         lines = []
@@ -191,9 +203,14 @@ class SessionResult:
     pre_commit_deltas: int = 0
 
 
-async def realtime_session(ws_url: str, turns: Sequence[bytes], *, model: str,
-                           server_vad: bool = False, start_delay_s: float = 0.0
-                           ) -> SessionResult:
+async def realtime_session(
+    ws_url: str,
+    turns: Sequence[bytes],
+    *,
+    model: str,
+    server_vad: bool = False,
+    start_delay_s: float = 0.0,
+) -> SessionResult:
     """Speak ``turns`` at real time (100 ms appends on a wall-clock schedule); a client commit
     after each turn, or with ``server_vad`` 0.8 s of silence and the server's own commits.
     Latency: commit sent (or ``speech_stopped`` received) -> ``completed`` received."""
@@ -202,22 +219,44 @@ async def realtime_session(ws_url: str, turns: Sequence[bytes], *, model: str,
     await asyncio.sleep(start_delay_s)
     loop = asyncio.get_running_loop()
     chunk = int(RATE * CHUNK_S) * 2
-    td = ({"type": "server_vad", "threshold": 0.5, "prefix_padding_ms": 300,
-           "silence_duration_ms": 500} if server_vad else None)
+    td = (
+        {
+            "type": "server_vad",
+            "threshold": 0.5,
+            "prefix_padding_ms": 300,
+            "silence_duration_ms": 500,
+        }
+        if server_vad
+        else None
+    )
     ends: list[float] = []  # end-of-speech times, in order of items
     done: dict[int, float] = {}
     finals: list[str] = []
     pre_commit = 0
     expected = len(turns)
-    async with connect(ws_url + "?intent=transcription",
-                       additional_headers={"Authorization": "Bearer bench"},
-                       max_size=None) as ws:
+    async with connect(
+        ws_url + "?intent=transcription",
+        additional_headers={"Authorization": "Bearer bench"},
+        max_size=None,
+    ) as ws:
         json.loads(await ws.recv())
-        await ws.send(json.dumps({"type": "session.update", "session": {
-            "type": "transcription", "audio": {"input": {
-                "format": {"type": "audio/pcm", "rate": RATE},
-                "transcription": {"model": model, "language": "en"},
-                "turn_detection": td}}}}))
+        await ws.send(
+            json.dumps(
+                {
+                    "type": "session.update",
+                    "session": {
+                        "type": "transcription",
+                        "audio": {
+                            "input": {
+                                "format": {"type": "audio/pcm", "rate": RATE},
+                                "transcription": {"model": model, "language": "en"},
+                                "turn_detection": td,
+                            }
+                        },
+                    },
+                }
+            )
+        )
         json.loads(await ws.recv())
         item_index: dict[str, int] = {}
         all_done = asyncio.Event()
@@ -252,8 +291,14 @@ async def realtime_session(ws_url: str, turns: Sequence[bytes], *, model: str,
         for turn in script:
             for k in range(0, len(turn), chunk):
                 await asyncio.sleep(max(0.0, t0 + sent * CHUNK_S - loop.time()))
-                await ws.send(json.dumps({"type": "input_audio_buffer.append",
-                                          "audio": base64.b64encode(turn[k:k + chunk]).decode()}))
+                await ws.send(
+                    json.dumps(
+                        {
+                            "type": "input_audio_buffer.append",
+                            "audio": base64.b64encode(turn[k : k + chunk]).decode(),
+                        }
+                    )
+                )
                 sent += 1
             if not server_vad:
                 await asyncio.sleep(max(0.0, t0 + sent * CHUNK_S - loop.time()))
@@ -270,15 +315,30 @@ async def realtime_session(ws_url: str, turns: Sequence[bytes], *, model: str,
     return SessionResult(audio_s, latencies, finals, pre_commit)
 
 
-async def realtime_level(server: ServerProcess, turns: Sequence[bytes], n: int, *, model: str,
-                         server_vad: bool = False, seed: int = 0) -> dict[str, Any]:
+async def realtime_level(
+    server: ServerProcess,
+    turns: Sequence[bytes],
+    n: int,
+    *,
+    model: str,
+    server_vad: bool = False,
+    seed: int = 0,
+) -> dict[str, Any]:
     """``n`` real-time sessions at once (starts spread over 2 s); server CPU and latencies."""
     rng = random.Random(seed)
     cpu0, wall0 = server.cpu_s(), time.monotonic()
-    results = await asyncio.gather(*(
-        realtime_session(server.ws_url, turns, model=model, server_vad=server_vad,
-                         start_delay_s=0.0 if i == 0 else rng.uniform(0, 2.0))
-        for i in range(n)))
+    results = await asyncio.gather(
+        *(
+            realtime_session(
+                server.ws_url,
+                turns,
+                model=model,
+                server_vad=server_vad,
+                start_delay_s=0.0 if i == 0 else rng.uniform(0, 2.0),
+            )
+            for i in range(n)
+        )
+    )
     cpu, wall = server.cpu_s() - cpu0, time.monotonic() - wall0
     audio_s = sum(r.audio_s for r in results)
     latencies = [x for r in results for x in r.latencies_s]
@@ -301,12 +361,12 @@ async def realtime_level(server: ServerProcess, turns: Sequence[bytes], n: int, 
 # WER through the plugin
 
 
-async def plugin_wer(base_url: str, audio_format: str, clips: Sequence[str]
-                     ) -> dict[str, Any]:
+async def plugin_wer(base_url: str, audio_format: str, clips: Sequence[str]) -> dict[str, Any]:
     """Each clip through ``openai_stt.STT`` (one stream, all frames, one flush) -> WER."""
     from livekit.agents import stt as lk_stt
     from livekit.plugins import openai_stt
-    from livekit.plugins.openai_stt.evaluation import (
+
+    from examples.evaluation import (
         load_reference,
         normalize_transcript,
         wav_frames,
@@ -317,7 +377,7 @@ async def plugin_wer(base_url: str, audio_format: str, clips: Sequence[str]
     per_clip: dict[str, float] = {}
     errors = words = 0.0
     for clip in clips:
-        path = AUDIO_DIR / clip
+        path = SHARED_AUDIO_DIR / clip
         reference = load_reference(path)
         assert reference, clip
         stream = stt.stream()
@@ -327,8 +387,11 @@ async def plugin_wer(base_url: str, audio_format: str, clips: Sequence[str]
         stream.end_input()
         events = [e async for e in stream]
         await stream.aclose()
-        hypothesis = " ".join(e.alternatives[0].text for e in events
-                              if e.type == lk_stt.SpeechEventType.FINAL_TRANSCRIPT)
+        hypothesis = " ".join(
+            e.alternatives[0].text
+            for e in events
+            if e.type == lk_stt.SpeechEventType.FINAL_TRANSCRIPT
+        )
         wer = word_error_rate(reference, hypothesis)
         n = len(normalize_transcript(reference).split())
         per_clip[clip] = wer
@@ -352,9 +415,15 @@ def _machine() -> str:
     return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
 
 
-async def run(report: Callable[[Row], Any] | None = None, *, quick: bool = False,
-              max_sessions: int = 16, latency_bound_s: float = 2.0, wer: bool = True,
-              delta_interval_s: float = 1.0) -> list[Row]:
+async def run(
+    report: Callable[[Row], Any] | None = None,
+    *,
+    quick: bool = False,
+    max_sessions: int = 16,
+    latency_bound_s: float = 2.0,
+    wer: bool = True,
+    delta_interval_s: float = 1.0,
+) -> list[Row]:
     """Measure everything; ``report(row)`` is called as each row is ready. Returns the rows.
 
     ``quick``: a 14 s script of 5 turns instead of 20 s / 7 turns, no server-VAD row, the
@@ -368,10 +437,18 @@ async def run(report: Callable[[Row], Any] | None = None, *, quick: bool = False
         if report is not None:
             report(row)
 
+    if shared_audio_dir() is None:  # its turn script and WER clips are the team's clips
+        add(Row("skipped", "-", f"the local server's figures {SHARED_AUDIO_MISSING}"))
+        return rows
     turns = turn_script(quick)
     script_s = sum(len(t) for t in turns) / (2 * RATE)
-    add(Row("machine", _machine(), "server: Whisper tiny.en int8 (faster-whisper), one decode "
-            "worker; Silero VAD"))
+    add(
+        Row(
+            "machine",
+            _machine(),
+            "server: Whisper tiny.en int8 (faster-whisper), one decode worker; Silero VAD",
+        )
+    )
     async with ServerProcess("--delta-interval-s", str(delta_interval_s)) as server:
         # warm up (first decode allocates)
         await realtime_level(server, turns[:1], 1, model="gpt-4o-transcribe")
@@ -380,64 +457,100 @@ async def run(report: Callable[[Row], Any] | None = None, *, quick: bool = False
         n = 1
         limit = 4 if quick else max_sessions
         while n <= limit:
-            level = await realtime_level(server, turns, n, model="gpt-realtime-whisper",
-                                         seed=n)
+            level = await realtime_level(server, turns, n, model="gpt-realtime-whisper", seed=n)
             levels.append(level)
             if level["latency_p95_s"] > latency_bound_s:
                 break
             n *= 2
         single = levels[0]
-        add(Row("CPU per audio minute, 1 session, gpt-realtime-whisper (pre-commit deltas)",
+        add(
+            Row(
+                "CPU per audio minute, 1 session, gpt-realtime-whisper (pre-commit deltas)",
                 f"{single['cpu_s_per_audio_min']:.1f} CPU s",
                 f"real time, {script_s:.0f} s script, {single['turns']} turns, partial decode "
                 f"every {delta_interval_s:g} s ({single['pre_commit_deltas']} deltas before "
-                "commits)", single))
-        add(Row("end of speech (commit) -> final, 1 session, gpt-realtime-whisper",
+                "commits)",
+                single,
+            )
+        )
+        add(
+            Row(
+                "end of speech (commit) -> final, 1 session, gpt-realtime-whisper",
                 f"median {_ms(single['latency_p50_s'])}, p95 {_ms(single['latency_p95_s'])}",
-                f"{single['turns']} turns", single))
+                f"{single['turns']} turns",
+                single,
+            )
+        )
 
         plain = await realtime_level(server, turns, 1, model="gpt-4o-transcribe")
-        add(Row("CPU per audio minute, 1 session, gpt-4o-transcribe (client commits)",
-                f"{plain['cpu_s_per_audio_min']:.1f} CPU s", "finals only, no partial decodes",
-                plain))
-        add(Row("end of speech (commit) -> final, 1 session, gpt-4o-transcribe",
+        add(
+            Row(
+                "CPU per audio minute, 1 session, gpt-4o-transcribe (client commits)",
+                f"{plain['cpu_s_per_audio_min']:.1f} CPU s",
+                "finals only, no partial decodes",
+                plain,
+            )
+        )
+        add(
+            Row(
+                "end of speech (commit) -> final, 1 session, gpt-4o-transcribe",
                 f"median {_ms(plain['latency_p50_s'])}, p95 {_ms(plain['latency_p95_s'])}",
-                f"{plain['turns']} turns", plain))
+                f"{plain['turns']} turns",
+                plain,
+            )
+        )
 
         if not quick:
-            vad = await realtime_level(server, turns, 1, model="gpt-4o-transcribe",
-                                       server_vad=True)
-            add(Row("end of speech (speech_stopped) -> final, server VAD, gpt-4o-transcribe",
+            vad = await realtime_level(server, turns, 1, model="gpt-4o-transcribe", server_vad=True)
+            add(
+                Row(
+                    "end of speech (speech_stopped) -> final, server VAD, gpt-4o-transcribe",
                     f"median {_ms(vad['latency_p50_s'])}, p95 {_ms(vad['latency_p95_s'])}",
                     f"silence_duration_ms=500 comes before this; "
                     f"{vad['cpu_s_per_audio_min']:.1f} CPU s per audio minute "
-                    f"(incl. 0.8 s of silence a turn)", vad))
+                    f"(incl. 0.8 s of silence a turn)",
+                    vad,
+                )
+            )
 
         kept_up = [lv["sessions"] for lv in levels if lv["latency_p95_s"] <= latency_bound_s]
         ramp = "; ".join(
             f"{lv['sessions']}: p50 {_ms(lv['latency_p50_s'])} / p95 "
             f"{_ms(lv['latency_p95_s'])}, CPU {lv['cpu_util'] * 100:.0f}%"
-            for lv in levels)
+            for lv in levels
+        )
         last = levels[-1]
-        more = (f"; the ramp stopped at {limit}" if last["latency_p95_s"] <= latency_bound_s
-                else "")
-        add(Row("concurrent real-time sessions (gpt-realtime-whisper)",
+        more = f"; the ramp stopped at {limit}" if last["latency_p95_s"] <= latency_bound_s else ""
+        add(
+            Row(
+                "concurrent real-time sessions (gpt-realtime-whisper)",
                 str(max(kept_up)) if kept_up else "0",
                 f"largest count with p95 commit->final <= {latency_bound_s:g} s; "
-                f"sessions: {ramp}{more}", {"levels": levels}))
+                f"sessions: {ramp}{more}",
+                {"levels": levels},
+            )
+        )
 
         if wer:
             clips = ["jfk.wav", "goforward.wav", "librivox-0880.wav", "librivox-0930.wav"]
             if not quick:
                 clips.append("two_cities.wav")
-            for audio_format, label in (("pcm16", "pcm16 24 kHz"),
-                                        ("g711_ulaw", "G.711 mu-law 8 kHz")):
+            for audio_format, label in (
+                ("pcm16", "pcm16 24 kHz"),
+                ("g711_ulaw", "G.711 mu-law 8 kHz"),
+            ):
                 result = await plugin_wer(server.base_url, audio_format, clips)
-                per = ", ".join(f"{Path(c).stem} {w * 100:.0f}%"
-                                for c, w in result["per_clip"].items())
-                add(Row(f"WER through the plugin, {label}", f"{result['wer'] * 100:.1f}%",
+                per = ", ".join(
+                    f"{Path(c).stem} {w * 100:.0f}%" for c, w in result["per_clip"].items()
+                )
+                add(
+                    Row(
+                        f"WER through the plugin, {label}",
+                        f"{result['wer'] * 100:.1f}%",
                         f"{result['words']} words pooled over {len(clips)} clips ({per})",
-                        result))
+                        result,
+                    )
+                )
     return rows
 
 
@@ -445,23 +558,42 @@ def main(argv: Sequence[str] | None = None) -> list[str]:
     """Run, print the Markdown table, return its lines."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="shorter run (about a minute)")
-    p.add_argument("--max-sessions", type=int, default=16,
-                   help="highest concurrency level tried (default 16)")
-    p.add_argument("--latency-bound-s", type=float, default=2.0,
-                   help="p95 commit->final latency that counts as falling behind (default 2)")
-    p.add_argument("--delta-interval-s", type=float, default=1.0,
-                   help="the server's partial decode interval (default 1.0)")
+    p.add_argument(
+        "--max-sessions", type=int, default=16, help="highest concurrency level tried (default 16)"
+    )
+    p.add_argument(
+        "--latency-bound-s",
+        type=float,
+        default=2.0,
+        help="p95 commit->final latency that counts as falling behind (default 2)",
+    )
+    p.add_argument(
+        "--delta-interval-s",
+        type=float,
+        default=1.0,
+        help="the server's partial decode interval (default 1.0)",
+    )
     p.add_argument("--no-wer", action="store_true", help="skip the WER rows")
     args = p.parse_args(argv)
     started = time.monotonic()
 
     def progress(row: Row) -> None:
-        print(f"[{time.monotonic() - started:5.0f} s] {row.metric}: {row.value}",
-              file=sys.stderr, flush=True)
+        print(
+            f"[{time.monotonic() - started:5.0f} s] {row.metric}: {row.value}",
+            file=sys.stderr,
+            flush=True,
+        )
 
-    rows = asyncio.run(run(progress, quick=args.quick, max_sessions=args.max_sessions,
-                           latency_bound_s=args.latency_bound_s, wer=not args.no_wer,
-                           delta_interval_s=args.delta_interval_s))
+    rows = asyncio.run(
+        run(
+            progress,
+            quick=args.quick,
+            max_sessions=args.max_sessions,
+            latency_bound_s=args.latency_bound_s,
+            wer=not args.no_wer,
+            delta_interval_s=args.delta_interval_s,
+        )
+    )
     lines = markdown(rows)
     print("\n".join(lines))
     print(f"\n(run time {time.monotonic() - started:.0f} s)", file=sys.stderr)

@@ -29,11 +29,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from evaluation import demo_clip, read_wav, wav_frames
 from livekit import rtc
 from livekit.agents import (
-    APIError,
     Agent,
     AgentSession,
+    APIError,
     CloseEvent,
     UserInputTranscribedEvent,
     UserStateChangedEvent,
@@ -44,10 +45,6 @@ from livekit.agents.stt import STT
 from livekit.agents.vad import VAD
 from livekit.agents.voice import io
 from livekit.plugins import openai_stt
-from livekit.plugins.openai_stt.evaluation import read_wav, wav_frames
-
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_AUDIO = PROJECT_ROOT.parent / "shared" / "audio" / "jfk.wav"
 
 
 class WavAudioInput(io.AudioInput):
@@ -59,7 +56,7 @@ class WavAudioInput(io.AudioInput):
     sees the last turn end; then the iteration stops. ``done`` is set at that point and
     ``audio_pos`` counts the seconds yielded so far.
 
-    Raises (at construction) what :func:`~livekit.plugins.openai_stt.evaluation.read_wav`
+    Raises (at construction) what :func:`evaluation.read_wav`
     raises for a missing or unreadable file.
     """
 
@@ -200,7 +197,7 @@ async def run_agent_on_file(
     session.input.audio = audio
     await session.start(ListeningAgent(turn_completed), record=False)
     try:
-        while not settled():
+        while not settled():  # noqa: ASYNC110 (polls the session state)
             await asyncio.sleep(0.05)
     finally:
         await session.aclose()
@@ -248,13 +245,20 @@ async def main(args: argparse.Namespace) -> int:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("audio", nargs="?", type=Path, default=DEFAULT_AUDIO, help="a WAV file")
+    parser.add_argument(
+        "audio", nargs="?", type=Path, help="a WAV file (default: the demo clip, two_cities.wav)"
+    )
     parser.add_argument("--speed", type=float, default=1.0, help="2 = twice real time")
     parser.add_argument("--model", default="gpt-realtime-whisper")
     parser.add_argument("--local", action="store_true", help="use the local server even with a key")
     args = parser.parse_args(argv)
     if args.speed <= 0:
         parser.error("--speed must be positive")
+    if args.audio is None:
+        try:
+            args.audio = demo_clip()
+        except FileNotFoundError as e:
+            parser.error(f"no AUDIO given and no demo clip: {e}")
     if not args.audio.is_file():
         parser.error(f"no such file: {args.audio}")
     return args

@@ -17,9 +17,11 @@ Where the audio goes:
   this process on a free port. No key and no network needed (``pip install
   "livekit-plugins-openai-stt[local]"``).
 
-AUDIO defaults to ``../shared/audio/two_cities.wav`` beside the project. Any PCM WAV works
-(any sample rate; stereo is downmixed to mono). The reference text comes from ``--reference``
-or from a ``transcripts.tsv`` next to the clip; without one the WER is "n/a".
+AUDIO defaults to the demo clip, ``two_cities.wav`` (44 s of a LibriVox reading of *A Tale of
+Two Cities*), which the ``demo`` extra installs with the moonshine-voice wheel; its reference
+text is known. Any PCM WAV works (any sample rate; stereo is downmixed to mono). The reference
+text comes from ``--reference``, the demo clip's own, or a ``transcripts.tsv`` next to the
+clip; without one the WER is "n/a".
 """
 
 from __future__ import annotations
@@ -36,21 +38,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from rich.console import Console
-from rich.live import Live
-from rich.text import Text
-
-from livekit.agents import APIError, inference, stt
-from livekit.plugins import openai_stt
-from livekit.plugins.openai_stt.evaluation import (
+from evaluation import (
+    DEMO_REFERENCE,
+    demo_clip,
     load_reference,
     read_wav,
     wav_frames,
     word_error_rate,
 )
+from livekit.agents import APIError, inference, stt
+from livekit.plugins import openai_stt
+from rich.console import Console
+from rich.live import Live
+from rich.text import Text
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_AUDIO = PROJECT_ROOT.parent / "shared" / "audio" / "two_cities.wav"
 FRAME_MS = 10
 END_TIMEOUT_S = 60.0  # after the last frame, how long the stream may take to finish
 
@@ -179,9 +180,7 @@ async def transcribe(args: argparse.Namespace) -> int:
             from livekit.plugins.openai_stt.server import LocalRealtimeServer
 
             out("Starting the embedded local server (faster-whisper)...")
-            server = await stack.enter_async_context(
-                LocalRealtimeServer(engine="whisper", port=0)
-            )
+            server = await stack.enter_async_context(LocalRealtimeServer(engine="whisper", port=0))
             reason = "--local" if args.local else "OPENAI_API_KEY is not set"
             out(f"Endpoint: local server at {server.base_url} ({reason})")
             recognizer = make_stt(server.base_url, args.model, args.language)
@@ -229,7 +228,10 @@ async def transcribe(args: argparse.Namespace) -> int:
     out(Text("Summary", style="bold"))
     out(f"Transcript: {transcript or '(nothing recognised)'}")
     if reference:
-        source = "--reference" if args.reference else "transcripts.tsv"
+        if args.reference:
+            source = "--reference"
+        else:
+            source = "the demo clip's text" if reference == DEMO_REFERENCE else "transcripts.tsv"
         out(f"WER: {word_error_rate(reference, transcript):.1%} (against {source})")
     else:
         out("WER: n/a (no reference text: pass --reference or add the clip to transcripts.tsv)")
@@ -256,7 +258,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description="Stream a WAV file in real time through livekit-plugins-openai-stt."
     )
     parser.add_argument(
-        "audio", nargs="?", type=Path, default=DEFAULT_AUDIO, help="WAV file (default: %(default)s)"
+        "audio", nargs="?", type=Path, help="WAV file (default: the demo clip, two_cities.wav)"
     )
     parser.add_argument(
         "--speed", type=float, default=1.0, help="playback speed: 2 = twice real time"
@@ -270,6 +272,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.speed <= 0:
         parser.error("--speed must be positive")
+    if args.audio is None:
+        try:
+            args.audio = demo_clip()
+        except FileNotFoundError as e:
+            parser.error(f"no AUDIO given and no demo clip: {e}")
     if not args.audio.is_file():
         parser.error(f"no such file: {args.audio}")
     return args

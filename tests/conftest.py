@@ -1,16 +1,33 @@
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 
+from benchmarks.clips import SHARED_AUDIO_MISSING, shared_audio_dir
+from examples.evaluation import demo_clip as find_demo_clip
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-AUDIO_DIR = PROJECT_ROOT.parent / "shared" / "audio"
+EXAMPLES_DIR = PROJECT_ROOT / "examples"
+# the example scripts import their sibling ``evaluation.py`` as a top-level module, as
+# ``python examples/<script>.py`` lets them; tests that import a script need the same
+if str(EXAMPLES_DIR) not in sys.path:
+    sys.path.append(str(EXAMPLES_DIR))
 
 
 @pytest.fixture(scope="session")
 def audio_dir() -> Path:
-    """The shared speech clips (``../shared/audio`` relative to the project root)."""
-    if not AUDIO_DIR.is_dir():
-        pytest.skip("../shared/audio is not beside the project")
-    return AUDIO_DIR
+    """The team's further clips with ``transcripts.tsv`` (``../shared/audio``); tests that use
+    them skip, naming the folder, where it is absent (a user's clone)."""
+    folder = shared_audio_dir()
+    if folder is None:
+        pytest.skip(SHARED_AUDIO_MISSING)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def demo_clip() -> Path:
+    """``two_cities.wav`` from the ``demo`` extra (installed by ``make test``): real speech
+    that every setting has."""
+    return find_demo_clip()

@@ -9,21 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import re
-import sys
 import time
 from pathlib import Path
 
 import pytest
-
+from agent_file import WavAudioInput, run_agent_on_file  # examples/ (see conftest.py)
 from livekit.agents import APIStatusError, inference
 from livekit.plugins import openai_stt
-from livekit.plugins.openai_stt.evaluation import load_reference, word_error_rate
+
+from examples.evaluation import load_reference, word_error_rate
 from livekit.plugins.openai_stt.server import LocalRealtimeServer, ScriptedEngine
-
-EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
-sys.path.insert(0, str(EXAMPLES_DIR))
-
-from agent_file import WavAudioInput, run_agent_on_file  # noqa: E402
 
 
 async def test_wav_audio_input_paces_the_file_then_silence_then_stops(audio_dir: Path) -> None:

@@ -1,5 +1,5 @@
-"""Smoke test of the side-by-side benchmarks: ``benchmarks/run.py --quick`` runs every section
-in a tiny configuration and writes a report. Figures are not checked (timing belongs in
+"""Smoke test of the side-by-side benchmarks: ``python -m benchmarks.run --quick`` runs every
+section in a tiny configuration and writes a report. Figures are not checked (timing belongs in
 ``benchmarks/``, not in pass/fail tests); only that each measurement ran and was reported."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-RUN = ROOT / "benchmarks" / "run.py"
+
 
 pytest.importorskip("livekit.plugins.openai", reason="the bench extra is not installed")
 pytest.importorskip("psutil", reason="the bench extra is not installed")
@@ -27,9 +27,22 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict]:
     md, raw = out / "BENCHMARKS.md", out / "results.json"
     # server_bench.py (the local server's own figures) has its own tests and takes a minute
     proc = subprocess.run(
-        [sys.executable, str(RUN), "--quick", "--skip", "server", "--out", str(md),
-         "--json", str(raw)],
-        cwd=ROOT, capture_output=True, text=True, timeout=280,
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.run",
+            "--quick",
+            "--skip",
+            "server",
+            "--out",
+            str(md),
+            "--json",
+            str(raw),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=280,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -49,9 +62,18 @@ def test_the_report_has_both_plugins_side_by_side_with_machine_facts(
 ) -> None:
     md, raw = quick_run
     assert "| figure | ours | official | ours ÷ official | target (ours) |" in md
-    for heading in ("## Machine", "## 1. CPU", "## 2-3. Latency", "## 4. Bytes",
-                    "## 5. Memory", "## 6. End to end", "## 7. Audio lost", "## Targets",
-                    "## Resilience", "Words lost per drop"):
+    for heading in (
+        "## Machine",
+        "## 1. CPU",
+        "## 2-3. Latency",
+        "## 4. Bytes",
+        "## 5. Memory",
+        "## 6. End to end",
+        "## 7. Audio lost",
+        "## Targets",
+        "## Resilience",
+        "Words lost per drop",
+    ):
         assert heading in md, heading
     info = raw["info"]
     assert info["cpu"] and info["cores"] and info["python"]
@@ -68,5 +90,6 @@ def test_both_plugins_were_measured_in_each_comparison(quick_run: tuple[str, dic
     assert {run["plugin"] for run in r["drops"]["runs"]} == {"ours", "official"}
     # the probe server's stamps came back through both plugins as interim transcripts
     for plugin in ("ours", "official"):
-        assert any(run["interim_latencies"] for run in r["latency"]["runs"]
-                   if run["plugin"] == plugin), plugin
+        assert any(
+            run["interim_latencies"] for run in r["latency"]["runs"] if run["plugin"] == plugin
+        ), plugin

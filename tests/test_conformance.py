@@ -1,5 +1,5 @@
 """Conformance: the stream against the local server for every registry model, in both dialects
-and with both audio formats: events, usage and cost (PROTOCOL.md §2, §4)."""
+and with both audio formats: events, usage and cost (docs/protocol.md §2, §4)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import itertools
 import typing
 
 import pytest
-
 from livekit.agents import stt as lk_stt
 from livekit.plugins import openai_stt
+
 from livekit.plugins.openai_stt.models import STTModels, get_model_info
 from livekit.plugins.openai_stt.server import LocalRealtimeServer
 
@@ -66,7 +66,7 @@ async def test_two_turns_give_two_finals_with_usage_and_cost(model, dialect, aud
             + u.output_tokens * info.usd_per_million_output_tokens / 1e6
             for u in usage
         )
-    else:  # priced per minute even when the server reports tokens (whisper-1, PROTOCOL.md §2)
+    else:  # priced per minute even when the server reports tokens (whisper-1, docs/protocol.md §2)
         expected_cost = 1.5 / 60 * info.usd_per_audio_minute
     assert stt.usage.cost_usd == pytest.approx(expected_cost)
     assert stt.usage.audio_seconds_committed == pytest.approx(1.5)

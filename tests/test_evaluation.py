@@ -1,4 +1,4 @@
-"""Table tests for the scoring and WAV helpers in ``openai_stt.evaluation``."""
+"""Table tests for the scoring, WAV and demo-clip helpers in ``examples/evaluation.py``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from livekit.plugins.openai_stt.evaluation import (
+from examples.evaluation import (
+    DEMO_REFERENCE,
     load_reference,
     normalize_transcript,
     read_wav,
@@ -80,8 +81,20 @@ def test_load_reference_finds_the_row_beside_the_clip(audio_dir: Path) -> None:
     )
 
 
-def test_load_reference_of_a_bare_name_reads_the_shared_table(audio_dir: Path) -> None:
-    assert load_reference("librivox-0880.wav") == "he was not an ill disposed young man"
+def test_the_demo_clip_is_found_in_the_installed_wheel_and_has_its_reference(
+    demo_clip: Path,
+) -> None:
+    assert demo_clip.name == "two_cities.wav" and demo_clip.is_absolute()
+    assert load_reference(demo_clip) == DEMO_REFERENCE
+    assert "moonshine_voice" not in __import__("sys").modules  # found without importing it
+
+
+def test_a_copy_of_the_demo_clip_elsewhere_gets_no_reference_by_name(
+    demo_clip: Path, tmp_path: Path
+) -> None:
+    copy = tmp_path / demo_clip.name
+    copy.write_bytes(demo_clip.read_bytes())
+    assert load_reference(copy) is None
 
 
 def test_load_reference_is_none_without_a_row_or_a_table(tmp_path: Path, audio_dir: Path) -> None:
@@ -101,6 +114,14 @@ def test_load_reference_refuses_a_table_without_the_header(tmp_path: Path) -> No
     table.write_text("a.wav\tfirst one\n", encoding="utf-8")
     with pytest.raises(ValueError, match="header"):
         load_reference("a.wav", table)
+
+
+def test_read_wav_on_the_demo_clip(demo_clip: Path) -> None:
+    samples, rate = read_wav(demo_clip)
+    assert rate == 48_000
+    assert samples.dtype == np.int16 and samples.shape[1] == 1
+    assert samples.shape[0] / rate == pytest.approx(44.4, abs=0.1)
+    assert np.abs(samples).max() > 1000  # speech, not silence
 
 
 def test_read_wav_on_a_shared_mono_clip(audio_dir: Path) -> None:
@@ -150,9 +171,7 @@ def test_read_wav_converts_24_bit_to_16_bit(tmp_path: Path) -> None:
 
 def test_wav_frames_downmixes_stereo_to_mono_and_keeps_the_rate(tmp_path: Path) -> None:
     n, rate = 4_800 + 100, 48_000  # 0.1 s and a 100-sample remainder
-    stereo = np.stack(
-        [np.full(n, 1000, dtype=np.int16), np.full(n, -3000, dtype=np.int16)], axis=1
-    )
+    stereo = np.stack([np.full(n, 1000, dtype=np.int16), np.full(n, -3000, dtype=np.int16)], axis=1)
     path = tmp_path / "stereo.wav"
     _write_wav(path, stereo, rate)
 

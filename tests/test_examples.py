@@ -35,16 +35,26 @@ def test_agent_room_imports_and_registers_an_entrypoint() -> None:
 
 
 @pytest.mark.parametrize("name", ["transcribe_file", "agent_file"])
-def test_example_imports_and_defaults_to_a_shared_clip(name: str) -> None:
+def test_example_defaults_to_the_demo_clip(name: str, demo_clip: Path) -> None:
     module = _import_example(name)
-    assert module.DEFAULT_AUDIO.parent == PROJECT_ROOT.parent / "shared" / "audio"
+    assert module.parse_args([]).audio == demo_clip
+
+
+@pytest.mark.parametrize("name", ["transcribe_file", "agent_file"])
+def test_example_refuses_a_missing_file_with_a_clear_message(
+    name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    module = _import_example(name)
+    with pytest.raises(SystemExit):
+        module.parse_args([str(tmp_path / "nothing.wav")])
+    assert "no such file" in capsys.readouterr().err
 
 
 @pytest.mark.slow
 def test_transcribe_file_runs_offline_and_reports_a_low_wer(audio_dir: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL")}
     proc = subprocess.run(
-        [sys.executable, "examples/transcribe_file.py", "../shared/audio/jfk.wav", "--speed", "4"],
+        [sys.executable, "examples/transcribe_file.py", str(audio_dir / "jfk.wav"), "--speed", "4"],
         cwd=PROJECT_ROOT,
         env=env,
         stdin=subprocess.DEVNULL,

@@ -1,7 +1,7 @@
 """Fuzzing the local server's pure session with arbitrary client frames (hypothesis).
 
 Whatever a client sends, the session answers with well-formed server events, never raises,
-and keeps its buffered audio bounded (issue 5 §7, PROTOCOL.md §3).
+and keeps its buffered audio bounded (issue 5 §7, docs/protocol.md §3).
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=12), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
+    ),
     max_leaves=12,
 )
 models = st.sampled_from(
@@ -80,7 +81,9 @@ frames = st.one_of(
         st.none() | st.text(max_size=10),
         st.dictionaries(st.sampled_from(["include", "type", "audio"]), json_values, max_size=2),
     ),
-    st.builds(beta_update, models, st.sampled_from(["pcm16", "g711_ulaw", "x", None]), turn_detection),
+    st.builds(
+        beta_update, models, st.sampled_from(["pcm16", "g711_ulaw", "x", None]), turn_detection
+    ),
     st.builds(
         lambda data: json.dumps(
             {"type": "input_audio_buffer.append", "audio": base64.b64encode(data).decode()}

@@ -1,4 +1,4 @@
-"""Tables for models.py: capabilities, lookup, registration, cost (PROTOCOL.md §2)."""
+"""Tables for models.py: capabilities, lookup, registration, cost (docs/protocol.md §2)."""
 
 from __future__ import annotations
 
@@ -37,23 +37,28 @@ def isolated_registry(monkeypatch):
     ("name", "flags"),
     [
         pytest.param(
-            "gpt-realtime-whisper", (False, True, False, True, False, True, "duration"),
+            "gpt-realtime-whisper",
+            (False, True, False, True, False, True, "duration"),
             id="gpt-realtime-whisper",
         ),
         pytest.param(
-            "gpt-live-transcribe", (False, True, False, True, True, False, "duration"),
+            "gpt-live-transcribe",
+            (False, True, False, True, True, False, "duration"),
             id="gpt-live-transcribe",
         ),
         pytest.param(
-            "gpt-transcribe", (False, False, True, True, True, False, "duration"),
+            "gpt-transcribe",
+            (False, False, True, True, True, False, "duration"),
             id="gpt-transcribe",
         ),
         pytest.param(
-            "gpt-4o-transcribe", (True, False, True, True, False, False, "tokens"),
+            "gpt-4o-transcribe",
+            (True, False, True, True, False, False, "tokens"),
             id="gpt-4o-transcribe",
         ),
         pytest.param(
-            "gpt-4o-mini-transcribe", (True, False, True, True, False, False, "tokens"),
+            "gpt-4o-mini-transcribe",
+            (True, False, True, True, False, False, "tokens"),
             id="gpt-4o-mini-transcribe",
         ),
         pytest.param(
@@ -65,7 +70,7 @@ def test_known_model_flags(name, flags) -> None:
     info = get_model_info(name)
     assert info.name == name
     assert tuple(getattr(info, f) for f in FLAGS) == flags
-    assert "PROTOCOL.md §2" in info.source
+    assert "docs/protocol.md §2" in info.source
 
 
 @pytest.mark.parametrize(
@@ -127,7 +132,13 @@ def test_an_unknown_model_gets_safe_defaults(name) -> None:
     info = get_model_info(name)
     assert info.name == name
     assert tuple(getattr(info, f) for f in FLAGS) == (
-        False, False, False, True, False, False, "duration"
+        False,
+        False,
+        False,
+        True,
+        False,
+        False,
+        "duration",
     )
     assert info.usd_per_audio_minute is None
     assert estimate_cost_usd(info, audio_seconds=60) is None
@@ -161,8 +172,13 @@ def test_the_registry_is_restored_after_the_registration_tests() -> None:
 )
 def test_an_invalid_model_info_raises(kwargs) -> None:
     base = dict(
-        name="x", server_vad=False, deltas_before_commit=False, accepts_prompt=False,
-        accepts_language=True, accepts_languages_and_keywords=False, accepts_delay=False,
+        name="x",
+        server_vad=False,
+        deltas_before_commit=False,
+        accepts_prompt=False,
+        accepts_language=True,
+        accepts_languages_and_keywords=False,
+        accepts_delay=False,
         usage_kind="duration",
     )
     with pytest.raises(ValueError):
@@ -176,13 +192,19 @@ def test_an_invalid_model_info_raises(kwargs) -> None:
         pytest.param("gpt-realtime-whisper", {"audio_seconds": 90}, 0.0255, id="rw-90s"),
         pytest.param("gpt-transcribe", {"audio_seconds": 120}, 0.009, id="transcribe-120s"),
         pytest.param(
-            "whisper-1", {"audio_seconds": 30, "output_tokens": 999}, 0.003,
+            "whisper-1",
+            {"audio_seconds": 30, "output_tokens": 999},
+            0.003,
             id="duration-model-ignores-tokens",
         ),
         pytest.param(
             "gpt-4o-transcribe",
-            {"audio_seconds": 60, "audio_input_tokens": 1_000_000, "text_input_tokens": 1_000_000,
-             "output_tokens": 1_000_000},
+            {
+                "audio_seconds": 60,
+                "audio_input_tokens": 1_000_000,
+                "text_input_tokens": 1_000_000,
+                "output_tokens": 1_000_000,
+            },
             6.00 + 2.50 + 10.00,
             id="4o-one-million-each",
         ),
@@ -192,9 +214,7 @@ def test_an_invalid_model_info_raises(kwargs) -> None:
             120 * 3.00 / 1e6 + 5 * 5.00 / 1e6,
             id="mini-usage-example",
         ),
-        pytest.param(
-            "gpt-4o-transcribe", {"audio_seconds": 0}, 0.0, id="token-model-nothing-sent"
-        ),
+        pytest.param("gpt-4o-transcribe", {"audio_seconds": 0}, 0.0, id="token-model-nothing-sent"),
         pytest.param(
             "gpt-4o-transcribe", {"audio_seconds": 5}, None, id="token-model-tokens-unknown"
         ),

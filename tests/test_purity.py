@@ -1,4 +1,4 @@
-"""The DESIGN.md rule: nothing in ``protocol/`` or ``server/session.py`` imports asyncio,
+"""The docs/architecture.md rule: nothing in ``protocol/`` or ``server/session.py`` imports asyncio,
 websockets, aiohttp or livekit, or reads a clock (time comes in as an argument).
 
 Checked on the syntax tree (``ast``), not by grep, and transitively through the package's own
@@ -20,7 +20,12 @@ PURE_FILES = sorted((PACKAGE_DIR / "protocol").glob("*.py")) + [
 
 FORBIDDEN_TOP = {"asyncio", "websockets", "aiohttp"}
 CLOCK_FUNCS = {
-    "time", "time_ns", "monotonic", "monotonic_ns", "perf_counter", "perf_counter_ns",
+    "time",
+    "time_ns",
+    "monotonic",
+    "monotonic_ns",
+    "perf_counter",
+    "perf_counter_ns",
 }
 DATETIME_CLOCKS = {"now", "utcnow", "today"}
 
@@ -35,7 +40,7 @@ def module_file(name: str) -> Path | None:
     """The file of a module of this package, or None (not ours, or not a module)."""
     if name != PACKAGE and not name.startswith(PACKAGE + "."):
         return None
-    rel = name[len(PACKAGE):].lstrip(".").split(".") if name != PACKAGE else []
+    rel = name[len(PACKAGE) :].lstrip(".").split(".") if name != PACKAGE else []
     base = PACKAGE_DIR.joinpath(*rel) if rel else PACKAGE_DIR
     if base.with_suffix(".py").is_file():
         return base.with_suffix(".py")
@@ -137,14 +142,21 @@ def check_tree(roots: list[Path]) -> tuple[list[str], list[Path]]:
 
 def test_pure_files_exist():
     names = {p.name for p in PURE_FILES}
-    assert {"events.py", "session.py", "transcript.py", "errors.py", "usage.py", "g711.py",
-            "endpoint.py"} <= names
+    assert {
+        "events.py",
+        "session.py",
+        "transcript.py",
+        "errors.py",
+        "usage.py",
+        "g711.py",
+        "endpoint.py",
+    } <= names
     assert all(p.is_file() for p in PURE_FILES)
 
 
 def test_protocol_and_server_session_import_no_io_and_read_no_clock():
     found, checked = check_tree(PURE_FILES)
-    assert not found, "DESIGN.md purity rule broken:\n" + "\n".join(sorted(found))
+    assert not found, "docs/architecture.md purity rule broken:\n" + "\n".join(sorted(found))
     # the transitive walk did reach the registry the protocol imports
     assert PACKAGE_DIR / "models.py" in checked
 
@@ -156,8 +168,10 @@ CUR = f"{PACKAGE}.protocol.demo"
 CHECKER_CASES = [
     ("import asyncio\n", ["f.py:1: imports asyncio"]),
     ("import os\nimport asyncio.queues as q\n", ["f.py:2: imports asyncio.queues"]),
-    ("from websockets.asyncio.client import connect\n",
-     ["f.py:1: imports websockets.asyncio.client"]),
+    (
+        "from websockets.asyncio.client import connect\n",
+        ["f.py:1: imports websockets.asyncio.client"],
+    ),
     ("import aiohttp\n", ["f.py:1: imports aiohttp"]),
     ("from livekit import rtc\n", ["f.py:1: imports livekit"]),
     ("from livekit.agents import stt\n", ["f.py:1: imports livekit.agents"]),
@@ -165,11 +179,12 @@ CHECKER_CASES = [
     ("import time\nx = time.monotonic()\n", ["f.py:2: calls time.monotonic()"]),
     ("import time as t\nx = t.perf_counter()\n", ["f.py:2: calls t.perf_counter()"]),
     ("import time\nx = time.time()\n", ["f.py:2: calls time.time()"]),
-    ("from time import monotonic as m\nx = m()\n",
-     ["f.py:1: imports time.monotonic", "f.py:2: calls m()"]),
+    (
+        "from time import monotonic as m\nx = m()\n",
+        ["f.py:1: imports time.monotonic", "f.py:2: calls m()"],
+    ),
     ("import datetime\nx = datetime.datetime.now()\n", ["f.py:2: calls datetime.datetime.now()"]),
-    ("from datetime import datetime\nx = datetime.utcnow()\n",
-     ["f.py:2: calls datetime.utcnow()"]),
+    ("from datetime import datetime\nx = datetime.utcnow()\n", ["f.py:2: calls datetime.utcnow()"]),
     # allowed
     ("import time\nx = time.sleep\n", []),
     ("import json, math, base64\nfrom dataclasses import dataclass\n", []),
@@ -192,10 +207,18 @@ def test_checker_flags_io_imports_and_clock_calls(source, expected):
         ("from ..models import ModelInfo\n", CUR, False, [f"{PACKAGE}.models"]),
         ("from .. import stream\n", CUR, False, [f"{PACKAGE}.stream"]),
         ("from ...openai_stt import transport\n", CUR, False, [f"{PACKAGE}.transport"]),
-        ("from .events import parse\n", f"{PACKAGE}.protocol", True,
-         [f"{PACKAGE}.protocol.events"]),
-        ("from ..protocol.events import parse\n", f"{PACKAGE}.server.session", False,
-         [f"{PACKAGE}.protocol.events"]),
+        (
+            "from .events import parse\n",
+            f"{PACKAGE}.protocol",
+            True,
+            [f"{PACKAGE}.protocol.events"],
+        ),
+        (
+            "from ..protocol.events import parse\n",
+            f"{PACKAGE}.server.session",
+            False,
+            [f"{PACKAGE}.protocol.events"],
+        ),
     ],
 )
 def test_checker_resolves_relative_imports(source, current, is_package, expected):

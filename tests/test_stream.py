@@ -10,10 +10,11 @@ from collections.abc import Mapping
 
 import numpy as np
 import pytest
-
 from livekit import rtc
-from livekit.agents import APIConnectOptions, APIError, stt as lk_stt
+from livekit.agents import APIConnectOptions, APIError
+from livekit.agents import stt as lk_stt
 from livekit.plugins import openai_stt
+
 from livekit.plugins.openai_stt import transport
 from livekit.plugins.openai_stt.protocol.endpoint import redact_url
 from livekit.plugins.openai_stt.protocol.errors import classify_close
@@ -126,7 +127,7 @@ def local_server(**kwargs) -> LocalRealtimeServer:
 
 
 def client(server: LocalRealtimeServer, **kwargs) -> openai_stt.STT:
-    """An STT for ``server``, with the URL rule its mode needs (PROTOCOL.md §1): OpenAI mode
+    """An STT for ``server``, with the URL rule its mode needs (docs/protocol.md §1): OpenAI mode
     refuses ``?model=``; gateway mode requires it (the loopback default)."""
     kwargs.setdefault("api_key", "t")
     if server.compat == "openai":
@@ -774,7 +775,7 @@ async def test_a_drop_seen_first_by_the_writer_is_retried_like_any_drop(server):
 
 
 async def test_a_session_opened_ahead_ages_from_its_connect_and_never_hits_the_cap(caplog):
-    """The server counts a session's age from its handshake (PROTOCOL.md §6), so the stream
+    """The server counts a session's age from its handshake (docs/protocol.md §6), so the stream
     must too: a session opened ahead and kept waiting by a stretch without audio is not
     treated as new when it is finally used."""
     caplog.set_level(logging.INFO, logger="livekit.plugins.openai_stt")

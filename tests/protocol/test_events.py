@@ -1,4 +1,4 @@
-"""Tables for protocol/events.py: every server event of PROTOCOL.md §4 (and §2, §7 variants)
+"""Tables for protocol/events.py: every server event of docs/protocol.md §4 (and §2, §7 variants)
 parsed into its frozen dataclass; malformed messages naming the field; client event builders."""
 
 from __future__ import annotations
@@ -99,14 +99,21 @@ SERVER_EVENTS = [
         id="session.updated-without-session-or-event_id",
     ),
     pytest.param(
-        {"type": "input_audio_buffer.speech_started", "event_id": "e3", "item_id": "item_1",
-         "audio_start_ms": 1012},
+        {
+            "type": "input_audio_buffer.speech_started",
+            "event_id": "e3",
+            "item_id": "item_1",
+            "audio_start_ms": 1012,
+        },
         SpeechStarted(item_id="item_1", audio_start_ms=1012, event_id="e3"),
         id="speech_started",
     ),
     pytest.param(
-        {"type": "input_audio_buffer.speech_started", "item_id": "item_1",
-         "audio_start_ms": 1012.0},
+        {
+            "type": "input_audio_buffer.speech_started",
+            "item_id": "item_1",
+            "audio_start_ms": 1012.0,
+        },
         SpeechStarted(item_id="item_1", audio_start_ms=1012),
         id="speech_started-float-ms",
     ),
@@ -116,8 +123,12 @@ SERVER_EVENTS = [
         id="speech_stopped",
     ),
     pytest.param(
-        {"type": "input_audio_buffer.committed", "event_id": "e4", "item_id": "item_1",
-         "previous_item_id": None},
+        {
+            "type": "input_audio_buffer.committed",
+            "event_id": "e4",
+            "item_id": "item_1",
+            "previous_item_id": None,
+        },
         AudioBufferCommitted(item_id="item_1", previous_item_id=None, event_id="e4"),
         id="committed-previous-null",
     ),
@@ -132,16 +143,22 @@ SERVER_EVENTS = [
         id="cleared",
     ),
     pytest.param(
-        {"type": "conversation.item.added", "event_id": "e6", "item": ITEM,
-         "previous_item_id": None},
-        ConversationItem(type="conversation.item.added", item_id="item_1", item=ITEM,
-                         event_id="e6"),
+        {
+            "type": "conversation.item.added",
+            "event_id": "e6",
+            "item": ITEM,
+            "previous_item_id": None,
+        },
+        ConversationItem(
+            type="conversation.item.added", item_id="item_1", item=ITEM, event_id="e6"
+        ),
         id="conversation.item.added",
     ),
     pytest.param(
         {"type": "conversation.item.done", "item": ITEM, "previous_item_id": "item_0"},
-        ConversationItem(type="conversation.item.done", item_id="item_1", item=ITEM,
-                         previous_item_id="item_0"),
+        ConversationItem(
+            type="conversation.item.done", item_id="item_1", item=ITEM, previous_item_id="item_0"
+        ),
         id="conversation.item.done",
     ),
     pytest.param(
@@ -155,10 +172,21 @@ SERVER_EVENTS = [
         id="conversation.item-id-at-top-level",
     ),
     pytest.param(
-        {"type": DELTA, "event_id": "e7", "item_id": "item_1", "content_index": 0, "delta": "Hel",
-         "logprobs": [{"token": "Hel", "logprob": -0.01, "bytes": [72, 101, 108]}]},
-        TranscriptionDelta(item_id="item_1", delta="Hel", content_index=0,
-                           logprobs=(LogProb("Hel", -0.01),), event_id="e7"),
+        {
+            "type": DELTA,
+            "event_id": "e7",
+            "item_id": "item_1",
+            "content_index": 0,
+            "delta": "Hel",
+            "logprobs": [{"token": "Hel", "logprob": -0.01, "bytes": [72, 101, 108]}],
+        },
+        TranscriptionDelta(
+            item_id="item_1",
+            delta="Hel",
+            content_index=0,
+            logprobs=(LogProb("Hel", -0.01),),
+            event_id="e7",
+        ),
         id="delta-with-logprobs",
     ),
     pytest.param(
@@ -177,34 +205,65 @@ SERVER_EVENTS = [
         id="delta-null-item_id-empty-text",
     ),
     pytest.param(
-        {"type": DELTA, "item_id": "item_1", "delta": "a",
-         "logprobs": [{"token": "a", "logprob": -1}, {"token": "b"}, "junk",
-                      {"token": "c", "logprob": True}]},
+        {
+            "type": DELTA,
+            "item_id": "item_1",
+            "delta": "a",
+            "logprobs": [
+                {"token": "a", "logprob": -1},
+                {"token": "b"},
+                "junk",
+                {"token": "c", "logprob": True},
+            ],
+        },
         TranscriptionDelta(item_id="item_1", delta="a", logprobs=(LogProb("a", -1.0),)),
         id="delta-logprobs-skip-entries-without-a-number",
     ),
     pytest.param(
-        {"type": COMPLETED, "event_id": "e8", "item_id": "item_1", "content_index": 0,
-         "transcript": "Hello there.",
-         "logprobs": [{"token": "Hello", "logprob": -0.1, "bytes": []},
-                      {"token": " there.", "logprob": -0.2, "bytes": []}],
-         "languages": [{"code": "en"}], "usage": TOKEN_USAGE_JSON},
+        {
+            "type": COMPLETED,
+            "event_id": "e8",
+            "item_id": "item_1",
+            "content_index": 0,
+            "transcript": "Hello there.",
+            "logprobs": [
+                {"token": "Hello", "logprob": -0.1, "bytes": []},
+                {"token": " there.", "logprob": -0.2, "bytes": []},
+            ],
+            "languages": [{"code": "en"}],
+            "usage": TOKEN_USAGE_JSON,
+        },
         TranscriptionCompleted(
-            item_id="item_1", transcript="Hello there.", content_index=0,
+            item_id="item_1",
+            transcript="Hello there.",
+            content_index=0,
             logprobs=(LogProb("Hello", -0.1), LogProb(" there.", -0.2)),
             languages=("en",),
-            usage=TokenUsage(input_tokens=120, output_tokens=5, total_tokens=125,
-                             audio_tokens=100, text_tokens=20),
+            usage=TokenUsage(
+                input_tokens=120,
+                output_tokens=5,
+                total_tokens=125,
+                audio_tokens=100,
+                text_tokens=20,
+            ),
             event_id="e8",
         ),
         id="completed-tokens-usage-languages-logprobs",
     ),
     pytest.param(
-        {"type": COMPLETED, "item_id": "item_1", "transcript": "Bonjour.",
-         "languages": [{"code": "fr"}, "en", {"name": "no code"}],
-         "usage": {"type": "duration", "seconds": 2.4}},
-        TranscriptionCompleted(item_id="item_1", transcript="Bonjour.", languages=("fr", "en"),
-                               usage=DurationUsage(seconds=2.4)),
+        {
+            "type": COMPLETED,
+            "item_id": "item_1",
+            "transcript": "Bonjour.",
+            "languages": [{"code": "fr"}, "en", {"name": "no code"}],
+            "usage": {"type": "duration", "seconds": 2.4},
+        },
+        TranscriptionCompleted(
+            item_id="item_1",
+            transcript="Bonjour.",
+            languages=("fr", "en"),
+            usage=DurationUsage(seconds=2.4),
+        ),
         id="completed-duration-usage-several-languages",
     ),
     pytest.param(
@@ -213,41 +272,71 @@ SERVER_EVENTS = [
         id="completed-duration-usage-without-type",
     ),
     pytest.param(
-        {"type": COMPLETED, "item_id": "item_1", "transcript": "x",
-         "usage": {"type": "tokens", "input_tokens": 7, "output_tokens": 3}},
-        TranscriptionCompleted(item_id="item_1", transcript="x",
-                               usage=TokenUsage(input_tokens=7, output_tokens=3, total_tokens=10)),
+        {
+            "type": COMPLETED,
+            "item_id": "item_1",
+            "transcript": "x",
+            "usage": {"type": "tokens", "input_tokens": 7, "output_tokens": 3},
+        },
+        TranscriptionCompleted(
+            item_id="item_1",
+            transcript="x",
+            usage=TokenUsage(input_tokens=7, output_tokens=3, total_tokens=10),
+        ),
         id="completed-tokens-usage-total-and-details-missing",
     ),
     pytest.param(
         {"type": COMPLETED, "item_id": "item_1", "transcript": ""},
-        TranscriptionCompleted(item_id="item_1", transcript="", logprobs=None, languages=None,
-                               usage=None),
+        TranscriptionCompleted(
+            item_id="item_1", transcript="", logprobs=None, languages=None, usage=None
+        ),
         id="completed-minimal-empty-transcript",
     ),
     pytest.param(
-        {"type": FAILED, "event_id": "e9", "item_id": "item_1", "content_index": 0,
-         "error": {"type": "server_error", "code": None,
-                   "message": "Input transcription failed for item 'item_1'.", "param": None}},
+        {
+            "type": FAILED,
+            "event_id": "e9",
+            "item_id": "item_1",
+            "content_index": 0,
+            "error": {
+                "type": "server_error",
+                "code": None,
+                "message": "Input transcription failed for item 'item_1'.",
+                "param": None,
+            },
+        },
         TranscriptionFailed(
             item_id="item_1",
-            error=ErrorInfo(type="server_error", code=None,
-                            message="Input transcription failed for item 'item_1'.", param=None),
+            error=ErrorInfo(
+                type="server_error",
+                code=None,
+                message="Input transcription failed for item 'item_1'.",
+                param=None,
+            ),
             event_id="e9",
         ),
         id="failed",
     ),
     pytest.param(
         {"type": FAILED, "item_id": "item_1", "error": "decoder crashed"},
-        TranscriptionFailed(item_id="item_1",
-                            error=ErrorInfo(type="error", message="decoder crashed")),
+        TranscriptionFailed(
+            item_id="item_1", error=ErrorInfo(type="error", message="decoder crashed")
+        ),
         id="failed-error-as-plain-string",
     ),
     pytest.param(
-        {"type": SEGMENT, "item_id": "item_1", "id": "seg_1", "speaker": "A", "start": 0.0,
-         "end": 1.7, "text": "Hello"},
-        TranscriptionSegment(item_id="item_1", id="seg_1", text="Hello", speaker="A", start=0.0,
-                             end=1.7),
+        {
+            "type": SEGMENT,
+            "item_id": "item_1",
+            "id": "seg_1",
+            "speaker": "A",
+            "start": 0.0,
+            "end": 1.7,
+            "text": "Hello",
+        },
+        TranscriptionSegment(
+            item_id="item_1", id="seg_1", text="Hello", speaker="A", start=0.0, end=1.7
+        ),
         id="segment-diarized",
     ),
     pytest.param(
@@ -256,8 +345,11 @@ SERVER_EVENTS = [
         id="segment-minimal",
     ),
     pytest.param(
-        {"type": "input_audio_buffer.partial_transcription", "item_id": "item_1",
-         "transcript": "Hello the"},
+        {
+            "type": "input_audio_buffer.partial_transcription",
+            "item_id": "item_1",
+            "transcript": "Hello the",
+        },
         PartialTranscription(item_id="item_1", transcript="Hello the"),
         id="speaches-partial_transcription",
     ),
@@ -267,16 +359,24 @@ SERVER_EVENTS = [
         id="speaches-partial_transcription-without-item_id",
     ),
     pytest.param(
-        {"type": "error", "event_id": "event_10",
-         "error": {"type": "invalid_request_error", "code": "invalid_model",
-                   "message": 'Model "gpt-realtime-whisper" is not supported in transcription'
-                              ' mode.',
-                   "param": "session.audio.input.transcription.model", "event_id": "client_7"}},
+        {
+            "type": "error",
+            "event_id": "event_10",
+            "error": {
+                "type": "invalid_request_error",
+                "code": "invalid_model",
+                "message": 'Model "gpt-realtime-whisper" is not supported in transcription mode.',
+                "param": "session.audio.input.transcription.model",
+                "event_id": "client_7",
+            },
+        },
         ErrorEvent(
             error=ErrorInfo(
-                type="invalid_request_error", code="invalid_model",
+                type="invalid_request_error",
+                code="invalid_model",
                 message='Model "gpt-realtime-whisper" is not supported in transcription mode.',
-                param="session.audio.input.transcription.model", event_id="client_7",
+                param="session.audio.input.transcription.model",
+                event_id="client_7",
             ),
             event_id="event_10",
         ),
@@ -337,63 +437,130 @@ def _m(etype: str, **fields) -> str:
 
 
 MALFORMED += [
-    pytest.param(_m("input_audio_buffer.speech_started", audio_start_ms=1), "item_id",
-                 "input_audio_buffer.speech_started", id="speech_started-no-item_id"),
-    pytest.param(_m("input_audio_buffer.speech_started", item_id=None, audio_start_ms=1), "item_id",
-                 "input_audio_buffer.speech_started", id="speech_started-item_id-null"),
-    pytest.param(_m("input_audio_buffer.speech_started", item_id=3, audio_start_ms=1), "item_id",
-                 "input_audio_buffer.speech_started", id="speech_started-item_id-int"),
-    pytest.param(_m("input_audio_buffer.speech_started", item_id="i"), "audio_start_ms",
-                 "input_audio_buffer.speech_started", id="speech_started-no-audio_start_ms"),
-    pytest.param(_m("input_audio_buffer.speech_started", item_id="i", audio_start_ms="12"),
-                 "audio_start_ms", "input_audio_buffer.speech_started",
-                 id="speech_started-ms-as-text"),
-    pytest.param(_m("input_audio_buffer.speech_started", item_id="i", audio_start_ms=True),
-                 "audio_start_ms", "input_audio_buffer.speech_started",
-                 id="speech_started-ms-bool"),
-    pytest.param(_m("input_audio_buffer.speech_stopped", item_id="i"), "audio_end_ms",
-                 "input_audio_buffer.speech_stopped", id="speech_stopped-no-audio_end_ms"),
-    pytest.param(_m("input_audio_buffer.speech_stopped", audio_end_ms=5), "item_id",
-                 "input_audio_buffer.speech_stopped", id="speech_stopped-no-item_id"),
-    pytest.param(_m("input_audio_buffer.committed"), "item_id",
-                 "input_audio_buffer.committed", id="committed-no-item_id"),
-    pytest.param(_m("input_audio_buffer.committed", item_id="i", previous_item_id=5),
-                 "previous_item_id", "input_audio_buffer.committed",
-                 id="committed-previous_item_id-int"),
-    pytest.param(_m("conversation.item.added"), "item.id", "conversation.item.added",
-                 id="item.added-no-item"),
-    pytest.param(_m("conversation.item.done", item={"id": 7}), "item.id",
-                 "conversation.item.done", id="item.done-item-id-int"),
-    pytest.param(_m("conversation.item.created", item="item_1"), "item.id",
-                 "conversation.item.created", id="item.created-item-not-object"),
+    pytest.param(
+        _m("input_audio_buffer.speech_started", audio_start_ms=1),
+        "item_id",
+        "input_audio_buffer.speech_started",
+        id="speech_started-no-item_id",
+    ),
+    pytest.param(
+        _m("input_audio_buffer.speech_started", item_id=None, audio_start_ms=1),
+        "item_id",
+        "input_audio_buffer.speech_started",
+        id="speech_started-item_id-null",
+    ),
+    pytest.param(
+        _m("input_audio_buffer.speech_started", item_id=3, audio_start_ms=1),
+        "item_id",
+        "input_audio_buffer.speech_started",
+        id="speech_started-item_id-int",
+    ),
+    pytest.param(
+        _m("input_audio_buffer.speech_started", item_id="i"),
+        "audio_start_ms",
+        "input_audio_buffer.speech_started",
+        id="speech_started-no-audio_start_ms",
+    ),
+    pytest.param(
+        _m("input_audio_buffer.speech_started", item_id="i", audio_start_ms="12"),
+        "audio_start_ms",
+        "input_audio_buffer.speech_started",
+        id="speech_started-ms-as-text",
+    ),
+    pytest.param(
+        _m("input_audio_buffer.speech_started", item_id="i", audio_start_ms=True),
+        "audio_start_ms",
+        "input_audio_buffer.speech_started",
+        id="speech_started-ms-bool",
+    ),
+    pytest.param(
+        _m("input_audio_buffer.speech_stopped", item_id="i"),
+        "audio_end_ms",
+        "input_audio_buffer.speech_stopped",
+        id="speech_stopped-no-audio_end_ms",
+    ),
+    pytest.param(
+        _m("input_audio_buffer.speech_stopped", audio_end_ms=5),
+        "item_id",
+        "input_audio_buffer.speech_stopped",
+        id="speech_stopped-no-item_id",
+    ),
+    pytest.param(
+        _m("input_audio_buffer.committed"),
+        "item_id",
+        "input_audio_buffer.committed",
+        id="committed-no-item_id",
+    ),
+    pytest.param(
+        _m("input_audio_buffer.committed", item_id="i", previous_item_id=5),
+        "previous_item_id",
+        "input_audio_buffer.committed",
+        id="committed-previous_item_id-int",
+    ),
+    pytest.param(
+        _m("conversation.item.added"), "item.id", "conversation.item.added", id="item.added-no-item"
+    ),
+    pytest.param(
+        _m("conversation.item.done", item={"id": 7}),
+        "item.id",
+        "conversation.item.done",
+        id="item.done-item-id-int",
+    ),
+    pytest.param(
+        _m("conversation.item.created", item="item_1"),
+        "item.id",
+        "conversation.item.created",
+        id="item.created-item-not-object",
+    ),
     pytest.param(_m(DELTA, item_id="i"), "delta", DELTA, id="delta-no-delta"),
     pytest.param(_m(DELTA, item_id="i", delta=None), "delta", DELTA, id="delta-null"),
     pytest.param(_m(DELTA, item_id="i", delta=["Hel"]), "delta", DELTA, id="delta-list"),
     pytest.param(_m(DELTA, item_id=1, delta="x"), "item_id", DELTA, id="delta-item_id-int"),
-    pytest.param(_m(DELTA, item_id="i", delta="x", content_index="0"), "content_index", DELTA,
-                 id="delta-content_index-text"),
-    pytest.param(_m(COMPLETED, item_id="i"), "transcript", COMPLETED,
-                 id="completed-no-transcript"),
-    pytest.param(_m(COMPLETED, item_id="i", transcript=None), "transcript", COMPLETED,
-                 id="completed-transcript-null"),
-    pytest.param(_m(COMPLETED, transcript="x"), "item_id", COMPLETED,
-                 id="completed-no-item_id"),
-    pytest.param(_m(COMPLETED, item_id="i", transcript=5), "transcript", COMPLETED,
-                 id="completed-transcript-int"),
-    pytest.param(_m(COMPLETED, item_id="i", transcript="x", content_index=0.5), "content_index",
-                 COMPLETED, id="completed-content_index-float"),
+    pytest.param(
+        _m(DELTA, item_id="i", delta="x", content_index="0"),
+        "content_index",
+        DELTA,
+        id="delta-content_index-text",
+    ),
+    pytest.param(_m(COMPLETED, item_id="i"), "transcript", COMPLETED, id="completed-no-transcript"),
+    pytest.param(
+        _m(COMPLETED, item_id="i", transcript=None),
+        "transcript",
+        COMPLETED,
+        id="completed-transcript-null",
+    ),
+    pytest.param(_m(COMPLETED, transcript="x"), "item_id", COMPLETED, id="completed-no-item_id"),
+    pytest.param(
+        _m(COMPLETED, item_id="i", transcript=5),
+        "transcript",
+        COMPLETED,
+        id="completed-transcript-int",
+    ),
+    pytest.param(
+        _m(COMPLETED, item_id="i", transcript="x", content_index=0.5),
+        "content_index",
+        COMPLETED,
+        id="completed-content_index-float",
+    ),
     pytest.param(_m(FAILED, item_id="i"), "error", FAILED, id="failed-no-error"),
     pytest.param(_m(FAILED, item_id="i", error=5), "error", FAILED, id="failed-error-int"),
-    pytest.param(_m(FAILED, error={"type": "server_error"}), "item_id", FAILED,
-                 id="failed-no-item_id"),
+    pytest.param(
+        _m(FAILED, error={"type": "server_error"}), "item_id", FAILED, id="failed-no-item_id"
+    ),
     pytest.param(_m(SEGMENT, item_id="i"), "text", SEGMENT, id="segment-no-text"),
     pytest.param(_m(SEGMENT, text="x"), "item_id", SEGMENT, id="segment-no-item_id"),
-    pytest.param(_m(SEGMENT, item_id="i", text="x", start="0"), "start", SEGMENT,
-                 id="segment-start-text"),
-    pytest.param(_m(SEGMENT, item_id="i", text="x", speaker=1), "speaker", SEGMENT,
-                 id="segment-speaker-int"),
-    pytest.param(_m("input_audio_buffer.partial_transcription", item_id="i"), "transcript",
-                 "input_audio_buffer.partial_transcription", id="partial-no-transcript"),
+    pytest.param(
+        _m(SEGMENT, item_id="i", text="x", start="0"), "start", SEGMENT, id="segment-start-text"
+    ),
+    pytest.param(
+        _m(SEGMENT, item_id="i", text="x", speaker=1), "speaker", SEGMENT, id="segment-speaker-int"
+    ),
+    pytest.param(
+        _m("input_audio_buffer.partial_transcription", item_id="i"),
+        "transcript",
+        "input_audio_buffer.partial_transcription",
+        id="partial-no-transcript",
+    ),
     pytest.param(_m("error"), "error", "error", id="error-no-error"),
     pytest.param(_m("error", error=None), "error", "error", id="error-null"),
     pytest.param(_m("error", error=[1]), "error", "error", id="error-list"),
@@ -424,7 +591,7 @@ def test_parse_error_message_never_holds_the_payload():
 @pytest.mark.parametrize(
     "raw",
     [
-        {"type": "transcription.delta", "delta": "Hi"},  # vLLM's own dialect (PROTOCOL.md §7)
+        {"type": "transcription.delta", "delta": "Hi"},  # vLLM's own dialect (docs/protocol.md §7)
         {"type": "transcription.done", "text": "Hi", "usage": {"prompt_tokens": 3}},
         {"type": "rate_limits.updated", "rate_limits": [{"name": "requests", "remaining": 9}]},
         {"type": "some.future.event", "event_id": "e1", "nested": {"a": [1, 2, None]}},
@@ -440,13 +607,21 @@ def test_unknown_type_gives_unknown_event_keeping_raw(raw):
 
 
 def test_error_event_keeps_type_code_message_param_and_event_ids():
-    event = parse(json.dumps({
-        "type": "error",
-        "event_id": "event_server_1",
-        "error": {"type": "invalid_request_error", "code": "input_audio_buffer_commit_empty",
-                  "message": "Error committing input audio buffer: buffer too small.",
-                  "param": "audio", "event_id": "client_commit_3"},
-    }))
+    event = parse(
+        json.dumps(
+            {
+                "type": "error",
+                "event_id": "event_server_1",
+                "error": {
+                    "type": "invalid_request_error",
+                    "code": "input_audio_buffer_commit_empty",
+                    "message": "Error committing input audio buffer: buffer too small.",
+                    "param": "audio",
+                    "event_id": "client_commit_3",
+                },
+            }
+        )
+    )
     assert isinstance(event, ErrorEvent)
     assert event.type == "error"
     assert event.event_id == "event_server_1"
@@ -514,44 +689,68 @@ def test_all_names_are_exported():
 # -- numbers JSON (or Python's json) allows but a float or an int cannot hold ----------------------
 
 _BIG = "1" + "0" * 400  # a valid JSON integer too large for a float
-EXTREMES = {"1e999": "1e999", "-1e999": "-1e999", "NaN": "NaN", "Infinity": "Infinity",
-            "huge-int": _BIG, "-huge-int": "-" + _BIG}
+EXTREMES = {
+    "1e999": "1e999",
+    "-1e999": "-1e999",
+    "NaN": "NaN",
+    "Infinity": "Infinity",
+    "huge-int": _BIG,
+    "-huge-int": "-" + _BIG,
+}
 T = "conversation.item.input_audio_transcription."
 NUMERIC_FIELDS = {
     # location -> (template with %s for the number, dotted field path)
     "speech_started.audio_start_ms": (
         '{"type":"input_audio_buffer.speech_started","item_id":"i","audio_start_ms":%s}',
-        "audio_start_ms"),
+        "audio_start_ms",
+    ),
     "speech_stopped.audio_end_ms": (
         '{"type":"input_audio_buffer.speech_stopped","item_id":"i","audio_end_ms":%s}',
-        "audio_end_ms"),
+        "audio_end_ms",
+    ),
     "delta.content_index": (
-        '{"type":"' + T + 'delta","item_id":"i","delta":"x","content_index":%s}', "content_index"),
+        '{"type":"' + T + 'delta","item_id":"i","delta":"x","content_index":%s}',
+        "content_index",
+    ),
     "delta.logprobs.logprob": (
         '{"type":"' + T + 'delta","item_id":"i","delta":"x",'
-        '"logprobs":[{"token":"a","logprob":%s}]}', "logprobs"),
+        '"logprobs":[{"token":"a","logprob":%s}]}',
+        "logprobs",
+    ),
     "completed.logprobs.logprob": (
         '{"type":"' + T + 'completed","item_id":"i","transcript":"x",'
-        '"logprobs":[{"token":"a","logprob":%s}]}', "logprobs"),
+        '"logprobs":[{"token":"a","logprob":%s}]}',
+        "logprobs",
+    ),
     "completed.usage.seconds": (
         '{"type":"' + T + 'completed","item_id":"i","transcript":"x",'
-        '"usage":{"type":"duration","seconds":%s}}', "usage.seconds"),
+        '"usage":{"type":"duration","seconds":%s}}',
+        "usage.seconds",
+    ),
     "completed.usage.input_tokens": (
         '{"type":"' + T + 'completed","item_id":"i","transcript":"x",'
-        '"usage":{"type":"tokens","input_tokens":%s}}', "usage.input_tokens"),
+        '"usage":{"type":"tokens","input_tokens":%s}}',
+        "usage.input_tokens",
+    ),
     "completed.usage.output_tokens": (
         '{"type":"' + T + 'completed","item_id":"i","transcript":"x",'
-        '"usage":{"type":"tokens","output_tokens":%s}}', "usage.output_tokens"),
+        '"usage":{"type":"tokens","output_tokens":%s}}',
+        "usage.output_tokens",
+    ),
     "completed.usage.total_tokens": (
         '{"type":"' + T + 'completed","item_id":"i","transcript":"x",'
-        '"usage":{"type":"tokens","total_tokens":%s}}', "usage.total_tokens"),
+        '"usage":{"type":"tokens","total_tokens":%s}}',
+        "usage.total_tokens",
+    ),
     "completed.usage.input_token_details.audio_tokens": (
         '{"type":"' + T + 'completed","item_id":"i","transcript":"x",'
         '"usage":{"type":"tokens","input_token_details":{"audio_tokens":%s}}}',
-        "usage.input_token_details.audio_tokens"),
+        "usage.input_token_details.audio_tokens",
+    ),
     "failed.content_index": (
         '{"type":"' + T + 'failed","item_id":"i","error":{"type":"x"},"content_index":%s}',
-        "content_index"),
+        "content_index",
+    ),
     "segment.start": ('{"type":"' + T + 'segment","item_id":"i","text":"x","start":%s}', "start"),
     "segment.end": ('{"type":"' + T + 'segment","item_id":"i","text":"x","end":%s}', "end"),
 }

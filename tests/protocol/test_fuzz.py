@@ -26,8 +26,11 @@ from livekit.plugins.openai_stt.protocol.transcript import (
 )
 
 # FUZZ_EXAMPLES=5000 for a longer local search; the default keeps the suite fast
-SETTINGS = settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "200")), deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(
+    max_examples=int(os.environ.get("FUZZ_EXAMPLES", "200")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 # -- parse ------------------------------------------------------------------------------------
 
@@ -40,28 +43,38 @@ scalars = (
 )
 json_values = st.recursive(
     scalars,
-    lambda inner: st.lists(inner, max_size=4)
-    | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 
 KNOWN_TYPES = [
-    "session.created", "transcription_session.created", "session.updated",
-    "transcription_session.updated", "input_audio_buffer.speech_started",
-    "input_audio_buffer.speech_stopped", "input_audio_buffer.committed",
-    "input_audio_buffer.cleared", "conversation.item.added", "conversation.item.done",
-    "conversation.item.created", "conversation.item.input_audio_transcription.delta",
+    "session.created",
+    "transcription_session.created",
+    "session.updated",
+    "transcription_session.updated",
+    "input_audio_buffer.speech_started",
+    "input_audio_buffer.speech_stopped",
+    "input_audio_buffer.committed",
+    "input_audio_buffer.cleared",
+    "conversation.item.added",
+    "conversation.item.done",
+    "conversation.item.created",
+    "conversation.item.input_audio_transcription.delta",
     "conversation.item.input_audio_transcription.completed",
     "conversation.item.input_audio_transcription.failed",
     "conversation.item.input_audio_transcription.segment",
-    "input_audio_buffer.partial_transcription", "error",
+    "input_audio_buffer.partial_transcription",
+    "error",
 ]
 
 
 small_values = st.recursive(
     scalars,
-    lambda inner: st.lists(inner, max_size=2)
-    | st.dictionaries(st.text(max_size=3), inner, max_size=2),
+    lambda inner: (
+        st.lists(inner, max_size=2) | st.dictionaries(st.text(max_size=3), inner, max_size=2)
+    ),
     max_leaves=3,
 )
 
@@ -84,8 +97,10 @@ FIELDS = {
     | small_values,
     "transcript": st.text(max_size=6) | small_values,
     "languages": st.lists(_shaped(["code"]) | small_values, max_size=3) | small_values,
-    "usage": _shaped(["type", "seconds", "input_tokens", "output_tokens", "total_tokens",
-                      "input_token_details"]) | small_values,
+    "usage": _shaped(
+        ["type", "seconds", "input_tokens", "output_tokens", "total_tokens", "input_token_details"]
+    )
+    | small_values,
     "error": _shaped(["type", "code", "message", "param", "event_id"]) | small_values,
     "id": small_values,
     "speaker": small_values,
@@ -94,9 +109,7 @@ FIELDS = {
     "text": st.text(max_size=6) | small_values,
     "session": small_values,
 }
-known_shaped_events = st.fixed_dictionaries(
-    {"type": st.sampled_from(KNOWN_TYPES)}, optional=FIELDS
-)
+known_shaped_events = st.fixed_dictionaries({"type": st.sampled_from(KNOWN_TYPES)}, optional=FIELDS)
 
 
 def _parse_or_parse_error(text):
@@ -145,9 +158,17 @@ small_text = st.text(alphabet="ab ", max_size=3)
 logprobs = st.none() | st.lists(
     st.builds(ev.LogProb, st.just("t"), st.floats(min_value=-30, max_value=0.5)), max_size=3
 ).map(tuple)
-usages = st.none() | st.builds(ev.DurationUsage, st.floats(0, 100)) | st.builds(
-    ev.TokenUsage, st.integers(0, 500), st.integers(0, 50), st.integers(0, 550),
-    st.integers(0, 500), st.integers(0, 50),
+usages = (
+    st.none()
+    | st.builds(ev.DurationUsage, st.floats(0, 100))
+    | st.builds(
+        ev.TokenUsage,
+        st.integers(0, 500),
+        st.integers(0, 50),
+        st.integers(0, 550),
+        st.integers(0, 500),
+        st.integers(0, 50),
+    )
 )
 ms = st.integers(0, 60_000)
 
@@ -155,9 +176,14 @@ server_events = st.one_of(
     st.builds(ev.TranscriptionDelta, maybe_ids, small_text, logprobs=logprobs),
     st.builds(ev.PartialTranscription, maybe_ids, small_text),
     st.builds(ev.AudioBufferCommitted, ids, st.none() | ids),
-    st.builds(ev.TranscriptionCompleted, ids, small_text, logprobs=logprobs,
-              languages=st.none() | st.lists(st.sampled_from(["en", "fr"]), max_size=2).map(tuple),
-              usage=usages),
+    st.builds(
+        ev.TranscriptionCompleted,
+        ids,
+        small_text,
+        logprobs=logprobs,
+        languages=st.none() | st.lists(st.sampled_from(["en", "fr"]), max_size=2).map(tuple),
+        usage=usages,
+    ),
     st.builds(ev.TranscriptionFailed, ids, st.just(ev.ErrorInfo("server_error", message="x"))),
     st.builds(ev.SpeechStarted, ids, ms),
     st.builds(ev.SpeechStopped, ids, ms),

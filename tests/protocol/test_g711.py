@@ -1,5 +1,6 @@
 """protocol/g711.py against the stdlib reference (``audioop``, deprecated but present in 3.11):
-every int16 sample and every code, both laws (PROTOCOL.md §2 ``audio/pcmu`` / ``audio/pcma``)."""
+every int16 sample and every code, both laws (docs/protocol.md §2 ``audio/pcmu`` /
+``audio/pcma``)."""
 
 from __future__ import annotations
 
@@ -19,10 +20,22 @@ ALL_CODES = bytes(range(256))
 
 LAWS = [
     # (encode, decode, audioop encode, audioop decode, format name)
-    pytest.param(g711.encode_ulaw, g711.decode_ulaw, audioop.lin2ulaw, audioop.ulaw2lin,
-                 "g711_ulaw", id="mu-law"),
-    pytest.param(g711.encode_alaw, g711.decode_alaw, audioop.lin2alaw, audioop.alaw2lin,
-                 "g711_alaw", id="a-law"),
+    pytest.param(
+        g711.encode_ulaw,
+        g711.decode_ulaw,
+        audioop.lin2ulaw,
+        audioop.ulaw2lin,
+        "g711_ulaw",
+        id="mu-law",
+    ),
+    pytest.param(
+        g711.encode_alaw,
+        g711.decode_alaw,
+        audioop.lin2alaw,
+        audioop.alaw2lin,
+        "g711_alaw",
+        id="a-law",
+    ),
 ]
 
 

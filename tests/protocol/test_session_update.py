@@ -1,5 +1,5 @@
 """Tables for protocol/session.py: the session configuration event of each dialect
-(PROTOCOL.md §2) and the rule "never send what the model rejects" (§5)."""
+(docs/protocol.md §2) and the rule "never send what the model rejects" (§5)."""
 
 from __future__ import annotations
 
@@ -24,8 +24,12 @@ G4O = "gpt-4o-transcribe"
 G4OM = "gpt-4o-mini-transcribe"
 W1 = "whisper-1"
 
-SERVER_VAD = {"type": "server_vad", "threshold": 0.5, "prefix_padding_ms": 300,
-              "silence_duration_ms": 500}
+SERVER_VAD = {
+    "type": "server_vad",
+    "threshold": 0.5,
+    "prefix_padding_ms": 300,
+    "silence_duration_ms": 500,
+}
 SEMANTIC_VAD = {"type": "semantic_vad", "eagerness": "auto"}
 PCM = {"type": "audio/pcm", "rate": 24000}
 PROMPT = "Names: Siobhan, Nguyen."
@@ -37,8 +41,14 @@ def ga(transcription, turn_detection=None, noise=None, fmt=PCM, include=None):
     """The expected GA payload; every field below is spelled out by each table row."""
     session = {
         "type": "transcription",
-        "audio": {"input": {"format": fmt, "transcription": transcription,
-                            "turn_detection": turn_detection, "noise_reduction": noise}},
+        "audio": {
+            "input": {
+                "format": fmt,
+                "transcription": transcription,
+                "turn_detection": turn_detection,
+                "noise_reduction": noise,
+            }
+        },
     }
     if include is not None:
         session["include"] = include
@@ -68,68 +78,193 @@ GA_CASES = [
     # (model, SessionConfig kwargs, expected transcription, expected turn_detection, dropped)
     # -- gpt-realtime-whisper: no prompt, no turn detection, delay yes, no languages/keywords
     pytest.param(GRW, {}, {"model": GRW, "language": "en"}, None, (), id="grw-defaults"),
-    pytest.param(GRW, {"prompt": PROMPT}, {"model": GRW, "language": "en"}, None, ("prompt",),
-                 id="grw-prompt-dropped"),
-    pytest.param(GRW, {"turn_detection": SERVER_VAD}, {"model": GRW, "language": "en"}, None,
-                 ("turn_detection",), id="grw-server_vad-dropped-sent-as-null"),
-    pytest.param(GRW, {"turn_detection": SEMANTIC_VAD}, {"model": GRW, "language": "en"}, None,
-                 ("turn_detection",), id="grw-semantic_vad-dropped"),
-    pytest.param(GRW, {"delay": "low"}, {"model": GRW, "language": "en", "delay": "low"}, None,
-                 (), id="grw-delay-sent"),
-    pytest.param(GRW, {"languages": LANGS, "keywords": KEYWORDS},
-                 {"model": GRW, "language": "en"}, None, ("languages", "keywords"),
-                 id="grw-languages-keywords-dropped"),
-    pytest.param(GRW, {"language": None, "delay": "xhigh"}, {"model": GRW, "delay": "xhigh"},
-                 None, (), id="grw-no-language"),
-    pytest.param(GRW, {"prompt": PROMPT, "delay": "minimal", "turn_detection": SERVER_VAD,
-                       "languages": LANGS, "keywords": KEYWORDS, "language": "de"},
-                 {"model": GRW, "language": "de", "delay": "minimal"}, None,
-                 ("prompt", "languages", "keywords", "turn_detection"), id="grw-everything"),
+    pytest.param(
+        GRW,
+        {"prompt": PROMPT},
+        {"model": GRW, "language": "en"},
+        None,
+        ("prompt",),
+        id="grw-prompt-dropped",
+    ),
+    pytest.param(
+        GRW,
+        {"turn_detection": SERVER_VAD},
+        {"model": GRW, "language": "en"},
+        None,
+        ("turn_detection",),
+        id="grw-server_vad-dropped-sent-as-null",
+    ),
+    pytest.param(
+        GRW,
+        {"turn_detection": SEMANTIC_VAD},
+        {"model": GRW, "language": "en"},
+        None,
+        ("turn_detection",),
+        id="grw-semantic_vad-dropped",
+    ),
+    pytest.param(
+        GRW,
+        {"delay": "low"},
+        {"model": GRW, "language": "en", "delay": "low"},
+        None,
+        (),
+        id="grw-delay-sent",
+    ),
+    pytest.param(
+        GRW,
+        {"languages": LANGS, "keywords": KEYWORDS},
+        {"model": GRW, "language": "en"},
+        None,
+        ("languages", "keywords"),
+        id="grw-languages-keywords-dropped",
+    ),
+    pytest.param(
+        GRW,
+        {"language": None, "delay": "xhigh"},
+        {"model": GRW, "delay": "xhigh"},
+        None,
+        (),
+        id="grw-no-language",
+    ),
+    pytest.param(
+        GRW,
+        {
+            "prompt": PROMPT,
+            "delay": "minimal",
+            "turn_detection": SERVER_VAD,
+            "languages": LANGS,
+            "keywords": KEYWORDS,
+            "language": "de",
+        },
+        {"model": GRW, "language": "de", "delay": "minimal"},
+        None,
+        ("prompt", "languages", "keywords", "turn_detection"),
+        id="grw-everything",
+    ),
     # -- gpt-live-transcribe: languages/keywords yes; prompt, delay, turn detection no
     pytest.param(LIVE, {}, {"model": LIVE, "language": "en"}, None, (), id="live-defaults"),
-    pytest.param(LIVE, {"languages": LANGS, "keywords": KEYWORDS},
-                 {"model": LIVE, "language": "en", "languages": ["en", "fr"],
-                  "keywords": ["LiveKit", "Siobhan"]}, None, (), id="live-languages-keywords"),
-    pytest.param(LIVE, {"prompt": PROMPT, "delay": "low", "turn_detection": SERVER_VAD},
-                 {"model": LIVE, "language": "en"}, None, ("prompt", "delay", "turn_detection"),
-                 id="live-prompt-delay-vad-dropped"),
+    pytest.param(
+        LIVE,
+        {"languages": LANGS, "keywords": KEYWORDS},
+        {
+            "model": LIVE,
+            "language": "en",
+            "languages": ["en", "fr"],
+            "keywords": ["LiveKit", "Siobhan"],
+        },
+        None,
+        (),
+        id="live-languages-keywords",
+    ),
+    pytest.param(
+        LIVE,
+        {"prompt": PROMPT, "delay": "low", "turn_detection": SERVER_VAD},
+        {"model": LIVE, "language": "en"},
+        None,
+        ("prompt", "delay", "turn_detection"),
+        id="live-prompt-delay-vad-dropped",
+    ),
     # -- gpt-transcribe: prompt and languages/keywords yes; delay and turn detection no
-    pytest.param(GT, {"prompt": PROMPT, "keywords": KEYWORDS},
-                 {"model": GT, "language": "en", "prompt": PROMPT,
-                  "keywords": ["LiveKit", "Siobhan"]}, None, (), id="gt-prompt-keywords"),
-    pytest.param(GT, {"languages": ("es",), "delay": "high", "turn_detection": SERVER_VAD},
-                 {"model": GT, "language": "en", "languages": ["es"]}, None,
-                 ("delay", "turn_detection"), id="gt-delay-vad-dropped"),
+    pytest.param(
+        GT,
+        {"prompt": PROMPT, "keywords": KEYWORDS},
+        {"model": GT, "language": "en", "prompt": PROMPT, "keywords": ["LiveKit", "Siobhan"]},
+        None,
+        (),
+        id="gt-prompt-keywords",
+    ),
+    pytest.param(
+        GT,
+        {"languages": ("es",), "delay": "high", "turn_detection": SERVER_VAD},
+        {"model": GT, "language": "en", "languages": ["es"]},
+        None,
+        ("delay", "turn_detection"),
+        id="gt-delay-vad-dropped",
+    ),
     # -- gpt-4o-transcribe / mini: server VAD and prompt yes; delay, languages/keywords no
-    pytest.param(G4O, {"prompt": PROMPT, "turn_detection": SERVER_VAD},
-                 {"model": G4O, "language": "en", "prompt": PROMPT}, SERVER_VAD, (),
-                 id="4o-prompt-server_vad"),
-    pytest.param(G4O, {"turn_detection": SEMANTIC_VAD}, {"model": G4O, "language": "en"},
-                 SEMANTIC_VAD, (), id="4o-semantic_vad"),
-    pytest.param(G4O, {"delay": "low", "languages": LANGS, "keywords": KEYWORDS},
-                 {"model": G4O, "language": "en"}, None, ("delay", "languages", "keywords"),
-                 id="4o-delay-languages-keywords-dropped"),
-    pytest.param(G4OM, {"prompt": PROMPT, "turn_detection": SERVER_VAD, "language": "fr"},
-                 {"model": G4OM, "language": "fr", "prompt": PROMPT}, SERVER_VAD, (),
-                 id="4o-mini-prompt-server_vad"),
-    pytest.param(G4OM, {"delay": "medium"}, {"model": G4OM, "language": "en"}, None, ("delay",),
-                 id="4o-mini-delay-dropped"),
+    pytest.param(
+        G4O,
+        {"prompt": PROMPT, "turn_detection": SERVER_VAD},
+        {"model": G4O, "language": "en", "prompt": PROMPT},
+        SERVER_VAD,
+        (),
+        id="4o-prompt-server_vad",
+    ),
+    pytest.param(
+        G4O,
+        {"turn_detection": SEMANTIC_VAD},
+        {"model": G4O, "language": "en"},
+        SEMANTIC_VAD,
+        (),
+        id="4o-semantic_vad",
+    ),
+    pytest.param(
+        G4O,
+        {"delay": "low", "languages": LANGS, "keywords": KEYWORDS},
+        {"model": G4O, "language": "en"},
+        None,
+        ("delay", "languages", "keywords"),
+        id="4o-delay-languages-keywords-dropped",
+    ),
+    pytest.param(
+        G4OM,
+        {"prompt": PROMPT, "turn_detection": SERVER_VAD, "language": "fr"},
+        {"model": G4OM, "language": "fr", "prompt": PROMPT},
+        SERVER_VAD,
+        (),
+        id="4o-mini-prompt-server_vad",
+    ),
+    pytest.param(
+        G4OM,
+        {"delay": "medium"},
+        {"model": G4OM, "language": "en"},
+        None,
+        ("delay",),
+        id="4o-mini-delay-dropped",
+    ),
     # -- whisper-1: server VAD and prompt yes
-    pytest.param(W1, {"prompt": PROMPT, "turn_detection": SERVER_VAD},
-                 {"model": W1, "language": "en", "prompt": PROMPT}, SERVER_VAD, (),
-                 id="whisper-1-prompt-server_vad"),
-    pytest.param(W1, {"delay": "low", "keywords": KEYWORDS}, {"model": W1, "language": "en"},
-                 None, ("delay", "keywords"), id="whisper-1-delay-keywords-dropped"),
+    pytest.param(
+        W1,
+        {"prompt": PROMPT, "turn_detection": SERVER_VAD},
+        {"model": W1, "language": "en", "prompt": PROMPT},
+        SERVER_VAD,
+        (),
+        id="whisper-1-prompt-server_vad",
+    ),
+    pytest.param(
+        W1,
+        {"delay": "low", "keywords": KEYWORDS},
+        {"model": W1, "language": "en"},
+        None,
+        ("delay", "keywords"),
+        id="whisper-1-delay-keywords-dropped",
+    ),
     # -- empty values are "not set", not "dropped"
-    pytest.param(G4O, {"prompt": "", "language": "", "languages": (), "keywords": ()},
-                 {"model": G4O}, None, (), id="empty-values-not-sent-nor-dropped"),
+    pytest.param(
+        G4O,
+        {"prompt": "", "language": "", "languages": (), "keywords": ()},
+        {"model": G4O},
+        None,
+        (),
+        id="empty-values-not-sent-nor-dropped",
+    ),
     # -- a name outside the registry: only language is sent
-    pytest.param("my-azure-deployment", {"prompt": PROMPT, "turn_detection": SERVER_VAD},
-                 {"model": "my-azure-deployment", "language": "en"}, None,
-                 ("prompt", "turn_detection"), id="unknown-model-safe-defaults"),
-    pytest.param("gpt-4o-transcribe-2025-03-20", {"turn_detection": SERVER_VAD},
-                 {"model": "gpt-4o-transcribe-2025-03-20", "language": "en"}, SERVER_VAD, (),
-                 id="dated-snapshot-uses-its-base-model"),
+    pytest.param(
+        "my-azure-deployment",
+        {"prompt": PROMPT, "turn_detection": SERVER_VAD},
+        {"model": "my-azure-deployment", "language": "en"},
+        None,
+        ("prompt", "turn_detection"),
+        id="unknown-model-safe-defaults",
+    ),
+    pytest.param(
+        "gpt-4o-transcribe-2025-03-20",
+        {"turn_detection": SERVER_VAD},
+        {"model": "gpt-4o-transcribe-2025-03-20", "language": "en"},
+        SERVER_VAD,
+        (),
+        id="dated-snapshot-uses-its-base-model",
+    ),
 ]
 
 
@@ -210,54 +345,87 @@ def test_turn_detection_in_payload_is_a_copy_of_the_config():
 BETA_CASES = [
     # (dialect, model, kwargs, expected payload, dropped)
     pytest.param(
-        "beta", W1, {"prompt": PROMPT, "turn_detection": SERVER_VAD, "noise_reduction": "far_field",
-                     "logprobs": True},
-        {"type": "transcription_session.update",
-         "session": {"input_audio_format": "pcm16",
-                     "input_audio_transcription": {"model": W1, "language": "en",
-                                                   "prompt": PROMPT},
-                     "turn_detection": SERVER_VAD,
-                     "input_audio_noise_reduction": {"type": "far_field"},
-                     "include": [LOGPROBS_INCLUDE]}},
-        (), id="beta-whisper-1-everything",
+        "beta",
+        W1,
+        {
+            "prompt": PROMPT,
+            "turn_detection": SERVER_VAD,
+            "noise_reduction": "far_field",
+            "logprobs": True,
+        },
+        {
+            "type": "transcription_session.update",
+            "session": {
+                "input_audio_format": "pcm16",
+                "input_audio_transcription": {"model": W1, "language": "en", "prompt": PROMPT},
+                "turn_detection": SERVER_VAD,
+                "input_audio_noise_reduction": {"type": "far_field"},
+                "include": [LOGPROBS_INCLUDE],
+            },
+        },
+        (),
+        id="beta-whisper-1-everything",
     ),
     pytest.param(
-        "beta", GRW, {"prompt": PROMPT, "turn_detection": SERVER_VAD, "audio_format": "g711_ulaw"},
-        {"type": "transcription_session.update",
-         "session": {"input_audio_format": "g711_ulaw",
-                     "input_audio_transcription": {"model": GRW, "language": "en"},
-                     "turn_detection": None,
-                     "input_audio_noise_reduction": None}},
-        ("prompt", "turn_detection"), id="beta-grw-g711_ulaw-prompt-vad-dropped",
+        "beta",
+        GRW,
+        {"prompt": PROMPT, "turn_detection": SERVER_VAD, "audio_format": "g711_ulaw"},
+        {
+            "type": "transcription_session.update",
+            "session": {
+                "input_audio_format": "g711_ulaw",
+                "input_audio_transcription": {"model": GRW, "language": "en"},
+                "turn_detection": None,
+                "input_audio_noise_reduction": None,
+            },
+        },
+        ("prompt", "turn_detection"),
+        id="beta-grw-g711_ulaw-prompt-vad-dropped",
     ),
     pytest.param(
-        "speaches", "Systran/faster-whisper-small", {"language": "fr"},
-        {"type": "session.update",
-         "session": {"input_audio_format": "pcm16",
-                     "input_audio_transcription": {"model": "Systran/faster-whisper-small",
-                                                   "language": "fr"},
-                     "turn_detection": None,
-                     "input_audio_noise_reduction": None}},
-        (), id="speaches-flat-session-inside-session.update",
+        "speaches",
+        "Systran/faster-whisper-small",
+        {"language": "fr"},
+        {
+            "type": "session.update",
+            "session": {
+                "input_audio_format": "pcm16",
+                "input_audio_transcription": {
+                    "model": "Systran/faster-whisper-small",
+                    "language": "fr",
+                },
+                "turn_detection": None,
+                "input_audio_noise_reduction": None,
+            },
+        },
+        (),
+        id="speaches-flat-session-inside-session.update",
     ),
     pytest.param(
-        "speaches", G4OM, {"turn_detection": SEMANTIC_VAD, "audio_format": "g711_alaw",
-                           "logprobs": True},
-        {"type": "session.update",
-         "session": {"input_audio_format": "g711_alaw",
-                     "input_audio_transcription": {"model": G4OM, "language": "en"},
-                     "turn_detection": SEMANTIC_VAD,
-                     "input_audio_noise_reduction": None,
-                     "include": [LOGPROBS_INCLUDE]}},
-        (), id="speaches-semantic_vad-g711_alaw-logprobs",
+        "speaches",
+        G4OM,
+        {"turn_detection": SEMANTIC_VAD, "audio_format": "g711_alaw", "logprobs": True},
+        {
+            "type": "session.update",
+            "session": {
+                "input_audio_format": "g711_alaw",
+                "input_audio_transcription": {"model": G4OM, "language": "en"},
+                "turn_detection": SEMANTIC_VAD,
+                "input_audio_noise_reduction": None,
+                "include": [LOGPROBS_INCLUDE],
+            },
+        },
+        (),
+        id="speaches-semantic_vad-g711_alaw-logprobs",
     ),
 ]
 
 
 @pytest.mark.parametrize("dialect, model, kwargs, expected, dropped", BETA_CASES)
 def test_beta_and_speaches_shapes(dialect, model, kwargs, expected, dropped):
-    update = build_session_update(SessionConfig(model=model, **kwargs), get_model_info(model),
-                                  dialect)
+    update = build_session_update(
+        SessionConfig(model=model, **kwargs), get_model_info(model), dialect
+    )
     assert update.payload == expected
     assert update.dropped == dropped
 
@@ -266,7 +434,9 @@ def test_beta_and_speaches_shapes(dialect, model, kwargs, expected, dropped):
 def test_unknown_dialect_raises_value_error(dialect):
     with pytest.raises(ValueError, match="dialect"):
         build_session_update(
-            SessionConfig(model=W1), get_model_info(W1), dialect  # type: ignore[arg-type]
+            SessionConfig(model=W1),
+            get_model_info(W1),
+            dialect,  # type: ignore[arg-type]
         )
 
 

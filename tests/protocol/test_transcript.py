@@ -1,4 +1,4 @@
-"""Scenarios for protocol/transcript.py: per-item assembly keyed by item_id (PROTOCOL.md §4),
+"""Scenarios for protocol/transcript.py: per-item assembly keyed by item_id (docs/protocol.md §4),
 audio spans on the stream clock, usage, confidence, and the reconnect helpers."""
 
 from __future__ import annotations
@@ -192,10 +192,14 @@ def test_expire_ends_an_item_without_final_and_drops_the_late_final():
     "ids, interims",
     [
         pytest.param((None, None), [("", "Hel"), ("", "Hello")], id="no-id-at-all"),
-        pytest.param((None, "item_1"), [("", "Hel"), ("item_1", "Hello")],
-                     id="id-appears-mid-turn"),
-        pytest.param(("item_1", "item_1"), [("item_1", "Hel"), ("item_1", "Hello")],
-                     id="committed-id-from-the-start"),
+        pytest.param(
+            (None, "item_1"), [("", "Hel"), ("item_1", "Hello")], id="id-appears-mid-turn"
+        ),
+        pytest.param(
+            ("item_1", "item_1"),
+            [("item_1", "Hel"), ("item_1", "Hello")],
+            id="committed-id-from-the-start",
+        ),
     ],
 )
 def test_pre_commit_deltas_without_item_id_join_the_committed_item(ids, interims):
@@ -259,20 +263,40 @@ def test_server_vad_offsets_without_begin_session_start_at_zero():
     "usage, expected",
     [
         pytest.param(None, UsageOut("item_1", 1.5), id="no-usage"),
-        pytest.param(ev.DurationUsage(2.0), UsageOut("item_1", 1.5, billed_seconds=2.0),
-                     id="duration-billed-seconds"),
-        pytest.param(ev.TokenUsage(120, 5, 125, audio_tokens=100, text_tokens=20),
-                     UsageOut("item_1", 1.5, input_tokens=120, output_tokens=5,
-                              audio_input_tokens=100, text_input_tokens=20),
-                     id="tokens-with-details"),
-        pytest.param(ev.TokenUsage(120, 5, 125, audio_tokens=0, text_tokens=20),
-                     UsageOut("item_1", 1.5, input_tokens=120, output_tokens=5,
-                              audio_input_tokens=100, text_input_tokens=20),
-                     id="tokens-audio-is-input-minus-text"),
-        pytest.param(ev.TokenUsage(120, 5, 125),
-                     UsageOut("item_1", 1.5, input_tokens=120, output_tokens=5,
-                              audio_input_tokens=120),
-                     id="tokens-without-details"),
+        pytest.param(
+            ev.DurationUsage(2.0),
+            UsageOut("item_1", 1.5, billed_seconds=2.0),
+            id="duration-billed-seconds",
+        ),
+        pytest.param(
+            ev.TokenUsage(120, 5, 125, audio_tokens=100, text_tokens=20),
+            UsageOut(
+                "item_1",
+                1.5,
+                input_tokens=120,
+                output_tokens=5,
+                audio_input_tokens=100,
+                text_input_tokens=20,
+            ),
+            id="tokens-with-details",
+        ),
+        pytest.param(
+            ev.TokenUsage(120, 5, 125, audio_tokens=0, text_tokens=20),
+            UsageOut(
+                "item_1",
+                1.5,
+                input_tokens=120,
+                output_tokens=5,
+                audio_input_tokens=100,
+                text_input_tokens=20,
+            ),
+            id="tokens-audio-is-input-minus-text",
+        ),
+        pytest.param(
+            ev.TokenUsage(120, 5, 125),
+            UsageOut("item_1", 1.5, input_tokens=120, output_tokens=5, audio_input_tokens=120),
+            id="tokens-without-details",
+        ),
     ],
 )
 def test_usage_audio_seconds_is_committed_span(usage, expected):
@@ -301,8 +325,12 @@ def test_usage_of_consecutive_commits_does_not_overlap():
         pytest.param([], None, None, id="no-logprobs-no-confidence"),
         pytest.param([], lps(0.0), 1.0, id="certain"),
         pytest.param([], lps(math.log(0.5), math.log(0.25)), 0.375, id="mean-of-probabilities"),
-        pytest.param([lps(-0.1), lps(-0.2)], None, (math.exp(-0.1) + math.exp(-0.2)) / 2,
-                     id="from-deltas-when-completed-has-none"),
+        pytest.param(
+            [lps(-0.1), lps(-0.2)],
+            None,
+            (math.exp(-0.1) + math.exp(-0.2)) / 2,
+            id="from-deltas-when-completed-has-none",
+        ),
         pytest.param([lps(-5.0)], lps(math.log(0.9)), 0.9, id="completed-logprobs-win"),
         pytest.param([], lps(0.7, math.log(0.5)), 0.75, id="positive-logprob-clamped-to-1"),
         pytest.param([lps(math.log(0.2))], (), 0.2, id="empty-completed-logprobs-use-deltas"),
@@ -531,11 +559,14 @@ def test_speech_offsets_of_an_old_session_do_not_leak_into_a_reused_item_id():
     assert usage == UsageOut("item_001", 1.0)
 
 
-COMMIT_EMPTY = ev.ErrorEvent(error=ev.ErrorInfo(
-    "invalid_request_error", "input_audio_buffer_commit_empty",
-    "Error committing input audio buffer: buffer too small. Expected at least 100ms of audio, "
-    "but buffer only has 50.00ms of audio.",
-))
+COMMIT_EMPTY = ev.ErrorEvent(
+    error=ev.ErrorInfo(
+        "invalid_request_error",
+        "input_audio_buffer_commit_empty",
+        "Error committing input audio buffer: buffer too small. Expected at least 100ms of audio, "
+        "but buffer only has 50.00ms of audio.",
+    )
+)
 
 
 def test_commit_refused_as_empty_is_not_owed_and_does_not_shift_later_spans():
@@ -554,7 +585,7 @@ def test_commit_refused_as_empty_is_not_owed_and_does_not_shift_later_spans():
 
 
 def test_pre_commit_text_under_another_id_is_adopted_by_the_committed_item():
-    # PROTOCOL.md §4: which id pre-commit deltas carry is unconfirmed
+    # docs/protocol.md §4: which id pre-commit deltas carry is unconfirmed
     asm = TranscriptAssembler("en")
     asm.begin_session(0.0)
     assert asm.receive(delta("draft_7", "Hello")) == [InterimOut("draft_7", "Hello")]

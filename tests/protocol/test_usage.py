@@ -1,4 +1,4 @@
-"""protocol/usage.py: UsageSummary totals and cost (PROTOCOL.md §2 prices via the registry).
+"""protocol/usage.py: UsageSummary totals and cost (docs/protocol.md §2 prices via the registry).
 
 The price arithmetic of ``estimate_cost_usd`` itself is tested in tests/test_models.py; here
 the question is which figures a summary hands it."""
@@ -37,19 +37,54 @@ def test_unknown_price_gives_no_cost():
 
 DURATION_CASES = [
     # (model, usages, committed seconds, billed seconds, cost)
-    pytest.param(GRW, [UsageOut("a", 2.0, billed_seconds=3.0)], 2.0, 3.0, 3.0 / 60 * 0.017,
-                 id="server-billed-seconds-preferred"),
-    pytest.param(GRW, [UsageOut("a", 2.0)], 2.0, 2.0, 2.0 / 60 * 0.017,
-                 id="committed-seconds-when-server-sends-none"),
-    pytest.param(GRW, [UsageOut("a", 30.0, billed_seconds=31.0), UsageOut("b", 29.0)],
-                 59.0, 60.0, 0.017, id="mixed-items-one-minute"),
-    pytest.param(GT, [UsageOut("a", 60.0, billed_seconds=120.0)], 60.0, 120.0, 0.009,
-                 id="gpt-transcribe-two-billed-minutes"),
-    pytest.param(W1, [UsageOut("a", 90.0, input_tokens=500, output_tokens=40,
-                               audio_input_tokens=500)], 90.0, 90.0, 1.5 * 0.006,
-                 id="whisper-1-token-usage-priced-per-committed-minute"),
-    pytest.param(GRW, [UsageOut("a", 0.0, billed_seconds=0.0)], 0.0, 0.0, 0.0,
-                 id="zero-billed-seconds-are-not-replaced"),
+    pytest.param(
+        GRW,
+        [UsageOut("a", 2.0, billed_seconds=3.0)],
+        2.0,
+        3.0,
+        3.0 / 60 * 0.017,
+        id="server-billed-seconds-preferred",
+    ),
+    pytest.param(
+        GRW,
+        [UsageOut("a", 2.0)],
+        2.0,
+        2.0,
+        2.0 / 60 * 0.017,
+        id="committed-seconds-when-server-sends-none",
+    ),
+    pytest.param(
+        GRW,
+        [UsageOut("a", 30.0, billed_seconds=31.0), UsageOut("b", 29.0)],
+        59.0,
+        60.0,
+        0.017,
+        id="mixed-items-one-minute",
+    ),
+    pytest.param(
+        GT,
+        [UsageOut("a", 60.0, billed_seconds=120.0)],
+        60.0,
+        120.0,
+        0.009,
+        id="gpt-transcribe-two-billed-minutes",
+    ),
+    pytest.param(
+        W1,
+        [UsageOut("a", 90.0, input_tokens=500, output_tokens=40, audio_input_tokens=500)],
+        90.0,
+        90.0,
+        1.5 * 0.006,
+        id="whisper-1-token-usage-priced-per-committed-minute",
+    ),
+    pytest.param(
+        GRW,
+        [UsageOut("a", 0.0, billed_seconds=0.0)],
+        0.0,
+        0.0,
+        0.0,
+        id="zero-billed-seconds-are-not-replaced",
+    ),
 ]
 
 
@@ -69,24 +104,47 @@ TOKEN_CASES = [
     pytest.param(
         G4O,
         [UsageOut("a", 2.0, input_tokens=120, output_tokens=5, audio_input_tokens=120)],
-        (120, 5, 120, 0), (120 * 6.00 + 5 * 10.00) / 1e6, id="4o-audio-and-output-tokens",
+        (120, 5, 120, 0),
+        (120 * 6.00 + 5 * 10.00) / 1e6,
+        id="4o-audio-and-output-tokens",
     ),
     pytest.param(
         G4O,
-        [UsageOut("a", 2.0, input_tokens=120, output_tokens=5, audio_input_tokens=100,
-                  text_input_tokens=20),
-         UsageOut("b", 1.0, input_tokens=50, output_tokens=7, audio_input_tokens=50)],
-        (170, 12, 150, 20), (150 * 6.00 + 20 * 2.50 + 12 * 10.00) / 1e6,
+        [
+            UsageOut(
+                "a",
+                2.0,
+                input_tokens=120,
+                output_tokens=5,
+                audio_input_tokens=100,
+                text_input_tokens=20,
+            ),
+            UsageOut("b", 1.0, input_tokens=50, output_tokens=7, audio_input_tokens=50),
+        ],
+        (170, 12, 150, 20),
+        (150 * 6.00 + 20 * 2.50 + 12 * 10.00) / 1e6,
         id="4o-two-items-with-prompt-tokens",
     ),
     pytest.param(
         G4OM,
-        [UsageOut("a", 5.0, input_tokens=1_000_000, output_tokens=1_000_000,
-                  audio_input_tokens=1_000_000)],
-        (1_000_000, 1_000_000, 1_000_000, 0), 3.00 + 5.00, id="4o-mini-a-million-each",
+        [
+            UsageOut(
+                "a",
+                5.0,
+                input_tokens=1_000_000,
+                output_tokens=1_000_000,
+                audio_input_tokens=1_000_000,
+            )
+        ],
+        (1_000_000, 1_000_000, 1_000_000, 0),
+        3.00 + 5.00,
+        id="4o-mini-a-million-each",
     ),
     pytest.param(
-        G4O, [UsageOut("a", 2.0, billed_seconds=2.0)], (0, 0, 0, 0), None,
+        G4O,
+        [UsageOut("a", 2.0, billed_seconds=2.0)],
+        (0, 0, 0, 0),
+        None,
         id="token-model-with-audio-but-no-tokens-is-unknown",
     ),
 ]
@@ -97,8 +155,12 @@ def test_token_models_cost_their_tokens(model, usages, tokens, cost):
     summary = UsageSummary(model)
     for usage in usages:
         summary.add_item(usage)
-    got = (summary.input_tokens, summary.output_tokens, summary.audio_input_tokens,
-           summary.text_input_tokens)
+    got = (
+        summary.input_tokens,
+        summary.output_tokens,
+        summary.audio_input_tokens,
+        summary.text_input_tokens,
+    )
     assert got == tokens
     if cost is None:
         assert summary.cost_usd is None
@@ -122,17 +184,31 @@ def _totals(summary: UsageSummary) -> dict:
 
 def test_merge_adds_every_total():
     a = UsageSummary(G4O, audio_seconds_sent=3.0)
-    a.add_item(UsageOut("a", 2.0, input_tokens=10, output_tokens=2, audio_input_tokens=8,
-                        text_input_tokens=2, billed_seconds=2.5))
+    a.add_item(
+        UsageOut(
+            "a",
+            2.0,
+            input_tokens=10,
+            output_tokens=2,
+            audio_input_tokens=8,
+            text_input_tokens=2,
+            billed_seconds=2.5,
+        )
+    )
     b = UsageSummary(G4O, audio_seconds_sent=5.0)
     b.add_item(UsageOut("b", 4.0, input_tokens=20, output_tokens=3, audio_input_tokens=20))
     b.add_item(UsageOut("c", 1.0, input_tokens=4, audio_input_tokens=4))
     b_before = dataclasses.replace(b)
     a.merge(b)
     assert _totals(a) == {
-        "audio_seconds_sent": 8.0, "audio_seconds_committed": 7.0, "billed_seconds": 7.5,
-        "input_tokens": 34, "output_tokens": 5, "audio_input_tokens": 32,
-        "text_input_tokens": 2, "items": 3,
+        "audio_seconds_sent": 8.0,
+        "audio_seconds_committed": 7.0,
+        "billed_seconds": 7.5,
+        "input_tokens": 34,
+        "output_tokens": 5,
+        "audio_input_tokens": 32,
+        "text_input_tokens": 2,
+        "items": 3,
     }
     assert b == b_before  # the merged-in summary is not changed
     assert a.cost_usd == pytest.approx((32 * 6.00 + 2 * 2.50 + 5 * 10.00) / 1e6)
@@ -164,8 +240,7 @@ def test_each_item_is_priced_with_its_own_model():
 
 def test_token_model_item_without_token_counts_makes_the_cost_unknown():
     summary = UsageSummary(G4O)
-    summary.add_item(UsageOut("a", 2.0, input_tokens=120, output_tokens=5,
-                              audio_input_tokens=120))
+    summary.add_item(UsageOut("a", 2.0, input_tokens=120, output_tokens=5, audio_input_tokens=120))
     assert summary.cost_usd == pytest.approx((120 * 6.00 + 5 * 10.00) / 1e6)
     summary.add_item(UsageOut("b", 1.0))  # the server reported no usage for this item
     assert summary.cost_usd is None

@@ -12,10 +12,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from livekit.plugins.openai_stt.server import Faults, LocalRealtimeServer, ScriptedEngine
-from livekit.plugins.openai_stt.server.engines import decode_wire_audio, wire_to_float32
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from livekit.plugins.openai_stt.server import Faults, LocalRealtimeServer, ScriptedEngine
+from livekit.plugins.openai_stt.server.engines import decode_wire_audio, wire_to_float32
 
 AUTH = {"Authorization": "Bearer test-key"}
 TIMEOUT = 5.0
@@ -72,10 +73,21 @@ async def test_session_created_then_update_answers_updated_with_the_effective_co
     async with connect(ws_url(server), additional_headers=AUTH) as ws:
         created = await recv(ws)
         assert created["type"] == "session.created"
-        await ws.send(json.dumps({"type": "session.update", "session": {
-            "type": "transcription",
-            "audio": {"input": {"transcription": {"model": "gpt-4o-transcribe", "language": "en"}}},
-        }}))
+        await ws.send(
+            json.dumps(
+                {
+                    "type": "session.update",
+                    "session": {
+                        "type": "transcription",
+                        "audio": {
+                            "input": {
+                                "transcription": {"model": "gpt-4o-transcribe", "language": "en"}
+                            }
+                        },
+                    },
+                }
+            )
+        )
         updated = await recv(ws)
         assert updated["type"] == "session.updated"
         tr = updated["session"]["audio"]["input"]["transcription"]
@@ -124,7 +136,10 @@ async def test_items_of_one_session_complete_in_commit_order(server: LocalRealti
                 completed.append(event)
     assert [c["item_id"] for c in completed] == ["item_001", "item_002", "item_003"]
     assert [c["transcript"] for c in completed] == [
-        "0.30 seconds of audio", "0.60 seconds of audio", "0.90 seconds of audio"]
+        "0.30 seconds of audio",
+        "0.60 seconds of audio",
+        "0.90 seconds of audio",
+    ]
 
 
 async def test_commit_with_under_100ms_is_a_nonfatal_commit_empty_error(
@@ -166,7 +181,8 @@ async def test_missing_or_wrong_credentials_get_http_401() -> None:
 async def test_health_answers_200_ok(server: LocalRealtimeServer) -> None:
     url = f"http://127.0.0.1:{server.port}/health"
     status, body = await asyncio.to_thread(
-        lambda: (lambda r: (r.status, r.read()))(urllib.request.urlopen(url, timeout=TIMEOUT)))
+        lambda: (lambda r: (r.status, r.read()))(urllib.request.urlopen(url, timeout=TIMEOUT))
+    )
     assert status == 200 and body.strip() == b"ok"
 
 
@@ -180,8 +196,9 @@ async def test_openai_compat_model_query_gives_invalid_model_then_close_4000() -
         url = ws_url(srv, "?intent=transcription&model=gpt-realtime-whisper")
         async with connect(url, additional_headers=AUTH) as ws:
             await recv(ws)
-            await ws.send(json.dumps({"type": "session.update",
-                                      "session": {"type": "transcription"}}))
+            await ws.send(
+                json.dumps({"type": "session.update", "session": {"type": "transcription"}})
+            )
             error = await recv(ws)
             assert error["error"]["code"] == "invalid_model"
             exc = await closed(ws)
@@ -209,8 +226,9 @@ async def test_gateway_compat_without_model_query_closes_1008() -> None:
 
 
 async def test_drop_fault_closes_1011_once_then_a_reconnect_succeeds() -> None:
-    async with LocalRealtimeServer(engine="scripted",
-                                   faults=Faults(drop_after_audio_ms=300)) as srv:
+    async with LocalRealtimeServer(
+        engine="scripted", faults=Faults(drop_after_audio_ms=300)
+    ) as srv:
         async with connect(ws_url(srv), additional_headers=AUTH) as ws:
             await recv(ws)
             for _ in range(4):
@@ -236,8 +254,9 @@ async def test_drop_fault_in_reset_mode_ends_without_a_close_frame() -> None:
 
 
 async def test_fail_items_fault_sends_failed_instead_of_completed() -> None:
-    async with LocalRealtimeServer(engine="scripted",
-                                   faults=Faults(fail_items=frozenset({1}))) as srv:
+    async with LocalRealtimeServer(
+        engine="scripted", faults=Faults(fail_items=frozenset({1}))
+    ) as srv:
         async with connect(ws_url(srv), additional_headers=AUTH) as ws:
             await recv(ws)
             await ws.send(append_event(pcm(300)))
@@ -278,8 +297,17 @@ async def test_g711_ulaw_audio_is_transcribed_with_its_8khz_duration(
 ) -> None:
     async with connect(ws_url(server), additional_headers=AUTH) as ws:
         await recv(ws)
-        await ws.send(json.dumps({"type": "session.update", "session": {
-            "type": "transcription", "audio": {"input": {"format": {"type": "audio/pcmu"}}}}}))
+        await ws.send(
+            json.dumps(
+                {
+                    "type": "session.update",
+                    "session": {
+                        "type": "transcription",
+                        "audio": {"input": {"format": {"type": "audio/pcmu"}}},
+                    },
+                }
+            )
+        )
         await recv(ws)
         await ws.send(append_event(bytes(range(256)) * 25))  # 6400 bytes = 0.8 s
         await ws.send(json.dumps({"type": "input_audio_buffer.commit"}))
@@ -355,24 +383,49 @@ async def test_completed_delay_fault_holds_completed_back() -> None:
 def test_cli_fault_flags_build_the_faults() -> None:
     from livekit.plugins.openai_stt.server.__main__ import build_parser, faults_from_args
 
-    args = build_parser().parse_args([
-        "--engine", "scripted", "--port", "0", "--compat", "gateway",
-        "--drop-after-audio-ms", "1500", "--drop-mode", "reset", "--drop-sessions", "2",
-        "--fail-items", "2,5", "--error-code-after-audio-ms", "rate_limit_exceeded:800",
-        "--completed-delay-ms", "50", "--reject-handshake-status", "429",
-        "--reject-handshakes", "3",
-    ])
+    args = build_parser().parse_args(
+        [
+            "--engine",
+            "scripted",
+            "--port",
+            "0",
+            "--compat",
+            "gateway",
+            "--drop-after-audio-ms",
+            "1500",
+            "--drop-mode",
+            "reset",
+            "--drop-sessions",
+            "2",
+            "--fail-items",
+            "2,5",
+            "--error-code-after-audio-ms",
+            "rate_limit_exceeded:800",
+            "--completed-delay-ms",
+            "50",
+            "--reject-handshake-status",
+            "429",
+            "--reject-handshakes",
+            "3",
+        ]
+    )
     assert (args.engine, args.port, args.compat) == ("scripted", 0, "gateway")
     assert faults_from_args(args) == Faults(
-        drop_after_audio_ms=1500, drop_mode="reset", drop_sessions=2,
-        fail_items=frozenset({2, 5}), error_code_after_audio_ms=("rate_limit_exceeded", 800.0),
-        completed_delay_ms=50, reject_handshake_status=429, reject_handshakes=3,
+        drop_after_audio_ms=1500,
+        drop_mode="reset",
+        drop_sessions=2,
+        fail_items=frozenset({2, 5}),
+        error_code_after_audio_ms=("rate_limit_exceeded", 800.0),
+        completed_delay_ms=50,
+        reject_handshake_status=429,
+        reject_handshakes=3,
     )
 
 
 async def test_a_drop_finishes_the_close_handshake_at_once_despite_unread_client_messages() -> None:
-    async with LocalRealtimeServer(engine="scripted",
-                                   faults=Faults(drop_after_audio_ms=300)) as srv:
+    async with LocalRealtimeServer(
+        engine="scripted", faults=Faults(drop_after_audio_ms=300)
+    ) as srv:
         async with connect(ws_url(srv), additional_headers=AUTH, close_timeout=5) as ws:
             await recv(ws)
             for _ in range(40):  # far more than the server's receive queue holds

@@ -13,11 +13,12 @@ from typing import Any
 
 import numpy as np
 import pytest
-from livekit.plugins.openai_stt.evaluation import read_wav
-from livekit.plugins.openai_stt.server import DecodeScheduler, LocalRealtimeServer, ScriptedEngine
-from livekit.plugins.openai_stt.server.engines import resample_int16
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
+
+from examples.evaluation import read_wav
+from livekit.plugins.openai_stt.server import DecodeScheduler, LocalRealtimeServer, ScriptedEngine
+from livekit.plugins.openai_stt.server.engines import resample_int16
 
 AUTH = {"Authorization": "Bearer test-key"}
 TIMEOUT = 5.0
@@ -35,13 +36,18 @@ def tone(ms: float, rate: int = 24000) -> bytes:
 
 
 def append(audio: bytes) -> str:
-    return json.dumps({"type": "input_audio_buffer.append",
-                       "audio": base64.b64encode(audio).decode()})
+    return json.dumps(
+        {"type": "input_audio_buffer.append", "audio": base64.b64encode(audio).decode()}
+    )
 
 
 def update(**input_fields: Any) -> str:
-    return json.dumps({"type": "session.update",
-                       "session": {"type": "transcription", "audio": {"input": input_fields}}})
+    return json.dumps(
+        {
+            "type": "session.update",
+            "session": {"type": "transcription", "audio": {"input": input_fields}},
+        }
+    )
 
 
 async def recv(ws: ClientConnection) -> dict[str, Any]:
@@ -67,8 +73,9 @@ async def open_session(srv: LocalRealtimeServer, **input_fields: Any) -> ClientC
 # ----------------------------------------------------------------------------- pre-commit deltas
 
 
-async def test_pre_commit_deltas_arrive_before_committed_and_concatenate_to_a_prefix_of_the_final(
-) -> None:
+async def test_pre_commit_deltas_arrive_before_committed_and_concatenate_to_a_final_prefix() -> (
+    None
+):
     final = "And so my fellow Americans ask not what your country can do for you"
     engine = ScriptedEngine([final])  # partials: the first 2.5 words a second of it
     async with LocalRealtimeServer(engine=engine, delta_interval_s=0.05) as srv:
@@ -93,8 +100,9 @@ async def test_pre_commit_deltas_arrive_before_committed_and_concatenate_to_a_pr
 
 
 async def test_delta_interval_zero_turns_pre_commit_deltas_off() -> None:
-    async with LocalRealtimeServer(engine=ScriptedEngine(["a b c d e f"]),
-                                   delta_interval_s=0) as srv:
+    async with LocalRealtimeServer(
+        engine=ScriptedEngine(["a b c d e f"]), delta_interval_s=0
+    ) as srv:
         ws = await open_session(srv)
         async with ws:
             for _ in range(30):  # as in the test above, which gets deltas before the commit
@@ -127,22 +135,38 @@ async def test_server_vad_on_real_speech_starts_stops_and_commits_each_utterance
 ) -> None:
     audio, starts = two_utterances(audio_dir)
     async with LocalRealtimeServer(engine=ScriptedEngine(["go forward", "not ill"])) as srv:
-        ws = await open_session(srv, transcription={"model": "gpt-4o-transcribe"},
-                                turn_detection={"type": "server_vad", "threshold": 0.5,
-                                                "prefix_padding_ms": 300,
-                                                "silence_duration_ms": 500})
+        ws = await open_session(
+            srv,
+            transcription={"model": "gpt-4o-transcribe"},
+            turn_detection={
+                "type": "server_vad",
+                "threshold": 0.5,
+                "prefix_padding_ms": 300,
+                "silence_duration_ms": 500,
+            },
+        )
         async with ws:
             for k in range(0, len(audio), 4800):  # 100 ms appends, faster than real time
-                await ws.send(append(audio[k:k + 4800]))
+                await ws.send(append(audio[k : k + 4800]))
             events = await recv_until(ws, COMPLETED, 2)
     kinds = [e["type"] for e in events if not e["type"].startswith("conversation.item")]
-    assert kinds == ["input_audio_buffer.speech_started", "input_audio_buffer.speech_stopped",
-                     "input_audio_buffer.committed"] * 2
+    assert (
+        kinds
+        == [
+            "input_audio_buffer.speech_started",
+            "input_audio_buffer.speech_stopped",
+            "input_audio_buffer.committed",
+        ]
+        * 2
+    )
     started = [e for e in events if e["type"].endswith("speech_started")]
     stopped = [e for e in events if e["type"].endswith("speech_stopped")]
     committed = [e for e in events if e["type"].endswith("committed")]
-    assert [e["item_id"] for e in started] == [e["item_id"] for e in committed] == [
-        "item_001", "item_002"]
+    assert (
+        [e["item_id"] for e in started]
+        == [e["item_id"] for e in committed]
+        == ["item_001", "item_002"]
+    )
     # speech in goforward.wav starts at ~0.51 s, in librivox-0880.wav ~0.26 s after its start;
     # audio_start_ms includes the 300 ms of padding
     assert started[0]["audio_start_ms"] == pytest.approx(510 - 300, abs=100)
@@ -160,8 +184,9 @@ async def test_without_turn_detection_a_vad_model_waits_for_client_commits(
 ) -> None:
     audio, _ = two_utterances(audio_dir)
     async with LocalRealtimeServer(engine="scripted") as srv:
-        ws = await open_session(srv, transcription={"model": "gpt-4o-transcribe"},
-                                turn_detection=None)
+        ws = await open_session(
+            srv, transcription={"model": "gpt-4o-transcribe"}, turn_detection=None
+        )
         async with ws:
             await ws.send(append(audio[: 24000 * 2 * 3]))
             await ws.send(json.dumps({"type": "input_audio_buffer.commit"}))
@@ -175,8 +200,9 @@ async def test_a_detector_that_cannot_load_gives_an_error_and_the_session_goes_o
         raise RuntimeError("no onnxruntime here")
 
     async with LocalRealtimeServer(engine="scripted", vad=broken) as srv:
-        ws = await open_session(srv, transcription={"model": "whisper-1"},
-                                turn_detection={"type": "server_vad"})
+        ws = await open_session(
+            srv, transcription={"model": "whisper-1"}, turn_detection={"type": "server_vad"}
+        )
         async with ws:
             await ws.send(append(tone(300)))
             error = await recv(ws)
@@ -238,8 +264,9 @@ async def test_unknown_events_and_oversized_appends_get_errors_and_the_session_g
 # ----------------------------------------------------------------------------- decode queue
 
 
-async def test_the_decode_queue_runs_finals_before_partials_and_keeps_one_partial_per_session(
-) -> None:
+async def test_the_decode_queue_runs_finals_before_partials_and_keeps_one_partial_per_session() -> (
+    None
+):
     scheduler = DecodeScheduler()
     await scheduler.start()
     gate, ran = threading.Event(), []
@@ -331,10 +358,18 @@ async def test_one_info_log_line_per_session_and_per_turn(
             if any(r.getMessage() == "session closed" for r in caplog.records):
                 break
             await asyncio.sleep(0.01)
-    lines = [r.getMessage() for r in caplog.records
-             if r.name == "livekit.plugins.openai_stt.server" and r.levelno >= logging.INFO]
-    assert lines == ["local realtime server listening", "turn transcribed", "turn transcribed",
-                     "session closed", "local realtime server stopped"]
+    lines = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "livekit.plugins.openai_stt.server" and r.levelno >= logging.INFO
+    ]
+    assert lines == [
+        "local realtime server listening",
+        "turn transcribed",
+        "turn transcribed",
+        "session closed",
+        "local realtime server stopped",
+    ]
     closed = next(r for r in caplog.records if r.getMessage() == "session closed")
     assert closed.turns == 2 and closed.model == "gpt-realtime-whisper"  # type: ignore[attr-defined]
 
@@ -347,11 +382,22 @@ def test_server_binds_loopback_by_default_and_the_cli_builds_the_limits() -> Non
     assert args.host == "127.0.0.1"
     server = server_from_args(args)
     assert (server.delta_interval_s, server.max_sessions, server.max_buffer_s) == (1.0, 64, 600)
-    args = build_parser().parse_args(["--engine", "scripted", "--delta-interval-s", "0",
-                                      "--max-sessions", "0", "--max-buffer-s", "30"])
+    args = build_parser().parse_args(
+        [
+            "--engine",
+            "scripted",
+            "--delta-interval-s",
+            "0",
+            "--max-sessions",
+            "0",
+            "--max-buffer-s",
+            "30",
+        ]
+    )
     server = server_from_args(args)
     assert (server.delta_interval_s, server.max_sessions, server.max_buffer_s) == (None, None, 30)
-    args = build_parser().parse_args(["--engine", "scripted", "--delta-interval-s", "0.5",
-                                      "--max-sessions", "8"])
+    args = build_parser().parse_args(
+        ["--engine", "scripted", "--delta-interval-s", "0.5", "--max-sessions", "8"]
+    )
     server = server_from_args(args)
     assert (server.delta_interval_s, server.max_sessions) == (0.5, 8)

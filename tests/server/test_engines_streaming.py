@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from livekit.plugins.openai_stt.evaluation import read_wav
+
+from examples.evaluation import read_wav
 from livekit.plugins.openai_stt.server.engines import (
     SileroVad,
     StreamResampler,
@@ -15,8 +16,10 @@ from livekit.plugins.openai_stt.server.engines import (
 )
 
 
-@pytest.mark.parametrize(("from_hz", "to_hz"), [(24000, 16000), (8000, 16000), (48000, 16000),
-                                                (16000, 16000), (44100, 16000)])
+@pytest.mark.parametrize(
+    ("from_hz", "to_hz"),
+    [(24000, 16000), (8000, 16000), (48000, 16000), (16000, 16000), (44100, 16000)],
+)
 def test_the_stream_resampler_gives_the_same_samples_whatever_the_chunking(
     from_hz: int, to_hz: int
 ) -> None:
@@ -24,7 +27,7 @@ def test_the_stream_resampler_gives_the_same_samples_whatever_the_chunking(
     whole = StreamResampler(from_hz, to_hz).push(x)
     r, parts, i = StreamResampler(from_hz, to_hz), [], 0
     for size in np.random.default_rng(2).integers(1, 700, 1000):
-        parts.append(r.push(x[i:i + size]))
+        parts.append(r.push(x[i : i + size]))
         i += int(size)
         if i >= len(x):
             break
@@ -40,7 +43,7 @@ def test_silero_vad_pushed_in_chunks_matches_one_pass_and_finds_the_speech(
     whole = SileroVad("audio/pcm", 24000).push(pcm)
     vad, chunked = SileroVad("audio/pcm", 24000), []
     for k in range(0, len(pcm), 4800):  # 100 ms appends
-        chunked += vad.push(pcm[k:k + 4800])
+        chunked += vad.push(pcm[k : k + 4800])
     assert len(chunked) == len(whole) == int(11.0 / SileroVad.window_s)
     assert np.allclose(chunked, whole, atol=1e-5)
     speech = np.array(whole) >= 0.5

@@ -1,4 +1,4 @@
-"""Pure tables: models behave as their class does (PROTOCOL.md §2, §4), and the limits.
+"""Pure tables: models behave as their class does (docs/protocol.md §2, §4), and the limits.
 
 - pre-commit deltas (gpt-realtime-whisper, gpt-live-transcribe): the stable-prefix logic and
   when a partial decode is due;
@@ -16,6 +16,7 @@ import json
 from typing import Any
 
 import pytest
+
 from livekit.plugins.openai_stt.server.session import (
     DEFAULT_MAX_PARTIAL_S,
     HandshakeReply,
@@ -46,15 +47,17 @@ def append(ms: float) -> str:
     return ev("input_audio_buffer.append", audio=base64.b64encode(audio).decode())
 
 
-def session(model: str = "gpt-realtime-whisper", turn_detection: dict | None = None,
-            **kwargs: Any) -> ServerSession:
+def session(
+    model: str = "gpt-realtime-whisper", turn_detection: dict | None = None, **kwargs: Any
+) -> ServerSession:
     s = ServerSession(**kwargs)
     s.opened(0.0)
     body: dict[str, Any] = {"transcription": {"model": model}}
     if turn_detection is not None:
         body["turn_detection"] = turn_detection
-    (updated,) = s.receive(ev("session.update", session={"type": "transcription",
-                                                          "audio": {"input": body}}), 0.0).sent
+    (updated,) = s.receive(
+        ev("session.update", session={"type": "transcription", "audio": {"input": body}}), 0.0
+    ).sent
     assert updated["type"] == "session.updated", updated
     return s
 
@@ -99,8 +102,11 @@ def test_stable_prefix_is_the_words_two_consecutive_hypotheses_agree_on(
         ("And so my", ["And", "so"], ""),  # shorter than what was streamed
         ("And so,", ["and", "so", "my"], " my"),
         # disagreements: never retract, continue after where the streamed text ends
-        ("And so my fellow Americans asked", ["And", "so", "my", "fellow", "Americans", "ask", "not", "what"],
-         " not what"),
+        (
+            "And so my fellow Americans asked",
+            ["And", "so", "my", "fellow", "Americans", "ask", "not", "what"],
+            " not what",
+        ),
         ("And so am I", ["And", "so", "my", "fellow", "Americans", "ask"], " Americans ask"),
         ("And so my fell", ["And", "so", "my", "fellow", "Americans"], " Americans"),
         ("Ask snot", ["Ask", "not", "what", "your"], " what your"),
@@ -309,8 +315,9 @@ def test_after_a_commit_partials_start_afresh_under_the_next_item_id() -> None:
     assert s.partial_transcribed(job, Recognition("four five")).events == []  # first hypothesis
 
 
-@pytest.mark.parametrize(("streamed_before_clear", "next_id"), [(True, "item_002"),
-                                                                 (False, "item_001")])
+@pytest.mark.parametrize(
+    ("streamed_before_clear", "next_id"), [(True, "item_002"), (False, "item_001")]
+)
 def test_a_clear_after_pre_commit_deltas_gives_the_next_item_a_new_id(
     streamed_before_clear: bool, next_id: str
 ) -> None:
@@ -332,25 +339,26 @@ def test_whisper_1_sends_completed_only() -> None:
     assert types(s.transcribed(job, Recognition("Hello there")).events) == [COMPLETED]
 
 
-@pytest.mark.parametrize("model", ["gpt-4o-transcribe", "gpt-4o-mini-transcribe",
-                                   "gpt-transcribe", "gpt-realtime-whisper"])
+@pytest.mark.parametrize(
+    "model",
+    ["gpt-4o-transcribe", "gpt-4o-mini-transcribe", "gpt-transcribe", "gpt-realtime-whisper"],
+)
 def test_other_models_send_word_deltas_after_the_commit(model: str) -> None:
     s = session(model)
     s.receive(append(500), 0.0)
     (job,) = s.receive(ev("input_audio_buffer.commit"), 0.0).jobs
-    assert types(s.transcribed(job, Recognition("Hello there")).events) == [
-        DELTA, DELTA, COMPLETED]
+    assert types(s.transcribed(job, Recognition("Hello there")).events) == [DELTA, DELTA, COMPLETED]
 
 
 # ----------------------------------------------------------------------------- server VAD
 
-VAD = {"type": "server_vad", "threshold": 0.5, "prefix_padding_ms": 300,
-       "silence_duration_ms": 500}
+VAD = {"type": "server_vad", "threshold": 0.5, "prefix_padding_ms": 300, "silence_duration_ms": 500}
 W = 0.032  # seconds per probability
 
 
-def vad_session(turn_detection: dict | None = None, model: str = "gpt-4o-transcribe",
-                **kwargs: Any) -> ServerSession:
+def vad_session(
+    turn_detection: dict | None = None, model: str = "gpt-4o-transcribe", **kwargs: Any
+) -> ServerSession:
     return session(model, turn_detection=turn_detection or VAD, **kwargs)
 
 
@@ -387,8 +395,12 @@ def test_speech_then_silence_gives_started_stopped_and_a_self_commit() -> None:
     s = vad_session()
     events = feed(s, [0.0] * 20 + [0.9] * 30 + [0.0] * 20)
     kinds = [e[0] if isinstance(e, tuple) else e["type"] for e in events]
-    assert kinds == ["input_audio_buffer.speech_started", "input_audio_buffer.speech_stopped",
-                     "input_audio_buffer.committed", "job"]
+    assert kinds == [
+        "input_audio_buffer.speech_started",
+        "input_audio_buffer.speech_stopped",
+        "input_audio_buffer.committed",
+        "job",
+    ]
     started, stopped, committed, (_, job) = events
     # speech at 20 * 32 = 640 ms, minus 300 ms of padding
     assert started["audio_start_ms"] == 340
@@ -438,13 +450,20 @@ def test_a_short_dip_below_the_threshold_does_not_end_a_turn() -> None:
 def test_timestamps_count_from_the_sessions_first_audio_across_turns() -> None:
     s = vad_session({"type": "server_vad", "prefix_padding_ms": 0, "silence_duration_ms": 320})
     events = feed(s, ([0.0] * 10 + [0.9] * 10 + [0.0] * 10) * 2)
-    started = [e["audio_start_ms"] for e in events
-               if isinstance(e, dict) and e["type"].endswith("speech_started")]
-    stopped = [e["audio_end_ms"] for e in events
-               if isinstance(e, dict) and e["type"].endswith("speech_stopped")]
+    started = [
+        e["audio_start_ms"]
+        for e in events
+        if isinstance(e, dict) and e["type"].endswith("speech_started")
+    ]
+    stopped = [
+        e["audio_end_ms"]
+        for e in events
+        if isinstance(e, dict) and e["type"].endswith("speech_stopped")
+    ]
     assert started == [320, 1280] and stopped == [960, 1920]
-    assert [e["item_id"] for e in events if isinstance(e, dict)
-            and e["type"].endswith("committed")] == ["item_001", "item_002"]
+    assert [
+        e["item_id"] for e in events if isinstance(e, dict) and e["type"].endswith("committed")
+    ] == ["item_001", "item_002"]
 
 
 def test_while_nobody_speaks_only_the_prefix_padding_is_kept() -> None:
@@ -473,8 +492,16 @@ def test_a_clear_after_speech_started_gives_the_next_turn_a_new_id() -> None:
 def test_probabilities_of_an_old_detector_epoch_are_ignored() -> None:
     s = vad_session()
     epoch = s.receive(append(100), 0.0).vad.epoch  # type: ignore[union-attr]
-    s.receive(ev("session.update", session={"type": "transcription", "audio": {"input": {
-        "format": {"type": "audio/pcmu"}}}}), 0.0)  # new format: a fresh detector
+    s.receive(
+        ev(
+            "session.update",
+            session={
+                "type": "transcription",
+                "audio": {"input": {"format": {"type": "audio/pcmu"}}},
+            },
+        ),
+        0.0,
+    )  # new format: a fresh detector
     assert s.speech_probabilities([0.9] * 10, epoch).events == []
     assert s.receive(ev("input_audio_buffer.append", audio="//8="), 0.0).vad.epoch != epoch  # type: ignore[union-attr]
 
@@ -484,17 +511,27 @@ def test_probabilities_of_an_old_detector_epoch_are_ignored() -> None:
     [
         (None, None),
         ({"type": "server_vad"}, TurnDetection("server_vad", 0.5, 300, 500)),
-        ({"type": "server_vad", "threshold": 0.7, "prefix_padding_ms": 100,
-          "silence_duration_ms": 800, "create_response": True},
-         TurnDetection("server_vad", 0.7, 100, 800)),
+        (
+            {
+                "type": "server_vad",
+                "threshold": 0.7,
+                "prefix_padding_ms": 100,
+                "silence_duration_ms": 800,
+                "create_response": True,
+            },
+            TurnDetection("server_vad", 0.7, 100, 800),
+        ),
         ({"type": "server_vad", "threshold": None}, TurnDetection("server_vad")),
         ({"type": "semantic_vad"}, TurnDetection("semantic_vad", silence_duration_ms=800)),
-        ({"type": "semantic_vad", "eagerness": "low"},
-         TurnDetection("semantic_vad", silence_duration_ms=1500)),
+        (
+            {"type": "semantic_vad", "eagerness": "low"},
+            TurnDetection("semantic_vad", silence_duration_ms=1500),
+        ),
     ],
 )
-def test_turn_detection_is_parsed_with_openai_defaults(td: dict | None,
-                                                       expected: TurnDetection | None) -> None:
+def test_turn_detection_is_parsed_with_openai_defaults(
+    td: dict | None, expected: TurnDetection | None
+) -> None:
     assert parse_turn_detection(td) == expected
 
 
@@ -515,8 +552,13 @@ def test_invalid_turn_detection_is_refused_naming_the_field(td: dict, param: str
     assert info.value.param == param
     s = ServerSession()
     s.opened(0.0)
-    (error,) = s.receive(ev("session.update", session={"type": "transcription", "audio": {
-        "input": {"turn_detection": td}}}), 0.0).sent
+    (error,) = s.receive(
+        ev(
+            "session.update",
+            session={"type": "transcription", "audio": {"input": {"turn_detection": td}}},
+        ),
+        0.0,
+    ).sent
     assert error["type"] == "error"
     assert error["error"]["param"] == "session.audio.input." + param
 
@@ -527,9 +569,14 @@ def test_invalid_turn_detection_is_refused_naming_the_field(td: dict, param: str
 def test_audio_past_max_buffer_s_is_dropped_with_one_clear_error_until_a_commit() -> None:
     s = session(max_buffer_s=1.0)
     assert s.receive(append(800), 0.0).events == []
-    (error,) = s.receive(ev("input_audio_buffer.append", event_id="a7",
-                            audio=base64.b64encode(b"\0" * 300 * BYTES_PER_MS).decode()),
-                         0.0).sent
+    (error,) = s.receive(
+        ev(
+            "input_audio_buffer.append",
+            event_id="a7",
+            audio=base64.b64encode(b"\0" * 300 * BYTES_PER_MS).decode(),
+        ),
+        0.0,
+    ).sent
     assert error["error"]["code"] == "input_audio_buffer_full"
     assert error["error"]["event_id"] == "a7"
     assert "max_buffer_s=1" in error["error"]["message"]
@@ -553,13 +600,19 @@ def test_audio_past_max_buffer_s_is_dropped_with_one_clear_error_until_a_commit(
 def test_handshakes_past_max_sessions_get_503(
     headers: dict[str, str], active: int, limit: int | None, status: int | None
 ) -> None:
-    reply = check_handshake(path="/v1/realtime", headers=headers, api_key=None,
-                            active_sessions=active, max_sessions=limit)
+    reply = check_handshake(
+        path="/v1/realtime",
+        headers=headers,
+        api_key=None,
+        active_sessions=active,
+        max_sessions=limit,
+    )
     assert (reply.status if reply else None) == status
     if status == 503:
         assert reply is not None and "max_sessions=1" in reply.body
 
 
 def test_health_is_answered_even_when_the_server_is_full() -> None:
-    assert check_handshake(path="/health", headers={}, api_key=None, active_sessions=9,
-                           max_sessions=1) == HandshakeReply(200, "ok\n")
+    assert check_handshake(
+        path="/health", headers={}, api_key=None, active_sessions=9, max_sessions=1
+    ) == HandshakeReply(200, "ok\n")

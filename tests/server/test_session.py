@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from livekit.plugins.openai_stt.server import session as session_mod
 from livekit.plugins.openai_stt.server.session import (
     Close,
@@ -98,8 +99,9 @@ def test_handshake_routes_health_path_and_bearer_or_api_key_auth(
 
 
 def test_handshake_reply_never_contains_the_api_key() -> None:
-    reply = check_handshake(path="/v1/realtime", headers={"Authorization": "Bearer sk-wrong"},
-                            api_key="sk-secret")
+    reply = check_handshake(
+        path="/v1/realtime", headers={"Authorization": "Bearer sk-wrong"}, api_key="sk-secret"
+    )
     assert reply is not None and "sk-" not in reply.body
 
 
@@ -107,8 +109,13 @@ def test_reject_handshake_fault_rejects_only_the_first_n_attempts() -> None:
     faults = Faults(reject_handshake_status=429, reject_handshakes=2)
     counters = FaultCounters()
     statuses = [
-        check_handshake(path="/v1/realtime", headers={"Authorization": "Bearer x"}, api_key=None,
-                        faults=faults, counters=counters)
+        check_handshake(
+            path="/v1/realtime",
+            headers={"Authorization": "Bearer x"},
+            api_key=None,
+            faults=faults,
+            counters=counters,
+        )
         for _ in range(3)
     ]
     assert [r.status if r else None for r in statuses] == [429, 429, None]
@@ -117,8 +124,9 @@ def test_reject_handshake_fault_rejects_only_the_first_n_attempts() -> None:
 def test_reject_handshake_fault_without_a_count_rejects_every_attempt() -> None:
     faults, counters = Faults(reject_handshake_status=500), FaultCounters()
     for _ in range(5):
-        reply = check_handshake(path="/v1/realtime", headers={}, api_key=None, faults=faults,
-                                counters=counters)
+        reply = check_handshake(
+            path="/v1/realtime", headers={}, api_key=None, faults=faults, counters=counters
+        )
         assert reply is not None and reply.status == 500
 
 
@@ -165,8 +173,13 @@ def test_beta_header_in_lenient_mode_opens_a_beta_dialect_session() -> None:
 
 def test_session_update_keeps_left_out_fields_and_null_clears() -> None:
     s = opened()
-    s.receive(ga_update(transcription={"model": "whisper-1", "language": "en", "prompt": "hi"},
-                        noise_reduction={"type": "near_field"}), 0.0)
+    s.receive(
+        ga_update(
+            transcription={"model": "whisper-1", "language": "en", "prompt": "hi"},
+            noise_reduction={"type": "near_field"},
+        ),
+        0.0,
+    )
     (updated,) = s.receive(ga_update(transcription={"language": None}), 0.0).sent
     assert updated["type"] == "session.updated"
     inp = updated["session"]["audio"]["input"]
@@ -179,8 +192,11 @@ def test_session_update_keeps_left_out_fields_and_null_clears() -> None:
 
 def test_session_update_sets_include_and_format() -> None:
     s = opened()
-    body = {"type": "transcription", "include": ["item.input_audio_transcription.logprobs"],
-            "audio": {"input": {"format": {"type": "audio/pcmu"}}}}
+    body = {
+        "type": "transcription",
+        "include": ["item.input_audio_transcription.logprobs"],
+        "audio": {"input": {"format": {"type": "audio/pcmu"}}},
+    }
     (updated,) = s.receive(ev("session.update", session=body), 0.0).sent
     assert updated["session"]["include"] == ["item.input_audio_transcription.logprobs"]
     assert updated["session"]["audio"]["input"]["format"] == {"type": "audio/pcmu"}
@@ -191,14 +207,26 @@ def test_session_update_sets_include_and_format() -> None:
     ("session_body", "code", "param"),
     [
         ({"type": "realtime"}, "invalid_value", "session.type"),
-        ({"audio": {"input": {"format": {"type": "audio/opus"}}}}, "invalid_value",
-         "session.audio.input.format.type"),
-        ({"audio": {"input": {"format": {"type": "audio/pcm", "rate": 11025}}}}, "invalid_value",
-         "session.audio.input.format.rate"),
-        ({"audio": {"input": {"transcription": {"delay": "never"}}}}, "invalid_value",
-         "session.audio.input.transcription.delay"),
-        ({"audio": {"input": {"transcription": {"model": 3}}}}, "invalid_type",
-         "session.audio.input.transcription.model"),
+        (
+            {"audio": {"input": {"format": {"type": "audio/opus"}}}},
+            "invalid_value",
+            "session.audio.input.format.type",
+        ),
+        (
+            {"audio": {"input": {"format": {"type": "audio/pcm", "rate": 11025}}}},
+            "invalid_value",
+            "session.audio.input.format.rate",
+        ),
+        (
+            {"audio": {"input": {"transcription": {"delay": "never"}}}},
+            "invalid_value",
+            "session.audio.input.transcription.delay",
+        ),
+        (
+            {"audio": {"input": {"transcription": {"model": 3}}}},
+            "invalid_type",
+            "session.audio.input.transcription.model",
+        ),
         ({"include": "logprobs"}, "invalid_type", "session.include"),
     ],
 )
@@ -207,8 +235,9 @@ def test_invalid_session_update_is_a_nonfatal_error_and_changes_nothing(
 ) -> None:
     s = opened()
     before = s.config
-    actions = s.receive(json.dumps({"type": "session.update", "event_id": "u1",
-                                    "session": session_body}), 0.0)
+    actions = s.receive(
+        json.dumps({"type": "session.update", "event_id": "u1", "session": session_body}), 0.0
+    )
     (error,) = actions.sent
     assert error["type"] == "error"
     assert error["error"]["code"] == code and error["error"]["param"] == param
@@ -219,8 +248,10 @@ def test_invalid_session_update_is_a_nonfatal_error_and_changes_nothing(
 
 def test_beta_transcription_session_update_is_answered_in_the_beta_shape() -> None:
     s = opened()
-    body = {"input_audio_format": "g711_alaw",
-            "input_audio_transcription": {"model": "gpt-4o-transcribe", "language": "en"}}
+    body = {
+        "input_audio_format": "g711_alaw",
+        "input_audio_transcription": {"model": "gpt-4o-transcribe", "language": "en"},
+    }
     (updated,) = s.receive(ev("transcription_session.update", session=body), 0.0).sent
     assert updated["type"] == "transcription_session.updated"
     assert updated["session"]["input_audio_format"] == "g711_alaw"
@@ -241,12 +272,17 @@ def test_flat_speaches_shape_inside_session_update_is_accepted_in_lenient_mode()
 
 def test_openai_compat_model_query_fails_first_update_with_invalid_model_then_closes_4000() -> None:
     s = opened(compat="openai", query_model="gpt-realtime-whisper")
-    actions = s.receive(json.dumps({"type": "session.update", "event_id": "e1",
-                                    "session": {"type": "transcription"}}), 0.0)
+    actions = s.receive(
+        json.dumps(
+            {"type": "session.update", "event_id": "e1", "session": {"type": "transcription"}}
+        ),
+        0.0,
+    )
     (error,) = actions.sent
     assert error["error"]["code"] == "invalid_model"
     assert error["error"]["message"] == (
-        'Model "gpt-realtime-whisper" is not supported in transcription mode.')
+        'Model "gpt-realtime-whisper" is not supported in transcription mode.'
+    )
     assert error["error"]["event_id"] == "e1"
     assert actions.close == Close(4000, "invalid_model")
     assert s.receive(append(200), 0.0).events == []
@@ -255,10 +291,17 @@ def test_openai_compat_model_query_fails_first_update_with_invalid_model_then_cl
 @pytest.mark.parametrize(
     ("input_fields", "code"),
     [
-        ({"transcription": {"model": "gpt-realtime-whisper"},
-          "turn_detection": {"type": "server_vad"}}, "unsupported_turn_detection"),
-        ({"transcription": {"model": "gpt-realtime-whisper", "prompt": "names"}},
-         "unsupported_prompt"),
+        (
+            {
+                "transcription": {"model": "gpt-realtime-whisper"},
+                "turn_detection": {"type": "server_vad"},
+            },
+            "unsupported_turn_detection",
+        ),
+        (
+            {"transcription": {"model": "gpt-realtime-whisper", "prompt": "names"}},
+            "unsupported_prompt",
+        ),
         ({"transcription": {"model": "my-model"}}, "invalid_value"),
     ],
 )
@@ -283,8 +326,13 @@ def test_turn_detection_message_for_gpt_realtime_whisper_is_the_documented_one()
 @pytest.mark.parametrize("compat", ["lenient", "gateway"])
 def test_lenient_and_gateway_accept_any_model_prompt_and_turn_detection(compat: str) -> None:
     s = opened(compat=compat, query_model="x")
-    actions = s.receive(ga_update(transcription={"model": "my-model", "prompt": "p"},
-                                  turn_detection={"type": "server_vad"}), 0.0)
+    actions = s.receive(
+        ga_update(
+            transcription={"model": "my-model", "prompt": "p"},
+            turn_detection={"type": "server_vad"},
+        ),
+        0.0,
+    )
     assert types(actions.events) == ["session.updated"]
 
 
@@ -332,7 +380,8 @@ def test_clear_empties_the_buffer_and_answers_cleared() -> None:
     s = opened()
     s.receive(append(500), 0.0)
     assert types(s.receive(ev("input_audio_buffer.clear"), 0.0).events) == [
-        "input_audio_buffer.cleared"]
+        "input_audio_buffer.cleared"
+    ]
     (error,) = s.receive(ev("input_audio_buffer.commit"), 0.0).sent
     assert error["error"]["code"] == "input_audio_buffer_commit_empty"
 
@@ -395,15 +444,36 @@ def test_split_pieces_concatenate_back_to_the_transcript() -> None:
         ("gpt-live-transcribe", {"type": "duration", "seconds": 2.5}),
         ("gpt-transcribe", {"type": "duration", "seconds": 2.5}),
         ("some-local-model", {"type": "duration", "seconds": 2.5}),
-        ("gpt-4o-transcribe", {"type": "tokens", "input_tokens": 25, "output_tokens": 3,
-                               "total_tokens": 28,
-                               "input_token_details": {"audio_tokens": 25, "text_tokens": 0}}),
-        ("gpt-4o-mini-transcribe", {"type": "tokens", "input_tokens": 25, "output_tokens": 3,
-                                    "total_tokens": 28,
-                                    "input_token_details": {"audio_tokens": 25, "text_tokens": 0}}),
-        ("whisper-1", {"type": "tokens", "input_tokens": 25, "output_tokens": 3,
-                       "total_tokens": 28,
-                       "input_token_details": {"audio_tokens": 25, "text_tokens": 0}}),
+        (
+            "gpt-4o-transcribe",
+            {
+                "type": "tokens",
+                "input_tokens": 25,
+                "output_tokens": 3,
+                "total_tokens": 28,
+                "input_token_details": {"audio_tokens": 25, "text_tokens": 0},
+            },
+        ),
+        (
+            "gpt-4o-mini-transcribe",
+            {
+                "type": "tokens",
+                "input_tokens": 25,
+                "output_tokens": 3,
+                "total_tokens": 28,
+                "input_token_details": {"audio_tokens": 25, "text_tokens": 0},
+            },
+        ),
+        (
+            "whisper-1",
+            {
+                "type": "tokens",
+                "input_tokens": 25,
+                "output_tokens": 3,
+                "total_tokens": 28,
+                "input_token_details": {"audio_tokens": 25, "text_tokens": 0},
+            },
+        ),
     ],
 )
 def test_usage_is_duration_or_tokens_by_model(model: str, usage: dict[str, Any]) -> None:
@@ -421,7 +491,8 @@ def test_transcribed_item_sends_word_deltas_then_completed_with_usage() -> None:
     job = commit_one(s, 1500)
     events = s.transcribed(job, Recognition("Ask not what")).sent
     assert types(events) == ["conversation.item.input_audio_transcription.delta"] * 3 + [
-        "conversation.item.input_audio_transcription.completed"]
+        "conversation.item.input_audio_transcription.completed"
+    ]
     assert "".join(e["delta"] for e in events[:-1]) == "Ask not what"
     done = events[-1]
     assert done["item_id"] == job.item_id and done["content_index"] == 0
@@ -455,8 +526,12 @@ def test_transcription_failed_event_has_a_server_error_naming_the_item() -> None
     job = commit_one(s)
     (failed,) = s.transcription_failed(job).sent
     assert failed["type"] == "conversation.item.input_audio_transcription.failed"
-    assert failed["error"] == {"type": "server_error", "code": None, "param": None,
-                               "message": f"Input transcription failed for item '{job.item_id}'."}
+    assert failed["error"] == {
+        "type": "server_error",
+        "code": None,
+        "param": None,
+        "message": f"Input transcription failed for item '{job.item_id}'.",
+    }
 
 
 def test_transcription_disabled_by_null_commits_without_a_job() -> None:
@@ -475,10 +550,13 @@ def test_fail_items_marks_the_chosen_1_based_items() -> None:
     assert [commit_one(s).fail for _ in range(3)] == [False, True, False]
 
 
-@pytest.mark.parametrize(("mode", "close"), [
-    ("close_1011", Close(1011, "internal error (fault injection)")),
-    ("reset", Close(1006, "reset", abort=True)),
-])
+@pytest.mark.parametrize(
+    ("mode", "close"),
+    [
+        ("close_1011", Close(1011, "internal error (fault injection)")),
+        ("reset", Close(1006, "reset", abort=True)),
+    ],
+)
 def test_drop_fault_closes_once_enough_audio_arrived(mode: str, close: Close) -> None:
     s = opened(faults=Faults(drop_after_audio_ms=500, drop_mode=mode))  # type: ignore[arg-type]
     assert s.receive(append(400), 0.0).close is None
@@ -527,8 +605,10 @@ def test_session_cap_sends_session_expired_then_closes_1001() -> None:
 
 @pytest.mark.parametrize(
     ("mode", "expected"),
-    [("close_1011", Close(1011, "internal error (fault injection)")),
-     ("reset", Close(1006, "reset", True))],
+    [
+        ("close_1011", Close(1011, "internal error (fault injection)")),
+        ("reset", Close(1006, "reset", True)),
+    ],
 )
 def test_a_timed_drop_closes_each_session_at_its_time_within_the_budget(mode, expected) -> None:
     counters = FaultCounters()

@@ -1,6 +1,6 @@
 """Model registry: what each transcription model accepts on the wire and what it costs.
 
-The capability facts are PROTOCOL.md §2 ("Models"). Where PROTOCOL.md says "unconfirmed" the
+The capability facts are docs/protocol.md §2 ("Models"). Where that page says "unconfirmed" the
 entry takes the safe choice, *don't send what might be rejected*, and its ``source`` says so.
 Prices are OpenAI's published list prices in USD, each with its page in ``source``.
 
@@ -40,33 +40,33 @@ STTModels = Literal[
     "gpt-4o-mini-transcribe",
     "whisper-1",
 ]
-"""The transcription models this registry knows (PROTOCOL.md §2); any other name works too."""
+"""The transcription models this registry knows (docs/protocol.md §2); any other name works too."""
 
 DelayLevel = Literal["minimal", "low", "medium", "high", "xhigh"]
-"""Latency/accuracy trade-off for models with ``accepts_delay`` (PROTOCOL.md §2)."""
+"""Latency/accuracy trade-off for models with ``accepts_delay`` (docs/protocol.md §2)."""
 
 AudioFormat = Literal["pcm16", "g711_ulaw", "g711_alaw"]
-"""Input audio formats (PROTOCOL.md §2): 16-bit little-endian mono PCM at 24 kHz, or G.711
+"""Input audio formats (docs/protocol.md §2): 16-bit little-endian mono PCM at 24 kHz, or G.711
 mu-law / A-law at 8 kHz (one byte a sample).
 GA names: ``audio/pcm``, ``audio/pcmu``, ``audio/pcma``."""
 
 TurnDetectionType = Literal["server_vad", "semantic_vad"]
-"""Server-side turn detection kinds (PROTOCOL.md §2); only for models with ``server_vad``."""
+"""Server-side turn detection kinds (docs/protocol.md §2); only for models with ``server_vad``."""
 
 SemanticVadEagerness = Literal["low", "medium", "high", "auto"]
-"""``semantic_vad`` eagerness (PROTOCOL.md §2)."""
+"""``semantic_vad`` eagerness (docs/protocol.md §2)."""
 
 NoiseReductionType = Literal["near_field", "far_field"]
-"""Input noise reduction kinds (PROTOCOL.md §2); ``None`` turns it off."""
+"""Input noise reduction kinds (docs/protocol.md §2); ``None`` turns it off."""
 
 UsageKind = Literal["duration", "tokens"]
-"""Shape of the ``usage`` object of a ``...transcription.completed`` event (PROTOCOL.md §4):
+"""Shape of the ``usage`` object of a ``...transcription.completed`` event (docs/protocol.md §4):
 ``{"type": "duration", "seconds": ...}`` or ``{"type": "tokens", "input_tokens": ..., ...}``."""
 
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """What one transcription model accepts and costs (PROTOCOL.md §2).
+    """What one transcription model accepts and costs (docs/protocol.md §2).
 
     Attributes:
         name: model name as sent in ``audio.input.transcription.model``.
@@ -122,7 +122,7 @@ class ModelInfo:
                 raise ValueError(f"ModelInfo.{field} must not be negative")
 
 
-_PROTOCOL = "PROTOCOL.md §2"
+_PROTOCOL = "docs/protocol.md §2"
 _PRICE_PAGE = "https://developers.openai.com/api/docs/models/"
 
 _KNOWN: tuple[ModelInfo, ...] = (
@@ -287,7 +287,7 @@ def estimate_cost_usd(
     text_input_tokens: int = 0,
     output_tokens: int = 0,
 ) -> float | None:
-    """Estimated list-price cost in USD (PROTOCOL.md §2, prices in :class:`ModelInfo`).
+    """Estimated list-price cost in USD (docs/protocol.md §2, prices in :class:`ModelInfo`).
 
     - ``"duration"`` models: ``audio_seconds / 60 * usd_per_audio_minute``; tokens ignored.
     - ``"tokens"`` models: each token count times its price per 1,000,000 tokens.

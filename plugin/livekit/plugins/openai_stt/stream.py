@@ -5,7 +5,7 @@ rate a block at a time) -> wire bytes appended to a *ledger* -> ``input_audio_bu
 chunks of ``chunk_ms`` -> socket. A flush (framework
 ``flush()``/``end_input()``, or the optional VAD's end of speech) becomes a ``commit`` sent by
 the same single writer, behind the audio it closes, and only with at least 100 ms uncommitted
-(PROTOCOL.md §3).
+(docs/protocol.md §3).
 
 In: socket text -> ``events.parse`` -> ``TranscriptAssembler`` -> ``SpeechEvent``.
 
@@ -13,8 +13,8 @@ Failures become LiveKit ``APIError``s in one place (:func:`_api_error`) and Live
 stream retries retryable ones by calling ``_run`` again; there is no second retry loop here.
 What a retry would lose is kept: the ledger holds the wire audio of every turn not yet
 finalised, and each new socket gets it replayed, with its commits at the same places, before
-new audio (PROTOCOL.md §6: audio not committed when a socket dies is lost on the server side).
-A session that ends normally (``session_expired``, close 1001, PROTOCOL.md §5), a rollover
+new audio (docs/protocol.md §6: audio not committed when a socket dies is lost on the server side).
+A session that ends normally (``session_expired``, close 1001, docs/protocol.md §5), a rollover
 before the session cap (§6) and a model change reconnect at once, in ``_run``, without
 counting as a failure. A rollover is make-before-break: the next session is opened and
 configured shortly before it is due (``_PREPARE_AHEAD_S``), so at the turn boundary the move
@@ -30,10 +30,10 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-
 from livekit import rtc
 from livekit.agents import APIConnectionError, APIConnectOptions, APIError, APIStatusError, stt
 from livekit.agents import vad as vad_mod
+from livekit.agents.language import LanguageCode
 from livekit.agents.types import NOT_GIVEN, NotGivenOr
 from livekit.agents.utils import aio, is_given
 
@@ -255,7 +255,7 @@ class SpeechStream(stt.RecognizeStream):
         """Change options of the open stream.
 
         Sent as a ``session.update`` by the single writer, behind audio already pushed
-        (PROTOCOL.md §2: a field left out keeps its value). A model change reconnects: the
+        (docs/protocol.md §2: a field left out keeps its value). A model change reconnects: the
         audio of unfinished turns is replayed to the new session, so no word is lost.
         """
         changes = option_changes(
@@ -281,9 +281,7 @@ class SpeechStream(stt.RecognizeStream):
     def _flush_block(self, *, flush_resampler: bool) -> None:
         """Resample and queue the gathered block (and the resampler's tail, if asked)."""
         if self._block_samples:
-            block = rtc.AudioFrame(
-                bytes(self._block), self._block_rate, 1, self._block_samples
-            )
+            block = rtc.AudioFrame(bytes(self._block), self._block_rate, 1, self._block_samples)
             self._block.clear()
             self._block_samples = 0
             if self._block_rate == self._rate:
@@ -433,7 +431,7 @@ class SpeechStream(stt.RecognizeStream):
 
         Returns:
             The socket, and the event-loop time its handshake completed (the server counts
-            the session's age from then; PROTOCOL.md §6).
+            the session's age from then; docs/protocol.md §6).
 
         Raises:
             TransportError: the handshake or the first send failed.
@@ -573,9 +571,8 @@ class SpeechStream(stt.RecognizeStream):
         if self._bps == 2:
             self._ledger += frame.data
         else:
-            self._ledger += memoryview(
-                g711.encode(self._opts.audio_format, np.frombuffer(frame.data, dtype=np.int16))
-            )
+            encoded = g711.encode(self._opts.audio_format, np.frombuffer(frame.data, np.int16))
+            self._ledger += encoded.data
         self._appended += frame.samples_per_channel
         overflow = len(self._ledger) - self._max_retained_bytes
         if overflow > 0:  # bound memory: only replay is affected, never the live audio
@@ -586,7 +583,7 @@ class SpeechStream(stt.RecognizeStream):
 
     async def _commit(self, conn: Connection) -> None:
         if self._appended - self._last_commit < self._min_commit_samples:
-            return  # PROTOCOL.md §3: under 100 ms the server answers commit_empty
+            return  # docs/protocol.md §3: under 100 ms the server answers commit_empty
         # bookkeeping first: if the socket dies mid-send, the replay re-commits here
         self._last_commit = self._appended
         self._commit_points.append(self._appended)
@@ -598,7 +595,7 @@ class SpeechStream(stt.RecognizeStream):
         await conn.send(ev.commit_event(event_id))
 
     async def _cut_long_item(self, conn: Connection, frame: rtc.AudioFrame) -> None:
-        """Commit a long monologue (PROTOCOL.md §2: gpt-realtime-whisper gives at most 2,000
+        """Commit a long monologue (docs/protocol.md §2: gpt-realtime-whisper gives at most 2,000
         output tokens an item): in the last second before ``max_item_s``, at the end of the
         first block whose last 20 ms are quiet (the cut falls inside a pause), else at
         ``max_item_s``."""
@@ -751,7 +748,7 @@ class SpeechStream(stt.RecognizeStream):
     ) -> stt.SpeechData:
         base = self._time_base or 0.0
         return stt.SpeechData(
-            language=kw.pop("language", None) or self._opts.language or "",
+            language=LanguageCode(kw.pop("language", None) or self._opts.language or ""),
             text=text,
             start_time=base + start_s if end_s else 0.0,
             end_time=base + end_s if end_s else 0.0,

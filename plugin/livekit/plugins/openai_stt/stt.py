@@ -15,8 +15,11 @@ from livekit.agents import (
     DEFAULT_API_CONNECT_OPTIONS,
     APIConnectOptions,
     stt,
+)
+from livekit.agents import (
     vad as vad_mod,
 )
+from livekit.agents.language import LanguageCode
 from livekit.agents.types import NOT_GIVEN, NotGivenOr
 from livekit.agents.utils import AudioBuffer, is_given
 
@@ -107,7 +110,7 @@ class STT(stt.STT):
         model: transcription model; its registry entry (:mod:`.models`) decides what is sent.
         language: ISO-639-1 code, or ``None`` to let the model detect it.
         base_url: ``$OPENAI_BASE_URL`` or ``https://api.openai.com/v1`` when unset; ``http``,
-            ``https``, ``ws`` and ``wss`` are accepted (PROTOCOL.md §1).
+            ``https``, ``ws`` and ``wss`` are accepted (docs/protocol.md §1).
         api_key: ``$OPENAI_API_KEY`` when unset. Never logged, never put in a URL.
         include_model_in_url: ``None`` applies the per-host rule (OpenAI and Azure: no
             ``?model=``; other hosts: yes); ``True``/``False`` force it.
@@ -119,7 +122,7 @@ class STT(stt.STT):
         logprobs: ask for token logprobs; finals then carry ``confidence``.
         audio_format: ``pcm16`` (24 kHz) or ``g711_ulaw`` / ``g711_alaw`` (8 kHz, a sixth of
             the bytes).
-        dialect: ``ga`` (OpenAI, Azure), ``beta`` or ``speaches`` (PROTOCOL.md §2).
+        dialect: ``ga`` (OpenAI, Azure), ``beta`` or ``speaches`` (docs/protocol.md §2).
         extra_headers, extra_query: merged into the handshake (e.g. Cloudflare's
             ``cf-aig-authorization``).
         chunk_ms: audio per ``input_audio_buffer.append`` event, milliseconds.
@@ -128,11 +131,11 @@ class STT(stt.STT):
         max_queued_audio_s: audio accepted while disconnected, seconds; past it the stream
             fails with a clear error rather than dropping audio.
         session_rollover_s: move to the next session at a turn boundary after this many
-            seconds, before the server's cap (PROTOCOL.md §6: 60 minutes). The next session is
+            seconds, before the server's cap (docs/protocol.md §6: 60 minutes). The next session is
             opened and configured up to 30 s ahead (make-before-break), so the move costs no
             handshake.
         max_item_s: longest audio committed as one item, seconds: a longer monologue is
-            committed at a pause in its last second, or at this length (PROTOCOL.md §2:
+            committed at a pause in its last second, or at this length (docs/protocol.md §2:
             gpt-realtime-whisper returns at most 2,000 tokens an item).
         allow_insecure: allow sending the key over plaintext ``ws://`` to a non-loopback host.
         connect: the transport seam (``transport.connect`` by default); tests may pass another.
@@ -238,7 +241,7 @@ class STT(stt.STT):
         api_key: str | None = None,
         **kwargs: Any,
     ) -> STT:
-        """An STT for Azure OpenAI GA (PROTOCOL.md §1).
+        """An STT for Azure OpenAI GA (docs/protocol.md §1).
 
         ``azure_endpoint`` (``https://<resource>.openai.azure.com``) defaults to
         ``$AZURE_OPENAI_ENDPOINT``, ``api_key`` to ``$AZURE_OPENAI_API_KEY`` (sent as the
@@ -368,7 +371,8 @@ class STT(stt.STT):
         stream = SpeechStream(
             stt=self,
             opts=dataclasses.replace(
-                self._opts, language=(language or None) if is_given(language) else self._opts.language
+                self._opts,
+                language=(language or None) if is_given(language) else self._opts.language,
             ),
             conn_options=conn_options,
             vad=None,
@@ -387,7 +391,7 @@ class STT(stt.STT):
             await stream.aclose()
         text = " ".join(f.text.strip() for f in finals if f.text.strip())
         data = stt.SpeechData(
-            language=finals[0].language if finals else (self._opts.language or ""),
+            language=finals[0].language if finals else LanguageCode(self._opts.language or ""),
             text=text,
             start_time=finals[0].start_time if finals else 0.0,
             end_time=finals[-1].end_time if finals else 0.0,
@@ -403,5 +407,3 @@ class STT(stt.STT):
 
 
 from .stream import SpeechStream, option_changes  # noqa: E402  (stream needs STTOptions)
-
-

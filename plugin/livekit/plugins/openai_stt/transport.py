@@ -15,7 +15,8 @@ import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Protocol
 
-from websockets.asyncio.client import ClientConnection, connect as ws_connect
+from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 from websockets.frames import Frame, Opcode
 
@@ -122,7 +123,7 @@ async def connect(url: str, headers: Mapping[str, str], open_timeout_s: float) -
     """Open a websocket to ``url`` with ``headers``.
 
     Compression is off (base64 audio barely compresses; deflate costs CPU per frame) and no
-    ``OpenAI-Beta`` header is added (PROTOCOL.md §1).
+    ``OpenAI-Beta`` header is added (docs/protocol.md §1).
 
     Raises:
         TransportError: the handshake was refused (classified by HTTP status), timed out, or

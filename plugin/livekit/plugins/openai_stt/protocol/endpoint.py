@@ -1,6 +1,6 @@
 """Where to connect and how to authenticate: the realtime transcription URL and headers.
 
-Pure functions (no I/O, no clock). The wire facts are in ``PROTOCOL.md`` §1:
+Pure functions (no I/O, no clock). The wire facts are in ``docs/protocol.md`` §1:
 
 - OpenAI (``api.openai.com`` and regional ``*.api.openai.com``):
   ``wss://api.openai.com/v1/realtime?intent=transcription``, ``Authorization: Bearer``, and
@@ -39,14 +39,14 @@ __all__ = [
 ]
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
-"""Used when no base URL is given (PROTOCOL.md §1)."""
+"""Used when no base URL is given (docs/protocol.md §1)."""
 
 EndpointKind = Literal["openai", "azure", "gateway"]
 """``"openai"``: OpenAI-operated host; ``"azure"``: Azure OpenAI; ``"gateway"``: anything else."""
 
 _SCHEMES = {"https": "wss", "http": "ws", "wss": "wss", "ws": "ws"}
 _OPENAI_HOST = "api.openai.com"
-# Azure OpenAI resource endpoints (PROTOCOL.md §1); the third is Azure AI Foundry's unified
+# Azure OpenAI resource endpoints (docs/protocol.md §1); the third is Azure AI Foundry's unified
 # endpoint, which serves the same OpenAI v1 API at https://<res>.services.ai.azure.com/openai/v1.
 _AZURE_SUFFIXES = (".openai.azure.com", ".cognitiveservices.azure.com", ".services.ai.azure.com")
 _AZURE_REALTIME_PATH = "/openai/v1/realtime"
@@ -93,7 +93,7 @@ def is_openai_host(host: str) -> bool:
     """True for ``api.openai.com`` and any ``*.api.openai.com`` (regional: ``eu.api.openai.com``).
 
     Case-insensitive, ignores a trailing dot, matches whole labels only:
-    ``api.openai.com.example.net`` and ``evilapi.openai.com`` are not OpenAI. PROTOCOL.md §1.
+    ``api.openai.com.example.net`` and ``evilapi.openai.com`` are not OpenAI. docs/protocol.md §1.
     """
     h = _normalize_host(host)
     if not _labels_ok(h):
@@ -106,7 +106,7 @@ def is_azure_host(host: str) -> bool:
     ``<res>.cognitiveservices.azure.com`` or ``<res>.services.ai.azure.com``.
 
     Same normalization as :func:`is_openai_host` (case, trailing dot, whole labels).
-    PROTOCOL.md §1.
+    docs/protocol.md §1.
     """
     h = _normalize_host(host)
     if not _labels_ok(h):
@@ -159,7 +159,9 @@ def _kind_of(host: str) -> EndpointKind:
 
 
 def classify_endpoint(base_url: str | None) -> EndpointKind:
-    """Classify a base URL by host: ``"openai"``, ``"azure"`` or ``"gateway"`` (PROTOCOL.md §1).
+    """Classify a base URL by host: ``"openai"``, ``"azure"`` or ``"gateway"``.
+
+    Per docs/protocol.md §1.
 
     ``None`` or ``""`` means the default (:data:`DEFAULT_BASE_URL`, so ``"openai"``).
     Raises ``ValueError`` for an unsupported scheme or a missing host.
@@ -198,7 +200,7 @@ def build_realtime_stt_url(
     include_model: bool | None = None,
     extra_query: Mapping[str, str] | None = None,
 ) -> str:
-    """Build the websocket URL of a realtime transcription session (PROTOCOL.md §1).
+    """Build the websocket URL of a realtime transcription session (docs/protocol.md §1).
 
     Args:
         base_url: an HTTP(S) or WS(S) base URL such as ``https://api.openai.com/v1``; ``None``
@@ -256,7 +258,7 @@ def build_headers(
     base_url: str | None,
     extra_headers: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """Handshake headers for the realtime socket (PROTOCOL.md §1).
+    """Handshake headers for the realtime socket (docs/protocol.md §1).
 
     - Azure host: ``api-key: <api_key>``; every other host: ``Authorization: Bearer <api_key>``.
       No (or empty) key: no auth header (e.g. a local server, or an Azure Entra token passed as

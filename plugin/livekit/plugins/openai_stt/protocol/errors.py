@@ -1,4 +1,4 @@
-"""Every failure the protocol can show, classified once (PROTOCOL.md §5).
+"""Every failure the protocol can show, classified once (docs/protocol.md §5).
 
 Pure. The adapter maps an :class:`ErrorAction` to LiveKit's ``APIError`` family in one place;
 nothing else decides whether a failure is fatal.
@@ -52,7 +52,7 @@ class Classified:
 
 INVALID_MODEL_HINT = (
     "The server opened a conversation session instead of a transcription session. On OpenAI "
-    "and Azure this happens when the URL carries ?model= (PROTOCOL.md §1): leave "
+    "and Azure this happens when the URL carries ?model= (docs/protocol.md §1): leave "
     "include_model_in_url unset (or False) for OpenAI-operated and Azure hosts; set it to True "
     "only for gateways that route on the model (LiteLLM, Cloudflare AI Gateway, speaches)."
 )
@@ -78,7 +78,7 @@ def _describe(info: ErrorInfo) -> str:
 
 
 def classify_error_event(info: ErrorInfo) -> Classified:
-    """Classify the ``error`` of an ``error`` event (PROTOCOL.md §5).
+    """Classify the ``error`` of an ``error`` event (docs/protocol.md §5).
 
     ``invalid_model`` is fatal with :data:`INVALID_MODEL_HINT`; ``commit_empty`` is ignored;
     ``session_expired`` reconnects; a rejected turn detection or prompt is fatal (a config
@@ -95,8 +95,10 @@ def classify_error_event(info: ErrorInfo) -> Classified:
     if code == "session_expired" or "maximum duration" in message.lower():
         return Classified(ErrorAction.RECONNECT, described, code or "session_expired")
     lowered = message.lower()
-    if code in _CONFIG_CODES or "not supported for this transcription model" in lowered or (
-        "prompt" in lowered and "not supported" in lowered
+    if (
+        code in _CONFIG_CODES
+        or "not supported for this transcription model" in lowered
+        or ("prompt" in lowered and "not supported" in lowered)
     ):
         return Classified(ErrorAction.FATAL, described, code or None)
     if code == "rate_limit_exceeded" or info.type == "server_error":
@@ -105,7 +107,7 @@ def classify_error_event(info: ErrorInfo) -> Classified:
 
 
 def classify_close(code: int | None, reason: str | None) -> Classified:
-    """Classify a websocket close from the server (PROTOCOL.md §5, §6).
+    """Classify a websocket close from the server (docs/protocol.md §5, §6).
 
     4000: fatal (``invalid_model`` or ``beta_api_shape_disabled``); 1001 (``session_expired``
     / maximum duration): reconnect; 1008 (policy, e.g. a gateway's "model query parameter is
@@ -127,7 +129,7 @@ def classify_close(code: int | None, reason: str | None) -> Classified:
 
 
 def classify_handshake_status(status: int, insufficient_quota: bool = False) -> Classified:
-    """Classify an HTTP status that refused the websocket upgrade (PROTOCOL.md §5).
+    """Classify an HTTP status that refused the websocket upgrade (docs/protocol.md §5).
 
     401/403 and other 4xx: fatal (400 on Azure usually means ``?model=`` on the URL);
     429: retry unless the body says ``insufficient_quota``; 408 and 5xx: retry.
@@ -136,7 +138,9 @@ def classify_handshake_status(status: int, insufficient_quota: bool = False) -> 
     if status in (401, 403):
         return Classified(ErrorAction.FATAL, text + ": check the API key", None, status)
     if status == 429 and insufficient_quota:
-        return Classified(ErrorAction.FATAL, text + ": insufficient_quota", "insufficient_quota", status)
+        return Classified(
+            ErrorAction.FATAL, text + ": insufficient_quota", "insufficient_quota", status
+        )
     if status in (408, 429) or status >= 500:
         return Classified(ErrorAction.RETRY, text, None, status)
     if status == 400:

@@ -2,7 +2,7 @@
 
 Pure: no I/O, no clock. ``parse(text)`` turns one websocket text message into one frozen
 dataclass; a missing or mistyped required field raises :class:`EventParseError` naming the
-field, never a silent ``""``. Event shapes: ``PROTOCOL.md`` §3 (client) and §4 (server), and
+field, never a silent ``""``. Event shapes: ``docs/protocol.md`` §3 (client) and §4 (server), and
 the generated types in ``openai.types.realtime``.
 
 Client events are built as JSON text. ``input_audio_buffer.append`` is on the per-frame path,
@@ -67,9 +67,9 @@ class EventParseError(ValueError):
 class ErrorInfo:
     """The ``error`` object of an ``error`` event or a ``…transcription.failed`` event.
 
-    Every field is kept (PROTOCOL.md §4: SDK models have dropped ``message`` before,
+    Every field is kept (docs/protocol.md §4: SDK models have dropped ``message`` before,
     openai-python issue 2502). ``event_id`` is the id of the client event that caused it.
-    Some servers (vLLM, PROTOCOL.md §7) send the error as a plain string: it becomes
+    Some servers (vLLM, docs/protocol.md §7) send the error as a plain string: it becomes
     ``message`` with ``type="error"``.
     """
 
@@ -90,7 +90,7 @@ class LogProb:
 
 @dataclass(frozen=True)
 class TokenUsage:
-    """``usage`` of type ``tokens`` (token-billed models, PROTOCOL.md §2 and §4)."""
+    """``usage`` of type ``tokens`` (token-billed models, docs/protocol.md §2 and §4)."""
 
     input_tokens: int
     output_tokens: int
@@ -101,7 +101,7 @@ class TokenUsage:
 
 @dataclass(frozen=True)
 class DurationUsage:
-    """``usage`` of type ``duration``: billed audio seconds (PROTOCOL.md §2 and §4)."""
+    """``usage`` of type ``duration``: billed audio seconds (docs/protocol.md §2 and §4)."""
 
     seconds: float
 
@@ -186,7 +186,7 @@ class ConversationItem:
 class TranscriptionDelta:
     """``conversation.item.input_audio_transcription.delta``: text to append to the item.
 
-    ``item_id`` may be missing before the commit with client-committed models (PROTOCOL.md §4:
+    ``item_id`` may be missing before the commit with client-committed models (docs/protocol.md §4:
     which id pre-commit deltas carry is unconfirmed), hence ``str | None``.
     """
 
@@ -246,7 +246,7 @@ class TranscriptionSegment:
 @dataclass(frozen=True)
 class PartialTranscription:
     """speaches' ``input_audio_buffer.partial_transcription``: the full text so far
-    (PROTOCOL.md §7); it replaces, rather than extends, the item's interim text."""
+    (docs/protocol.md §7); it replaces, rather than extends, the item's interim text."""
 
     item_id: str | None
     transcript: str
@@ -256,7 +256,7 @@ class PartialTranscription:
 
 @dataclass(frozen=True)
 class ErrorEvent:
-    """``error``: with no close, the session is still usable (PROTOCOL.md §5)."""
+    """``error``: with no close, the session is still usable (docs/protocol.md §5)."""
 
     error: ErrorInfo
     event_id: str | None = None
@@ -265,7 +265,7 @@ class ErrorEvent:
 
 @dataclass(frozen=True)
 class UnknownEvent:
-    """Any other ``type``: kept whole so the adapter can log it once (DESIGN.md)."""
+    """Any other ``type``: kept whole so the adapter can log it once (docs/architecture.md)."""
 
     type: str
     raw: dict[str, Any]
@@ -329,12 +329,16 @@ def _number(value: Any, key: str, etype: str) -> float:
     """A finite JSON number of sane size, else :class:`EventParseError` naming ``key``."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise EventParseError(
-            f"server event {etype!r} has field {key!r} of the wrong type", event_type=etype, field=key
+            f"server event {etype!r} has field {key!r} of the wrong type",
+            event_type=etype,
+            field=key,
         )
     if isinstance(value, int):
         if abs(value) > _MAX_COUNT:
             raise EventParseError(
-                f"server event {etype!r} has field {key!r} out of range", event_type=etype, field=key
+                f"server event {etype!r} has field {key!r} out of range",
+                event_type=etype,
+                field=key,
             )
         return float(value)
     if not math.isfinite(value) or abs(value) > _MAX_COUNT:
@@ -345,7 +349,7 @@ def _number(value: Any, key: str, etype: str) -> float:
 
 
 def _error_info(raw: Any, etype: str) -> ErrorInfo:
-    if isinstance(raw, str):  # vLLM sends a plain string (PROTOCOL.md §7)
+    if isinstance(raw, str):  # vLLM sends a plain string (docs/protocol.md §7)
         return ErrorInfo(type="error", message=raw)
     if not isinstance(raw, dict):
         raise EventParseError(
@@ -418,10 +422,12 @@ def _languages(raw: Any) -> tuple[str, ...] | None:
 
 def _item_id_of_item(obj: dict[str, Any], etype: str) -> str:
     item = obj.get("item")
-    if isinstance(item, dict) and isinstance(item.get("id"), str):
-        return item["id"]
-    if isinstance(obj.get("item_id"), str):
-        return obj["item_id"]
+    item_id = item.get("id") if isinstance(item, dict) else None
+    if isinstance(item_id, str):
+        return item_id
+    item_id = obj.get("item_id")
+    if isinstance(item_id, str):
+        return item_id
     raise EventParseError(
         f"server event {etype!r} lacks required field 'item.id'", event_type=etype, field="item.id"
     )
@@ -545,20 +551,21 @@ def append_event(pcm: bytes | bytearray | memoryview) -> bytes:
     """``input_audio_buffer.append`` for wire-format audio bytes, as UTF-8 JSON bytes.
 
     Filled from a fixed template (no ``json.dumps`` on the per-frame path). Callers keep each
-    event well under the 15 MiB limit of PROTOCOL.md §3. Send the result as a *text* frame.
+    event well under the 15 MiB limit of docs/protocol.md §3. Send the result as a *text* frame.
     """
     return b"".join((_APPEND_HEAD, base64.b64encode(pcm), _APPEND_TAIL))
 
 
 def commit_event(event_id: str | None = None) -> str:
-    """``input_audio_buffer.commit`` (PROTOCOL.md §3); ``event_id`` ties a reply error to it."""
+    """``input_audio_buffer.commit`` (docs/protocol.md §3); ``event_id`` ties a reply error to
+    it."""
     if event_id is None:
         return '{"type":"input_audio_buffer.commit"}'
     return json.dumps({"type": "input_audio_buffer.commit", "event_id": event_id})
 
 
 def clear_event() -> str:
-    """``input_audio_buffer.clear`` (PROTOCOL.md §3)."""
+    """``input_audio_buffer.clear`` (docs/protocol.md §3)."""
     return '{"type":"input_audio_buffer.clear"}'
 
 

@@ -1,4 +1,4 @@
-"""G.711 μ-law and A-law on numpy arrays (ITU-T G.711; PROTOCOL.md §2 ``audio/pcmu|pcma``).
+"""G.711 μ-law and A-law on numpy arrays (ITU-T G.711; docs/protocol.md §2 ``audio/pcmu|pcma``).
 
 Pure. Encoding is one table look-up per sample: the 65,536-entry tables are built once,
 vectorised, from the reference algorithm (Sun Microsystems' public ``g711.c``), so the

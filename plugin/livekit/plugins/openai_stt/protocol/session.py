@@ -1,6 +1,6 @@
 """Session configuration -> the ``session.update`` payload of each dialect.
 
-Pure. The rule that matters most: never send what the model rejects (PROTOCOL.md §2, §5:
+Pure. The rule that matters most: never send what the model rejects (docs/protocol.md §2, §5:
 ``gpt-realtime-whisper`` closes the session on ``turn_detection`` or ``prompt``). Options the
 model does not accept are left out and reported in :attr:`SessionUpdate.dropped` so the adapter
 can warn once, naming the option and the model.
@@ -25,7 +25,7 @@ __all__ = [
 ]
 
 Dialect = Literal["ga", "beta", "speaches"]
-"""``ga``: OpenAI and Azure GA (PROTOCOL.md §2). ``beta``: ``transcription_session.update``
+"""``ga``: OpenAI and Azure GA (docs/protocol.md §2). ``beta``: ``transcription_session.update``
 for older self-hosted servers. ``speaches``: the beta's flat fields inside ``session.update``."""
 
 AudioFormat = Literal["pcm16", "g711_ulaw", "g711_alaw"]
@@ -40,7 +40,7 @@ _GA_FORMATS: dict[str, dict[str, Any]] = {
 
 
 def wire_sample_rate_hz(audio_format: AudioFormat) -> int:
-    """Sample rate on the wire: 24000 for pcm16, 8000 for G.711 (PROTOCOL.md §2).
+    """Sample rate on the wire: 24000 for pcm16, 8000 for G.711 (docs/protocol.md §2).
 
     Raises:
         ValueError: an unknown format.
@@ -53,7 +53,7 @@ def wire_sample_rate_hz(audio_format: AudioFormat) -> int:
 
 
 def wire_bytes_per_sample(audio_format: AudioFormat) -> int:
-    """2 for pcm16 (16-bit little-endian), 1 for G.711 (PROTOCOL.md §2)."""
+    """2 for pcm16 (16-bit little-endian), 1 for G.711 (docs/protocol.md §2)."""
     wire_sample_rate_hz(audio_format)  # validates
     return 2 if audio_format == "pcm16" else 1
 
@@ -123,7 +123,7 @@ def build_session_update(
 ) -> SessionUpdate:
     """Build the session configuration event for ``dialect``.
 
-    GA (PROTOCOL.md §2)::
+    GA (docs/protocol.md §2)::
 
         {"type": "session.update", "session": {"type": "transcription",
          "audio": {"input": {"format": {...}, "transcription": {...},
@@ -132,7 +132,7 @@ def build_session_update(
 
     Beta: ``{"type": "transcription_session.update", "session": {"input_audio_format",
     "input_audio_transcription", "turn_detection", "input_audio_noise_reduction", "include"}}``;
-    speaches: the same flat session inside ``session.update`` (PROTOCOL.md §2).
+    speaches: the same flat session inside ``session.update`` (docs/protocol.md §2).
 
     ``turn_detection`` is always sent (``null`` when unused or rejected) so that a server
     default never turns server VAD on for a model that rejects it.

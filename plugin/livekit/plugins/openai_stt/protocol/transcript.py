@@ -1,6 +1,6 @@
 """Per-item transcript assembly: server events in, neutral outputs out.
 
-Pure (no clock, no I/O). Everything is keyed by ``item_id`` (PROTOCOL.md §4): interim text is
+Pure (no clock, no I/O). Everything is keyed by ``item_id`` (docs/protocol.md §4): interim text is
 the full text of *its* item so far and never mixes items; completions of different turns may
 arrive out of order; a ``…transcription.failed`` ends its turn; a late event for an ended item
 is dropped.
@@ -63,7 +63,7 @@ class CommittedOut:
 
 @dataclass(frozen=True)
 class CommitRefusedOut:
-    """A commit the server refused as empty (PROTOCOL.md §3) ended at ``audio_end_s``; it owes
+    """A commit the server refused as empty (docs/protocol.md §3) ended at ``audio_end_s``; it owes
     no final."""
 
     audio_end_s: float
@@ -214,7 +214,7 @@ class TranscriptAssembler:
         self._commit_spans.append((audio_start_s, audio_end_s, event_id))
 
     def commit_refused(self, event_id: str | None) -> float | None:
-        """The server refused a commit (``input_audio_buffer_commit_empty``, PROTOCOL.md §3).
+        """The server refused a commit (``input_audio_buffer_commit_empty``, docs/protocol.md §3).
 
         Forgets its span: the one sent with ``event_id``, else the newest (a refusal answers
         the commit just sent). Returns the refused span's end (seconds), or ``None`` if no
@@ -354,9 +354,11 @@ class TranscriptAssembler:
         item = self._items.get(item_id)
         if item is None:
             # pre-commit text under no id, or under an id the commit did not confirm
-            # (PROTOCOL.md §4: unconfirmed), belongs to this item
-            key = _OPEN if _OPEN in self._items else next(
-                (k for k, other in self._items.items() if not other.committed), None
+            # (docs/protocol.md §4: unconfirmed), belongs to this item
+            key = (
+                _OPEN
+                if _OPEN in self._items
+                else next((k for k, other in self._items.items() if not other.committed), None)
             )
             item = self._items.pop(key) if key is not None else _Item()
             self._items[item_id] = item

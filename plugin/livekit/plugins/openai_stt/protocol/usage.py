@@ -1,6 +1,6 @@
 """Usage accounting: audio seconds sent and committed, tokens, and estimated cost.
 
-Pure. Billing follows the model (PROTOCOL.md §2): duration-billed models cost their price per
+Pure. Billing follows the model (docs/protocol.md §2): duration-billed models cost their price per
 minute of *billed* audio (the server's ``duration`` usage when it sends one, else the seconds
 the client committed); token-billed models cost their token prices.
 """
@@ -52,7 +52,9 @@ class UsageSummary:
             text_input_tokens=usage.text_input_tokens,
             output_tokens=usage.output_tokens,
         )
-        self.cost_usd = None if item_cost is None or self.cost_usd is None else self.cost_usd + item_cost
+        self.cost_usd = (
+            None if item_cost is None or self.cost_usd is None else self.cost_usd + item_cost
+        )
         self.items += 1
         self.audio_seconds_committed += usage.audio_seconds
         self.billed_seconds += billed

@@ -66,46 +66,100 @@ def build_parser() -> argparse.ArgumentParser:
         description="A local server speaking the OpenAI Realtime transcription protocol, offline.",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8000,
-                   help="TCP port; 0 picks a free one (default 8000)")
-    p.add_argument("--engine", choices=("whisper", "scripted"), default="whisper",
-                   help="recognizer: faster-whisper tiny.en, or the instant scripted one")
-    p.add_argument("--api-key", default=os.environ.get("OPENAI_STT_SERVER_API_KEY"),
-                   help="only accept this bearer token "
-                   "(default: any; env OPENAI_STT_SERVER_API_KEY)")
-    p.add_argument("--compat", choices=COMPAT_MODES, default="lenient",
-                   help="which server to imitate: lenient (default), openai, gateway")
-    p.add_argument("--max-session-s", type=float, default=3600.0,
-                   help="session cap in seconds (default 3600)")
-    p.add_argument("--delta-interval-s", type=float, default=DEFAULT_DELTA_INTERVAL_S,
-                   help="seconds between partial decodes of the open buffer, for models that "
-                   "stream deltas before the commit (gpt-realtime-whisper, gpt-live-transcribe);"
-                   " 0 turns them off (default 1.0)")
-    p.add_argument("--max-sessions", type=_max_sessions, default=DEFAULT_MAX_SESSIONS,
-                   help="concurrent sessions served; more get HTTP 503 "
-                   f"(default {DEFAULT_MAX_SESSIONS}; 0: no limit)")
-    p.add_argument("--max-buffer-s", type=_positive, default=DEFAULT_MAX_BUFFER_S,
-                   help="uncommitted audio kept per session, in seconds; past it appends get "
-                   "an error (default 600)")
+    p.add_argument(
+        "--port", type=int, default=8000, help="TCP port; 0 picks a free one (default 8000)"
+    )
+    p.add_argument(
+        "--engine",
+        choices=("whisper", "scripted"),
+        default="whisper",
+        help="recognizer: faster-whisper tiny.en, or the instant scripted one",
+    )
+    p.add_argument(
+        "--api-key",
+        default=os.environ.get("OPENAI_STT_SERVER_API_KEY"),
+        help="only accept this bearer token (default: any; env OPENAI_STT_SERVER_API_KEY)",
+    )
+    p.add_argument(
+        "--compat",
+        choices=COMPAT_MODES,
+        default="lenient",
+        help="which server to imitate: lenient (default), openai, gateway",
+    )
+    p.add_argument(
+        "--max-session-s", type=float, default=3600.0, help="session cap in seconds (default 3600)"
+    )
+    p.add_argument(
+        "--delta-interval-s",
+        type=float,
+        default=DEFAULT_DELTA_INTERVAL_S,
+        help="seconds between partial decodes of the open buffer, for models that "
+        "stream deltas before the commit (gpt-realtime-whisper, gpt-live-transcribe);"
+        " 0 turns them off (default 1.0)",
+    )
+    p.add_argument(
+        "--max-sessions",
+        type=_max_sessions,
+        default=DEFAULT_MAX_SESSIONS,
+        help="concurrent sessions served; more get HTTP 503 "
+        f"(default {DEFAULT_MAX_SESSIONS}; 0: no limit)",
+    )
+    p.add_argument(
+        "--max-buffer-s",
+        type=_positive,
+        default=DEFAULT_MAX_BUFFER_S,
+        help="uncommitted audio kept per session, in seconds; past it appends get "
+        "an error (default 600)",
+    )
     p.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     f = p.add_argument_group("fault injection")
-    f.add_argument("--drop-after-s", type=float, default=None,
-                   help="drop each session this many seconds after it opens (a timed drop)")
-    f.add_argument("--drop-after-audio-ms", type=float, default=None,
-                   help="drop a session once it has received this much audio")
+    f.add_argument(
+        "--drop-after-s",
+        type=float,
+        default=None,
+        help="drop each session this many seconds after it opens (a timed drop)",
+    )
+    f.add_argument(
+        "--drop-after-audio-ms",
+        type=float,
+        default=None,
+        help="drop a session once it has received this much audio",
+    )
     f.add_argument("--drop-mode", choices=("close_1011", "reset"), default="close_1011")
-    f.add_argument("--drop-sessions", type=int, default=1,
-                   help="how many sessions to drop (default 1)")
-    f.add_argument("--fail-items", type=_items, default=frozenset(),
-                   help="1-based item numbers answered with transcription.failed, e.g. 2,5")
-    f.add_argument("--error-code-after-audio-ms", type=_error_code_after, default=None,
-                   metavar="CODE:MS", help="send one error event with CODE after MS of audio")
-    f.add_argument("--completed-delay-ms", type=float, default=0.0,
-                   help="delay each completed event by this many milliseconds")
-    f.add_argument("--reject-handshake-status", type=int, default=None,
-                   help="answer the HTTP upgrade with this status (e.g. 401, 429, 500)")
-    f.add_argument("--reject-handshakes", type=int, default=None,
-                   help="how many upgrades to reject (default: all)")
+    f.add_argument(
+        "--drop-sessions", type=int, default=1, help="how many sessions to drop (default 1)"
+    )
+    f.add_argument(
+        "--fail-items",
+        type=_items,
+        default=frozenset(),
+        help="1-based item numbers answered with transcription.failed, e.g. 2,5",
+    )
+    f.add_argument(
+        "--error-code-after-audio-ms",
+        type=_error_code_after,
+        default=None,
+        metavar="CODE:MS",
+        help="send one error event with CODE after MS of audio",
+    )
+    f.add_argument(
+        "--completed-delay-ms",
+        type=float,
+        default=0.0,
+        help="delay each completed event by this many milliseconds",
+    )
+    f.add_argument(
+        "--reject-handshake-status",
+        type=int,
+        default=None,
+        help="answer the HTTP upgrade with this status (e.g. 401, 429, 500)",
+    )
+    f.add_argument(
+        "--reject-handshakes",
+        type=int,
+        default=None,
+        help="how many upgrades to reject (default: all)",
+    )
     return p
 
 
@@ -129,9 +183,15 @@ def server_from_args(args: argparse.Namespace) -> LocalRealtimeServer:
     if args.delta_interval_s < 0:
         raise SystemExit("--delta-interval-s must not be negative")
     return LocalRealtimeServer(
-        host=args.host, port=args.port, engine=args.engine, api_key=args.api_key,
-        compat=args.compat, faults=faults_from_args(args), max_session_s=args.max_session_s,
-        delta_interval_s=args.delta_interval_s or None, max_sessions=args.max_sessions,
+        host=args.host,
+        port=args.port,
+        engine=args.engine,
+        api_key=args.api_key,
+        compat=args.compat,
+        faults=faults_from_args(args),
+        max_session_s=args.max_session_s,
+        delta_interval_s=args.delta_interval_s or None,
+        max_sessions=args.max_sessions,
         max_buffer_s=args.max_buffer_s,
     )
 
@@ -139,8 +199,12 @@ def server_from_args(args: argparse.Namespace) -> LocalRealtimeServer:
 async def _serve(args: argparse.Namespace) -> None:
     server = server_from_args(args)
     await server.start()
-    print(f"listening on {server.ws_url}  (base URL {server.base_url}, engine {args.engine}, "
-          f"compat {args.compat})", file=sys.stderr, flush=True)
+    print(
+        f"listening on {server.ws_url}  (base URL {server.base_url}, engine {args.engine}, "
+        f"compat {args.compat})",
+        file=sys.stderr,
+        flush=True,
+    )
     task = asyncio.current_task()
     assert task is not None
     with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows
@@ -151,8 +215,9 @@ async def _serve(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(args))
     return 0

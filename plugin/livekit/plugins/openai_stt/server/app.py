@@ -52,7 +52,7 @@ logger = logging.getLogger("livekit.plugins.openai_stt.server")
 __all__ = ["LocalRealtimeServer"]
 
 #: Largest websocket message read at all (a bigger one closes the connection with 1009). A
-#: 15 MiB append (PROTOCOL.md §3) is ~20 MiB of base64; anything between that and this cap
+#: 15 MiB append (docs/protocol.md §3) is ~20 MiB of base64; anything between that and this cap
 #: gets an ``error`` event and the session goes on.
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024
 #: Default limit on concurrent sessions (``max_sessions``).
@@ -88,7 +88,7 @@ class _Connection:
 
 
 class LocalRealtimeServer:
-    """A local server speaking the OpenAI Realtime transcription protocol (PROTOCOL.md).
+    """A local server speaking the OpenAI Realtime transcription protocol (docs/protocol.md).
 
     ``engine``: ``"whisper"`` (faster-whisper on the bundled tiny.en, loaded once per server in
     a thread at :meth:`start`), ``"scripted"`` (:class:`ScriptedEngine`, instant) or any object
@@ -96,7 +96,8 @@ class LocalRealtimeServer:
     bearer token / ``api-key`` header (otherwise any non-empty token is accepted); a wrong or
     missing one gets HTTP 401. ``compat``: ``"lenient"`` (default), ``"openai"`` or ``"gateway"``
     (see :class:`ServerSession`). ``faults``: :class:`Faults` to inject. ``max_session_s``: the
-    session cap in seconds (PROTOCOL.md §6); past it, ``error`` ``session_expired`` and close 1001.
+    session cap in seconds (docs/protocol.md §6); past it, ``error`` ``session_expired`` and
+    close 1001.
 
     Models behave as their class does (see :class:`ServerSession`):
     ``delta_interval_s`` (default 1.0; None or 0: off) is how often the open buffer of a
@@ -218,11 +219,17 @@ class LocalRealtimeServer:
             logger=websockets_logger("server.websockets"),
         )
         self._port = self._server.sockets[0].getsockname()[1]
-        logger.info("local realtime server listening",
-                    extra={"host": self.host, "port": self._port, "compat": self.compat,
-                           "engine": type(self._engine).__name__,
-                           "max_sessions": self.max_sessions,
-                           "delta_interval_s": self.delta_interval_s})
+        logger.info(
+            "local realtime server listening",
+            extra={
+                "host": self.host,
+                "port": self._port,
+                "compat": self.compat,
+                "engine": type(self._engine).__name__,
+                "max_sessions": self.max_sessions,
+                "delta_interval_s": self.delta_interval_s,
+            },
+        )
 
     async def aclose(self) -> None:
         """Close every connection (1001), stop listening and stop the decode thread."""
@@ -268,8 +275,10 @@ class LocalRealtimeServer:
             self._admitted.add(connection)
             return None
         if reply.status != 200:
-            logger.info("handshake rejected",
-                        extra={"status": reply.status, "path": urlsplit(request.path).path})
+            logger.info(
+                "handshake rejected",
+                extra={"status": reply.status, "path": urlsplit(request.path).path},
+            )
         return connection.respond(reply.status, reply.body)
 
     # -- websocket ----------------------------------------------------------------------------
@@ -292,12 +301,19 @@ class LocalRealtimeServer:
             vad_window_s=float(getattr(self._vad_factory, "window_s", 0.032)),
         )
         c = _Connection(conn, session)
-        tasks = [asyncio.create_task(self._run_finals(c)),
-                 asyncio.create_task(self._run_partials(c))]
+        tasks = [
+            asyncio.create_task(self._run_finals(c)),
+            asyncio.create_task(self._run_partials(c)),
+        ]
         opened = time.monotonic()
-        logger.debug("session opened", extra={"session_id": session.session_id,
-                                              "compat": self.compat,
-                                              "query_model": query.get("model")})
+        logger.debug(
+            "session opened",
+            extra={
+                "session_id": session.session_id,
+                "compat": self.compat,
+                "query_model": query.get("model"),
+            },
+        )
         try:
             if await self._perform(c, session.opened(loop.time())):
                 while True:
@@ -336,17 +352,20 @@ class LocalRealtimeServer:
                 self._scheduler.drop_partial(session.session_id)
             self._admitted.discard(conn)
             cfg = session.config
-            logger.info("session closed", extra={
-                "session_id": session.session_id,
-                "model": cfg.model,
-                "format": cfg.format_type,
-                "server_vad": session.vad_active,
-                "duration_s": round(time.monotonic() - opened, 3),
-                "audio_s": round(session.audio_received_s, 3),
-                "turns": session.turns_committed,
-                "partials": session.partials_run,
-                "close_code": conn.close_code,
-            })
+            logger.info(
+                "session closed",
+                extra={
+                    "session_id": session.session_id,
+                    "model": cfg.model,
+                    "format": cfg.format_type,
+                    "server_vad": session.vad_active,
+                    "duration_s": round(time.monotonic() - opened, 3),
+                    "audio_s": round(session.audio_received_s, 3),
+                    "turns": session.turns_committed,
+                    "partials": session.partials_run,
+                    "close_code": conn.close_code,
+                },
+            )
 
     async def _perform(self, c: _Connection, actions: Actions) -> bool:
         """Send, queue, detect and close as ``actions`` says; False once the connection is
@@ -394,12 +413,15 @@ class LocalRealtimeServer:
             try:
                 c.detector = self._vad_factory(vad.format_type, vad.rate)
             except Exception:
-                logger.exception("speech detector unavailable",
-                                 extra={"session_id": c.session.session_id})
+                logger.exception(
+                    "speech detector unavailable", extra={"session_id": c.session.session_id}
+                )
                 c.detector_failed = True
                 return c.session.server_error(
-                    "vad_unavailable", "Server VAD is unavailable on this server (the speech "
-                    "detector could not be loaded); commit turns yourself.")
+                    "vad_unavailable",
+                    "Server VAD is unavailable on this server (the speech "
+                    "detector could not be loaded); commit turns yourself.",
+                )
             c.detector_epoch = vad.epoch
         probabilities = c.detector.push(vad.audio)
         if not probabilities:
@@ -431,17 +453,22 @@ class LocalRealtimeServer:
                 except asyncio.CancelledError:
                     raise
                 except Exception:
-                    logger.exception("transcription failed",
-                                     extra={"session_id": session.session_id,
-                                            "item_id": job.item_id})
+                    logger.exception(
+                        "transcription failed",
+                        extra={"session_id": session.session_id, "item_id": job.item_id},
+                    )
                     actions = session.transcription_failed(job)
                 else:
-                    logger.info("turn transcribed", extra={
-                        "session_id": session.session_id, "item_id": job.item_id,
-                        "audio_s": round(job.duration_s, 3),
-                        "latency_s": round(time.monotonic() - started, 3),
-                        "chars": len(result.text),
-                    })
+                    logger.info(
+                        "turn transcribed",
+                        extra={
+                            "session_id": session.session_id,
+                            "item_id": job.item_id,
+                            "audio_s": round(job.duration_s, 3),
+                            "latency_s": round(time.monotonic() - started, 3),
+                            "chars": len(result.text),
+                        },
+                    )
                     actions = session.transcribed(job, result)
             if not await self._perform(c, actions):
                 return
@@ -457,13 +484,16 @@ class LocalRealtimeServer:
             if job is not None:
                 try:
                     result = await scheduler.submit_partial(
-                        session.session_id, self._recognize_partial, job,
-                        session.engine_prompt(job))
+                        session.session_id, self._recognize_partial, job, session.engine_prompt(job)
+                    )
                 except asyncio.CancelledError:
                     raise
                 except Exception:
-                    logger.debug("partial decode failed", exc_info=True,
-                                 extra={"session_id": session.session_id})
+                    logger.debug(
+                        "partial decode failed",
+                        exc_info=True,
+                        extra={"session_id": session.session_id},
+                    )
                     result = None
                 if result is None:  # dropped (a commit came first) or failed
                     session.partial_failed(job)

@@ -11,7 +11,7 @@ time.
 :class:`SileroVad` is the streaming speech detector of server VAD: faster-whisper's bundled
 Silero ONNX model, fed wire audio chunk by chunk, one speech probability per 32 ms out.
 
-:func:`wire_to_float32` turns an item's wire bytes (PROTOCOL.md §2 formats: pcm16 LE at its
+:func:`wire_to_float32` turns an item's wire bytes (docs/protocol.md §2 formats: pcm16 LE at its
 rate, G.711 mu-law/A-law at 8 kHz) into engine samples, resampling with livekit's
 ``rtc.AudioResampler``.
 """
@@ -141,8 +141,7 @@ class SpeechDetector(Protocol):
 
     window_s: float
 
-    def push(self, audio: bytes) -> list[float]:
-        ...
+    def push(self, audio: bytes) -> list[float]: ...
 
 
 class SileroVad:
@@ -174,15 +173,16 @@ class SileroVad:
         pcm = decode_wire_audio(audio, self.format_type).astype(np.float32) / 32768.0
         samples = np.concatenate([self._pending, self._resampler.push(pcm)])
         n = len(samples) // self._WINDOW
-        self._pending = samples[n * self._WINDOW:]
+        self._pending = samples[n * self._WINDOW :]
         if n == 0:
             return []
         windows = samples[: n * self._WINDOW].reshape(n, self._WINDOW)
-        contexts = np.concatenate([self._context[None, :], windows[:-1, -self._CONTEXT:]])
-        self._context = windows[-1, -self._CONTEXT:].copy()
+        contexts = np.concatenate([self._context[None, :], windows[:-1, -self._CONTEXT :]])
+        self._context = windows[-1, -self._CONTEXT :].copy()
         batch = np.ascontiguousarray(np.concatenate([contexts, windows], axis=1))
         probs, self._h, self._c = self._session.run(
-            None, {"input": batch, "h": self._h, "c": self._c})
+            None, {"input": batch, "h": self._h, "c": self._c}
+        )
         return [float(p) for p in np.asarray(probs).reshape(-1)]
 
 
@@ -213,8 +213,9 @@ class ScriptedEngine:
         self._calls = 0
         self._lock = threading.Lock()
 
-    def transcribe(self, samples: np.ndarray, *, language: str | None = None,
-                   prompt: str | None = None) -> str:
+    def transcribe(
+        self, samples: np.ndarray, *, language: str | None = None, prompt: str | None = None
+    ) -> str:
         duration_s = len(samples) / self.sample_rate_hz
         with self._lock:
             k = self._calls
@@ -227,15 +228,17 @@ class ScriptedEngine:
             return ""
         return self._transcripts[k % len(self._transcripts)]
 
-    def recognize(self, samples: np.ndarray, *, language: str | None = None,
-                  prompt: str | None = None) -> Recognition:
+    def recognize(
+        self, samples: np.ndarray, *, language: str | None = None, prompt: str | None = None
+    ) -> Recognition:
         return Recognition(self.transcribe(samples, language=language, prompt=prompt), -0.1)
 
     #: Speaking rate assumed by partial hypotheses of scripted sequences (words a second).
     words_per_second = 2.5
 
-    def recognize_partial(self, samples: np.ndarray, *, language: str | None = None,
-                          prompt: str | None = None) -> Recognition:
+    def recognize_partial(
+        self, samples: np.ndarray, *, language: str | None = None, prompt: str | None = None
+    ) -> Recognition:
         """A hypothesis for an open buffer; does not count as a call.
 
         Sequence: the first ``int(duration_s * words_per_second)`` words of the transcript the
@@ -263,10 +266,10 @@ def trim_repetition(words: list[str], n: int = 3, times: int = 3) -> list[str]:
     keys = ["".join(ch for ch in w.lower() if ch.isalnum()) for w in words]
     seen: dict[tuple[str, ...], list[int]] = {}
     for i in range(len(keys) - n + 1):
-        starts = seen.setdefault(tuple(keys[i:i + n]), [])
+        starts = seen.setdefault(tuple(keys[i : i + n]), [])
         starts.append(i)
         if len(starts) >= times:
-            return words[:starts[1]]
+            return words[: starts[1]]
     return words
 
 
@@ -321,23 +324,32 @@ class WhisperEngine:
 
         self.model_path = Path(model_path) if model_path is not None else default_model_path()
         # CTranslate2's own default (0) starts 4 threads, which oversubscribes small machines
-        self.cpu_threads = cpu_threads if cpu_threads is not None else \
-            max(1, min(os.cpu_count() or 1, 4))
+        self.cpu_threads = (
+            cpu_threads if cpu_threads is not None else max(1, min(os.cpu_count() or 1, 4))
+        )
         self.beam_size = beam_size
         self.partial_beam_size = partial_beam_size
         self.partial_min_context_s = partial_min_context_s
         self._tokenizers: dict[str, Any] = {}
         self.condition_on_previous_text = condition_on_previous_text
-        self._model = WhisperModel(str(self.model_path), device="cpu", compute_type=compute_type,
-                                   cpu_threads=self.cpu_threads, local_files_only=True)
+        self._model = WhisperModel(
+            str(self.model_path),
+            device="cpu",
+            compute_type=compute_type,
+            cpu_threads=self.cpu_threads,
+            local_files_only=True,
+        )
 
-    def recognize(self, samples: np.ndarray, *, language: str | None = None,
-                  prompt: str | None = None) -> Recognition:
-        return self._decode(samples, language, prompt, self.beam_size,
-                            self.condition_on_previous_text)
+    def recognize(
+        self, samples: np.ndarray, *, language: str | None = None, prompt: str | None = None
+    ) -> Recognition:
+        return self._decode(
+            samples, language, prompt, self.beam_size, self.condition_on_previous_text
+        )
 
-    def recognize_partial(self, samples: np.ndarray, *, language: str | None = None,
-                          prompt: str | None = None) -> Recognition:
+    def recognize_partial(
+        self, samples: np.ndarray, *, language: str | None = None, prompt: str | None = None
+    ) -> Recognition:
         samples = np.ascontiguousarray(samples, dtype=np.float32)
         duration_s = len(samples) / self.sample_rate_hz
         if self.partial_min_context_s is None or duration_s + 2.0 > 30.0:
@@ -348,8 +360,9 @@ class WhisperEngine:
         lang = language.split("-")[0].lower() if language else "en"
         return lang if self._model.model.is_multilingual else "en"
 
-    def _decode_short(self, samples: np.ndarray, language: str | None, prompt: str | None,
-                      duration_s: float) -> Recognition:
+    def _decode_short(
+        self, samples: np.ndarray, language: str | None, prompt: str | None, duration_s: float
+    ) -> Recognition:
         """Greedy decode on an encoder window of ``max(min context, audio + 2 s)``."""
         from faster_whisper.tokenizer import Tokenizer
         from faster_whisper.transcribe import get_suppressed_tokens
@@ -360,8 +373,9 @@ class WhisperEngine:
         lang = self._language(language)
         tokenizer = self._tokenizers.get(lang)
         if tokenizer is None:
-            tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual,
-                                  task="transcribe", language=lang)
+            tokenizer = Tokenizer(
+                model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language=lang
+            )
             self._tokenizers[lang] = tokenizer
         assert self.partial_min_context_s is not None
         window_s = max(self.partial_min_context_s, np.ceil(duration_s + 2.0))
@@ -373,10 +387,14 @@ class WhisperEngine:
         prompt_ids = model.get_prompt(tokenizer, previous, without_timestamps=True)
         max_new = int(6 * duration_s) + 8
         result = model.model.generate(
-            encoded, [prompt_ids], beam_size=self.partial_beam_size,
-            max_length=min(model.max_length, len(prompt_ids) + max_new), return_scores=True,
+            encoded,
+            [prompt_ids],
+            beam_size=self.partial_beam_size,
+            max_length=min(model.max_length, len(prompt_ids) + max_new),
+            return_scores=True,
             return_no_speech_prob=True,
-            suppress_blank=True, suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
+            suppress_blank=True,
+            suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
         )[0]
         if result.no_speech_prob > NO_SPEECH_THRESHOLD:
             return Recognition("", None)
@@ -387,8 +405,14 @@ class WhisperEngine:
             logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
         return Recognition(text, logprob)
 
-    def _decode(self, samples: np.ndarray, language: str | None, prompt: str | None,
-                beam_size: int, condition: bool) -> Recognition:
+    def _decode(
+        self,
+        samples: np.ndarray,
+        language: str | None,
+        prompt: str | None,
+        beam_size: int,
+        condition: bool,
+    ) -> Recognition:
         samples = np.ascontiguousarray(samples, dtype=np.float32)
         if len(samples) == 0:
             return Recognition("", None)
@@ -414,6 +438,7 @@ class WhisperEngine:
         text = " ".join(t for t in texts if t)
         return Recognition(text, (weighted / total) if total else None)
 
-    def transcribe(self, samples: np.ndarray, *, language: str | None = None,
-                   prompt: str | None = None) -> str:
+    def transcribe(
+        self, samples: np.ndarray, *, language: str | None = None, prompt: str | None = None
+    ) -> str:
         return self.recognize(samples, language=language, prompt=prompt).text

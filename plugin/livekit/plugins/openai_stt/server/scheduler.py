@@ -78,8 +78,9 @@ class DecodeScheduler:
         self._poke()
         return fut
 
-    def submit_partial(self, key: Hashable, fn: Callable[..., Any], *args: Any
-                       ) -> asyncio.Future[Any]:
+    def submit_partial(
+        self, key: Hashable, fn: Callable[..., Any], *args: Any
+    ) -> asyncio.Future[Any]:
         """Queue ``fn(*args)`` as ``key``'s partial; one waiting before it is dropped."""
         self.drop_partial(key)
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()

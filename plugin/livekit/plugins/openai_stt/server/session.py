@@ -4,7 +4,7 @@ Nothing here imports asyncio, websockets or livekit, or reads a clock: time come
 ``now: float`` (seconds, any monotonic origin). The I/O shell (``app.py``) feeds client text in
 and performs what comes out:
 
-- :func:`check_handshake` decides the HTTP answer to an upgrade request (PROTOCOL.md §1).
+- :func:`check_handshake` decides the HTTP answer to an upgrade request (docs/protocol.md §1).
 - :class:`ServerSession` turns one client event (JSON text) into :class:`Actions`: server
   event dicts to send (with optional :class:`Pause` markers), :class:`TranscriptionJob` s for the
   recognizer, and at most one :class:`Close`.
@@ -18,7 +18,7 @@ and performs what comes out:
   detector (:class:`VadInput`); the probabilities go back in through
   :meth:`ServerSession.speech_probabilities`, which starts, stops and commits turns.
 
-Wire rules cited by section refer to ``PROTOCOL.md`` beside ``DESIGN.md``.
+Wire rules cited by section refer to ``docs/protocol.md``.
 """
 
 from __future__ import annotations
@@ -78,11 +78,11 @@ TOKEN_BILLED_MODELS = frozenset({"gpt-4o-transcribe", "gpt-4o-mini-transcribe", 
 KNOWN_MODELS = DURATION_BILLED_MODELS | TOKEN_BILLED_MODELS
 DEFAULT_MODEL = "gpt-realtime-whisper"
 
-#: Least audio a commit needs (PROTOCOL.md §3), in seconds.
+#: Least audio a commit needs (docs/protocol.md §3), in seconds.
 MIN_COMMIT_S = 0.1
-#: Largest decoded audio payload of one ``input_audio_buffer.append`` (PROTOCOL.md §3), bytes.
+#: Largest decoded audio payload of one ``input_audio_buffer.append`` (docs/protocol.md §3), bytes.
 MAX_APPEND_BYTES = 15 * 1024 * 1024
-#: Values accepted for ``transcription.delay`` (PROTOCOL.md §2, gpt-realtime-whisper).
+#: Values accepted for ``transcription.delay`` (docs/protocol.md §2, gpt-realtime-whisper).
 DELAY_VALUES = ("minimal", "low", "medium", "high", "xhigh")
 LOGPROBS_INCLUDE = "item.input_audio_transcription.logprobs"
 
@@ -99,13 +99,16 @@ DEFAULT_MAX_BUFFER_S = 600.0
 DEFAULT_VAD_WINDOW_S = 0.032
 #: ``semantic_vad`` eagerness -> silence that ends a turn (ms); ``auto`` is ``medium``.
 SEMANTIC_SILENCE_MS = {"low": 1500, "medium": 800, "high": 400, "auto": 800}
-#: Models that send only ``completed``, no deltas (PROTOCOL.md §2, whisper-1).
+#: Models that send only ``completed``, no deltas (docs/protocol.md §2, whisper-1).
 COMPLETED_ONLY_MODELS = frozenset({"whisper-1"})
 _SNAPSHOT = re.compile(r"(?P<base>.+)-\d{4}-\d{2}-\d{2}")
 
 _WIRE_FORMATS = ("audio/pcm", "audio/pcmu", "audio/pcma")
-_BETA_FORMATS = {"pcm16": ("audio/pcm", 24000), "g711_ulaw": ("audio/pcmu", 8000),
-                 "g711_alaw": ("audio/pcma", 8000)}
+_BETA_FORMATS = {
+    "pcm16": ("audio/pcm", 24000),
+    "g711_ulaw": ("audio/pcmu", 8000),
+    "g711_alaw": ("audio/pcma", 8000),
+}
 _LENIENT_PCM_RATES = (8000, 16000, 24000, 44100, 48000)
 _BETA_KEYS = ("input_audio_format", "input_audio_transcription", "input_audio_noise_reduction")
 
@@ -129,7 +132,7 @@ class Faults:
       seconds after it opened, whatever audio it has: a drop at a given time.
     - ``fail_items``: 1-based item indexes (per session) answered with
       ``conversation.item.input_audio_transcription.failed`` instead of deltas/completed
-      (PROTOCOL.md §4).
+      (docs/protocol.md §4).
     - ``error_code_after_audio_ms``: ``(code, ms)``: send one ``error`` event with that code once a
       session has received ``ms`` of audio; once per server.
     - ``completed_delay_ms``: wait this long between the last delta and ``completed``.
@@ -198,7 +201,7 @@ def check_handshake(
     active_sessions: int = 0,
     max_sessions: int | None = None,
 ) -> HandshakeReply | None:
-    """Decide the HTTP answer to one request (PROTOCOL.md §1); ``None`` means "upgrade".
+    """Decide the HTTP answer to one request (docs/protocol.md §1); ``None`` means "upgrade".
 
     ``path`` is the request target with its query (``/v1/realtime?intent=transcription``);
     ``headers`` any case. Rules, in order:
@@ -210,7 +213,7 @@ def check_handshake(
     - no ``Authorization: Bearer <token>`` and no ``api-key: <key>`` header -> 401; with
       ``api_key`` set, a token that differs -> 401. The key never appears in the answer.
     - ``active_sessions`` already at ``max_sessions`` (None: no limit) -> 503 with a body
-      saying the server is full (a client retries 5xx with backoff, PROTOCOL.md §5).
+      saying the server is full (a client retries 5xx with backoff, docs/protocol.md §5).
     """
     route = urlsplit(path).path.rstrip("/") or "/"
     if route == "/health":
@@ -248,7 +251,7 @@ def check_handshake(
 
 @dataclass(frozen=True)
 class SessionConfig:
-    """The effective configuration of a transcription session (PROTOCOL.md §2).
+    """The effective configuration of a transcription session (docs/protocol.md §2).
 
     ``format_type`` is ``audio/pcm`` (16-bit LE mono at ``rate`` Hz), ``audio/pcmu`` or
     ``audio/pcma`` (G.711 at 8000 Hz, one byte a sample). ``transcription_enabled`` False means
@@ -276,7 +279,7 @@ class SessionConfig:
         return self.include is not None and LOGPROBS_INCLUDE in self.include
 
     def to_ga(self, session_id: str) -> dict[str, Any]:
-        """The GA ``session`` object (PROTOCOL.md §2)."""
+        """The GA ``session`` object (docs/protocol.md §2)."""
         fmt: dict[str, Any] = {"type": self.format_type}
         if self.format_type == "audio/pcm":
             fmt["rate"] = self.rate
@@ -301,7 +304,7 @@ class SessionConfig:
         }
 
     def to_beta(self, session_id: str) -> dict[str, Any]:
-        """The beta flat ``session`` object (PROTOCOL.md §2, beta dialect)."""
+        """The beta flat ``session`` object (docs/protocol.md §2, beta dialect)."""
         beta_format = {v[0]: k for k, v in _BETA_FORMATS.items()}[self.format_type]
         return {
             "id": session_id,
@@ -334,8 +337,9 @@ def _check_opt_str(value: Any, param: str) -> str | None:
 
 def _check_opt_dict(value: Any, param: str) -> dict[str, Any] | None:
     if value is not None and not isinstance(value, dict):
-        raise _ConfigError("invalid_type", f"Invalid type for '{param}': expected an object.",
-                           param)
+        raise _ConfigError(
+            "invalid_type", f"Invalid type for '{param}': expected an object.", param
+        )
     return value
 
 
@@ -345,8 +349,9 @@ def _apply_transcription(
     if tr is None:
         return dataclasses.replace(cfg, transcription_enabled=False)
     if not isinstance(tr, dict):
-        raise _ConfigError("invalid_type", f"Invalid type for '{param}': expected an object.",
-                           param)
+        raise _ConfigError(
+            "invalid_type", f"Invalid type for '{param}': expected an object.", param
+        )
     changes: dict[str, Any] = {"transcription_enabled": True}
     if not cfg.transcription_enabled:  # start again from the defaults
         changes.update(model=DEFAULT_MODEL, language=None, prompt=None, delay=None)
@@ -370,8 +375,9 @@ def _apply_include(cfg: SessionConfig, body: dict[str, Any], param: str) -> Sess
     if inc is None:
         return dataclasses.replace(cfg, include=None)
     if not isinstance(inc, list) or not all(isinstance(x, str) for x in inc):
-        raise _ConfigError("invalid_type",
-                           f"Invalid type for '{param}': expected a list of strings.", param)
+        raise _ConfigError(
+            "invalid_type", f"Invalid type for '{param}': expected a list of strings.", param
+        )
     return dataclasses.replace(cfg, include=tuple(inc))
 
 
@@ -382,17 +388,18 @@ def _apply_format(cfg: SessionConfig, fmt: Any, compat: str, param: str) -> Sess
         ftype, rate = _BETA_FORMATS[fmt]
         return dataclasses.replace(cfg, format_type=ftype, rate=rate)
     if not isinstance(fmt, dict):
-        raise _ConfigError("invalid_type", f"Invalid type for '{param}': expected an object.",
-                           param)
-    ftype = fmt.get("type")
-    if ftype not in _WIRE_FORMATS:
+        raise _ConfigError(
+            "invalid_type", f"Invalid type for '{param}': expected an object.", param
+        )
+    wire_type = fmt.get("type")
+    if not isinstance(wire_type, str) or wire_type not in _WIRE_FORMATS:
         raise _ConfigError(
             "invalid_value",
-            f"Invalid value: '{ftype}'. Supported values are: {', '.join(_WIRE_FORMATS)}.",
+            f"Invalid value: '{wire_type}'. Supported values are: {', '.join(_WIRE_FORMATS)}.",
             f"{param}.type",
         )
-    if ftype != "audio/pcm":
-        return dataclasses.replace(cfg, format_type=ftype, rate=8000)
+    if wire_type != "audio/pcm":
+        return dataclasses.replace(cfg, format_type=wire_type, rate=8000)
     rate = fmt.get("rate", 24000)
     allowed = (24000,) if compat == "openai" else _LENIENT_PCM_RATES
     if not isinstance(rate, int) or isinstance(rate, bool) or rate not in allowed:
@@ -406,7 +413,7 @@ def _apply_format(cfg: SessionConfig, fmt: Any, compat: str, param: str) -> Sess
 
 @dataclass(frozen=True)
 class TurnDetection:
-    """Effective server VAD settings (PROTOCOL.md §2 ``turn_detection``).
+    """Effective server VAD settings (docs/protocol.md §2 ``turn_detection``).
 
     A speech probability at or above ``threshold`` starts a turn (its audio begins
     ``prefix_padding_ms`` earlier); probabilities below ``max(threshold - 0.15, 0.01)`` for
@@ -427,8 +434,9 @@ def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def parse_turn_detection(td: dict[str, Any] | None, param: str = "turn_detection"
-                         ) -> TurnDetection | None:
+def parse_turn_detection(
+    td: dict[str, Any] | None, param: str = "turn_detection"
+) -> TurnDetection | None:
     """A ``turn_detection`` object -> :class:`TurnDetection` (None for null).
 
     ``server_vad`` takes ``threshold`` (0..1, default 0.5), ``prefix_padding_ms`` (default 300)
@@ -460,18 +468,22 @@ def parse_turn_detection(td: dict[str, Any] | None, param: str = "turn_detection
     threshold = td.get("threshold")
     if threshold is not None:
         if not _number(threshold) or not 0.0 <= threshold <= 1.0:
-            raise _ConfigError("invalid_value",
-                               f"Invalid value: {threshold!r}. Expected a number from 0 to 1.",
-                               f"{param}.threshold")
+            raise _ConfigError(
+                "invalid_value",
+                f"Invalid value: {threshold!r}. Expected a number from 0 to 1.",
+                f"{param}.threshold",
+            )
         values["threshold"] = float(threshold)
     for key in ("prefix_padding_ms", "silence_duration_ms"):
         value = td.get(key)
         if value is None:
             continue
         if not _number(value) or value < 0:
-            raise _ConfigError("invalid_value",
-                               f"Invalid value: {value!r}. Expected a number of milliseconds "
-                               "(0 or more).", f"{param}.{key}")
+            raise _ConfigError(
+                "invalid_value",
+                f"Invalid value: {value!r}. Expected a number of milliseconds (0 or more).",
+                f"{param}.{key}",
+            )
         values[key] = int(value)
     return TurnDetection("server_vad", **values)
 
@@ -483,14 +495,17 @@ def _apply_turn_detection(cfg: SessionConfig, td: Any, param: str) -> SessionCon
 
 
 def apply_ga_update(cfg: SessionConfig, session: dict[str, Any], compat: str) -> SessionConfig:
-    """Apply a GA ``session.update`` body (PROTOCOL.md §2): absent keeps, null clears.
+    """Apply a GA ``session.update`` body (docs/protocol.md §2): absent keeps, null clears.
 
     Raises ``_ConfigError`` (code, message, param) for a value the server does not accept.
     """
     stype = session.get("type")
     if stype is None and compat == "openai":
-        raise _ConfigError("missing_required_parameter",
-                           "Missing required parameter: 'session.type'.", "session.type")
+        raise _ConfigError(
+            "missing_required_parameter",
+            "Missing required parameter: 'session.type'.",
+            "session.type",
+        )
     if stype is not None and stype != "transcription":
         raise _ConfigError(
             "invalid_value",
@@ -502,11 +517,16 @@ def apply_ga_update(cfg: SessionConfig, session: dict[str, Any], compat: str) ->
     if "format" in inp:
         cfg = _apply_format(cfg, inp["format"], compat, "session.audio.input.format")
     if "transcription" in inp:
-        cfg = _apply_transcription(cfg, inp["transcription"], "session.audio.input.transcription",
-                                   ("model", "language", "prompt", "delay"))
+        cfg = _apply_transcription(
+            cfg,
+            inp["transcription"],
+            "session.audio.input.transcription",
+            ("model", "language", "prompt", "delay"),
+        )
     if "turn_detection" in inp:
-        cfg = _apply_turn_detection(cfg, inp["turn_detection"],
-                                    "session.audio.input.turn_detection")
+        cfg = _apply_turn_detection(
+            cfg, inp["turn_detection"], "session.audio.input.turn_detection"
+        )
     if "noise_reduction" in inp:
         nr = _check_opt_dict(inp["noise_reduction"], "session.audio.input.noise_reduction")
         cfg = dataclasses.replace(cfg, noise_reduction=nr)
@@ -514,7 +534,7 @@ def apply_ga_update(cfg: SessionConfig, session: dict[str, Any], compat: str) ->
 
 
 def apply_beta_update(cfg: SessionConfig, session: dict[str, Any], compat: str) -> SessionConfig:
-    """Apply a beta flat ``transcription_session.update`` body (PROTOCOL.md §2, beta)."""
+    """Apply a beta flat ``transcription_session.update`` body (docs/protocol.md §2, beta)."""
     if "input_audio_format" in session:
         fmt = session["input_audio_format"]
         if fmt is None:
@@ -529,20 +549,24 @@ def apply_beta_update(cfg: SessionConfig, session: dict[str, Any], compat: str) 
                 "session.input_audio_format",
             )
     if "input_audio_transcription" in session:
-        cfg = _apply_transcription(cfg, session["input_audio_transcription"],
-                                   "session.input_audio_transcription",
-                                   ("model", "language", "prompt"))
+        cfg = _apply_transcription(
+            cfg,
+            session["input_audio_transcription"],
+            "session.input_audio_transcription",
+            ("model", "language", "prompt"),
+        )
     if "turn_detection" in session:
         cfg = _apply_turn_detection(cfg, session["turn_detection"], "session.turn_detection")
     if "input_audio_noise_reduction" in session:
-        nr = _check_opt_dict(session["input_audio_noise_reduction"],
-                             "session.input_audio_noise_reduction")
+        nr = _check_opt_dict(
+            session["input_audio_noise_reduction"], "session.input_audio_noise_reduction"
+        )
         cfg = dataclasses.replace(cfg, noise_reduction=nr)
     return _apply_include(cfg, session, "session.include")
 
 
 def _check_model_rules(cfg: SessionConfig, compat: str, param_prefix: str) -> None:
-    """Model rules of ``compat="openai"`` (PROTOCOL.md §2 Models, §5)."""
+    """Model rules of ``compat="openai"`` (docs/protocol.md §2 Models, §5)."""
     if compat != "openai" or not cfg.transcription_enabled:
         return
     if cfg.model not in KNOWN_MODELS:
@@ -554,17 +578,23 @@ def _check_model_rules(cfg: SessionConfig, compat: str, param_prefix: str) -> No
         )
     if cfg.model == "gpt-realtime-whisper":
         if cfg.turn_detection is not None:
-            raise _ConfigError("unsupported_turn_detection",
-                               "Turn detection is not supported for this transcription model",
-                               "session.audio.input.turn_detection")
+            raise _ConfigError(
+                "unsupported_turn_detection",
+                "Turn detection is not supported for this transcription model",
+                "session.audio.input.turn_detection",
+            )
         if cfg.prompt:
-            raise _ConfigError("unsupported_prompt",
-                               "Prompt is not supported for this transcription model",
-                               f"{param_prefix}.prompt")
+            raise _ConfigError(
+                "unsupported_prompt",
+                "Prompt is not supported for this transcription model",
+                f"{param_prefix}.prompt",
+            )
     elif cfg.delay is not None and cfg.model != "gpt-live-transcribe":  # unconfirmed there
-        raise _ConfigError("unsupported_delay",
-                           "Delay is not supported for this transcription model",
-                           f"{param_prefix}.delay")
+        raise _ConfigError(
+            "unsupported_delay",
+            "Delay is not supported for this transcription model",
+            f"{param_prefix}.delay",
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -590,7 +620,7 @@ class Close:
 @dataclass(frozen=True)
 class Recognition:
     """What an engine heard: ``text`` (no leading/trailing space) and an optional mean log
-    probability per token (natural log, <= 0) used for ``logprobs`` (PROTOCOL.md §4)."""
+    probability per token (natural log, <= 0) used for ``logprobs`` (docs/protocol.md §4)."""
 
     text: str
     logprob: float | None = None
@@ -688,7 +718,7 @@ def split_pieces(transcript: str) -> list[str]:
     """Split a transcript into delta pieces: each word with its leading whitespace, so that
     ``"".join(split_pieces(t)) == t`` (trailing whitespace rides on the last piece)."""
     pieces = _PIECE.findall(transcript)
-    rest = transcript[sum(map(len, pieces)):]
+    rest = transcript[sum(map(len, pieces)) :]
     if rest:
         if pieces:
             pieces[-1] += rest
@@ -702,15 +732,16 @@ def _word_key(word: str) -> str:
     return "".join(ch for ch in word.lower() if ch.isalnum())
 
 
-def stable_prefix(previous: list[str] | tuple[str, ...] | None,
-                  current: list[str] | tuple[str, ...]) -> list[str]:
+def stable_prefix(
+    previous: list[str] | tuple[str, ...] | None, current: list[str] | tuple[str, ...]
+) -> list[str]:
     """The words two consecutive hypotheses agree on: their longest common prefix, compared
     word by word without case and punctuation ("Americans." = "americans"), in the spelling of
     ``current`` (``previous`` None: nothing is stable yet)."""
     if previous is None:
         return []
     n = 0
-    for a, b in zip(previous, current):
+    for a, b in zip(previous, current, strict=False):
         if _word_key(a) != _word_key(b):
             break
         n += 1
@@ -739,8 +770,11 @@ def continuation(streamed: str, words: list[str] | tuple[str, ...]) -> str:
     if keys[:k] == have_keys:
         j = k
     else:
-        blocks = [b for b in SequenceMatcher(None, have_keys, keys, autojunk=False)
-                  .get_matching_blocks() if b.size]
+        blocks = [
+            b
+            for b in SequenceMatcher(None, have_keys, keys, autojunk=False).get_matching_blocks()
+            if b.size
+        ]
         if blocks:
             last = blocks[-1]
             j = last.b + last.size + (k - (last.a + last.size))
@@ -751,8 +785,11 @@ def continuation(streamed: str, words: list[str] | tuple[str, ...]) -> str:
     return " " + " ".join(words[j:])
 
 
-def stable_delta(streamed: str, previous: list[str] | tuple[str, ...] | None,
-                 current: list[str] | tuple[str, ...]) -> str:
+def stable_delta(
+    streamed: str,
+    previous: list[str] | tuple[str, ...] | None,
+    current: list[str] | tuple[str, ...],
+) -> str:
     """The delta to send now that hypothesis ``current`` follows ``previous``, given the text
     already ``streamed`` for the item: the :func:`continuation` of the streamed text in their
     :func:`stable_prefix`, or ``""``. Deltas only ever append."""
@@ -787,12 +824,12 @@ def model_runs_server_vad(model: str | None) -> bool:
 
 
 def model_sends_deltas(model: str | None) -> bool:
-    """False for models that send ``completed`` only (whisper-1, PROTOCOL.md §2)."""
+    """False for models that send ``completed`` only (whisper-1, docs/protocol.md §2)."""
     return _base_model(model or DEFAULT_MODEL) not in COMPLETED_ONLY_MODELS
 
 
 def usage_for(model: str | None, duration_s: float, transcript: str) -> dict[str, Any]:
-    """The ``usage`` object of a completed item (PROTOCOL.md §4, Models table of §2).
+    """The ``usage`` object of a completed item (docs/protocol.md §4, Models table of §2).
 
     Duration-billed models (and unknown ones) -> ``{"type":"duration","seconds":s}`` with ``s``
     the item's committed audio in seconds (3 decimals). Token-billed models -> a token usage
@@ -817,7 +854,7 @@ def usage_for(model: str | None, duration_s: float, transcript: str) -> dict[str
 
 
 class ServerSession:
-    """One websocket's worth of protocol state, server side (PROTOCOL.md §2-§6).
+    """One websocket's worth of protocol state, server side (docs/protocol.md §2-§6).
 
     Construct with what the handshake told: ``query_model`` (``?model=``, or None),
     ``openai_beta`` (an ``OpenAI-Beta`` header was sent), ``compat``, ``faults`` and the
@@ -826,7 +863,7 @@ class ServerSession:
     :meth:`transcribed` / :meth:`transcription_failed` per finished job. Each returns
     :class:`Actions`. After a :class:`Close` was returned, further calls return nothing.
 
-    Compat modes (PROTOCOL.md §1, §5):
+    Compat modes (docs/protocol.md §1, §5):
 
     - ``lenient`` (default): both URL forms, any model name, both dialects.
     - ``openai``: ``?model=`` makes the first ``session.update`` fail with ``invalid_model`` and
@@ -835,7 +872,7 @@ class ServerSession:
       are rejected; the beta ``transcription_session.update`` is an unknown event.
     - ``gateway``: a missing ``?model=`` closes 1008 "model query parameter is required".
 
-    Models behave as their class does (PROTOCOL.md §2, §4; ``models.get_model_info``):
+    Models behave as their class does (docs/protocol.md §2, §4; ``models.get_model_info``):
 
     - *Pre-commit deltas* (``deltas_before_commit``: gpt-realtime-whisper,
       gpt-live-transcribe): every ``delta_interval_s`` (stretched by the decode backlog, see
@@ -964,8 +1001,11 @@ class ServerSession:
     def streams_partials(self) -> bool:
         """Partial decodes run: the model streams deltas before the commit."""
         cfg = self.config
-        return (self.delta_interval_s is not None and cfg.transcription_enabled
-                and model_streams_before_commit(cfg.model))
+        return (
+            self.delta_interval_s is not None
+            and cfg.transcription_enabled
+            and model_streams_before_commit(cfg.model)
+        )
 
     @property
     def _next_item_id(self) -> str:
@@ -990,8 +1030,13 @@ class ServerSession:
     ) -> dict[str, Any]:
         return self._event(
             "error",
-            error={"type": etype, "code": code, "message": message, "param": param,
-                   "event_id": client_event_id},
+            error={
+                "type": etype,
+                "code": code,
+                "message": message,
+                "param": param,
+                "event_id": client_event_id,
+            },
         )
 
     def _close(self, actions: Actions, code: int, reason: str, abort: bool = False) -> Actions:
@@ -1007,7 +1052,7 @@ class ServerSession:
     # -- inputs -------------------------------------------------------------------------------
 
     def opened(self, now: float) -> Actions:
-        """The websocket is open: ``session.created`` (PROTOCOL.md §4), or a compat close."""
+        """The websocket is open: ``session.created`` (docs/protocol.md §4), or a compat close."""
         self.opened_at = now
         self._now = now
         self.counters.sessions_opened += 1
@@ -1022,15 +1067,18 @@ class ServerSession:
         return actions
 
     def tick(self, now: float) -> Actions:
-        """Enforce the session cap (PROTOCOL.md §6): past ``max_session_s`` since opening,
+        """Enforce the session cap (docs/protocol.md §6): past ``max_session_s`` since opening,
         an ``error`` ``session_expired`` then close 1001; and a timed drop
         (``Faults.drop_after_s``) when one is due."""
         actions = Actions()
         if self.closed or self.opened_at is None:
             return actions
         drop = self.faults.drop_after_s
-        if (drop is not None and now >= self.opened_at + drop
-                and self.counters.drops < self.faults.drop_sessions):
+        if (
+            drop is not None
+            and now >= self.opened_at + drop
+            and self.counters.drops < self.faults.drop_sessions
+        ):
             self.counters.drops += 1
             if self.faults.drop_mode == "reset":
                 return self._close(actions, 1006, "reset", abort=True)
@@ -1038,14 +1086,16 @@ class ServerSession:
         if self.expires_at is None or now < self.expires_at:
             return actions
         minutes = self.max_session_s / 60
-        actions.events.append(self._error(
-            "session_expired",
-            f"Your session hit the maximum duration of {minutes:g} minutes.",
-        ))
+        actions.events.append(
+            self._error(
+                "session_expired",
+                f"Your session hit the maximum duration of {minutes:g} minutes.",
+            )
+        )
         return self._close(actions, 1001, "maximum duration reached")
 
     def receive(self, text: str, now: float) -> Actions:
-        """One client text message -> :class:`Actions` (PROTOCOL.md §3).
+        """One client text message -> :class:`Actions` (docs/protocol.md §3).
 
         Malformed JSON, a non-object, a missing or unknown ``type`` -> an ``error`` event
         (``invalid_request_error``); the session goes on.
@@ -1066,29 +1116,53 @@ class ServerSession:
         if not isinstance(client_id, str):
             client_id = None
         etype = event.get("type")
-        handler = {
-            "session.update": self._on_session_update,
-            "transcription_session.update": self._on_beta_update,
-            "input_audio_buffer.append": self._on_append,
-            "input_audio_buffer.commit": self._on_commit,
-            "input_audio_buffer.clear": self._on_clear,
-        }.get(etype) if isinstance(etype, str) else None
+        handler = (
+            {
+                "session.update": self._on_session_update,
+                "transcription_session.update": self._on_beta_update,
+                "input_audio_buffer.append": self._on_append,
+                "input_audio_buffer.commit": self._on_commit,
+                "input_audio_buffer.clear": self._on_clear,
+            }.get(etype)
+            if isinstance(etype, str)
+            else None
+        )
         if etype is None:
-            return Actions([self._error("missing_required_parameter",
-                                        "Missing required parameter: 'type'.", param="type",
-                                        client_event_id=client_id)])
+            return Actions(
+                [
+                    self._error(
+                        "missing_required_parameter",
+                        "Missing required parameter: 'type'.",
+                        param="type",
+                        client_event_id=client_id,
+                    )
+                ]
+            )
         if handler is None or (self.compat == "openai" and etype == "transcription_session.update"):
-            return Actions([self._error("invalid_value",
-                                        f"Invalid value: '{etype}'. Unsupported client event type.",
-                                        param="type", client_event_id=client_id)])
+            return Actions(
+                [
+                    self._error(
+                        "invalid_value",
+                        f"Invalid value: '{etype}'. Unsupported client event type.",
+                        param="type",
+                        client_event_id=client_id,
+                    )
+                ]
+            )
         return handler(event, client_id)
 
     def binary_received(self) -> Actions:
         """A binary websocket message: not part of the protocol -> ``error``, session goes on."""
         if self.closed:
             return Actions()
-        return Actions([self._error("invalid_value", "Binary messages are not supported; send "
-                                    "audio with input_audio_buffer.append.")])
+        return Actions(
+            [
+                self._error(
+                    "invalid_value",
+                    "Binary messages are not supported; send audio with input_audio_buffer.append.",
+                )
+            ]
+        )
 
     def server_error(self, code: str, message: str) -> Actions:
         """An ``error`` event of type ``server_error`` the shell needs to tell the client
@@ -1100,27 +1174,40 @@ class ServerSession:
     def _on_session_update(self, event: dict[str, Any], client_id: str | None) -> Actions:
         body = event.get("session")
         if not isinstance(body, dict):
-            return Actions([self._error("missing_required_parameter",
-                                        "Missing required parameter: 'session'.", param="session",
-                                        client_event_id=client_id)])
+            return Actions(
+                [
+                    self._error(
+                        "missing_required_parameter",
+                        "Missing required parameter: 'session'.",
+                        param="session",
+                        client_event_id=client_id,
+                    )
+                ]
+            )
         self._updates_seen += 1
         if self.compat == "openai" and self.query_model and self._updates_seen == 1:
-            actions = Actions([self._error(
-                "invalid_model",
-                f'Model "{self.query_model}" is not supported in transcription mode.',
-                param="session.audio.input.transcription.model", client_event_id=client_id,
-            )])
+            actions = Actions(
+                [
+                    self._error(
+                        "invalid_model",
+                        f'Model "{self.query_model}" is not supported in transcription mode.',
+                        param="session.audio.input.transcription.model",
+                        client_event_id=client_id,
+                    )
+                ]
+            )
             return self._close(actions, 4000, "invalid_model")
         flat = self.compat == "lenient" and any(k in body for k in _BETA_KEYS)
         try:
-            if flat:  # speaches' shape: beta fields inside a session.update (PROTOCOL.md §2)
+            if flat:  # speaches' shape: beta fields inside a session.update (docs/protocol.md §2)
                 new = apply_beta_update(self.config, body, self.compat)
             else:
                 new = apply_ga_update(self.config, body, self.compat)
             _check_model_rules(new, self.compat, "session.audio.input.transcription")
         except _ConfigError as exc:
-            return Actions([self._error(exc.code, exc.message, param=exc.param,
-                                        client_event_id=client_id)])
+            return Actions(
+                [self._error(exc.code, exc.message, param=exc.param, client_event_id=client_id)]
+            )
         self._set_config(new)
         session = new.to_beta(self.session_id) if flat else new.to_ga(self.session_id)
         return Actions([self._event("session.updated", session=session)])
@@ -1128,17 +1215,26 @@ class ServerSession:
     def _on_beta_update(self, event: dict[str, Any], client_id: str | None) -> Actions:
         body = event.get("session")
         if not isinstance(body, dict):
-            return Actions([self._error("missing_required_parameter",
-                                        "Missing required parameter: 'session'.", param="session",
-                                        client_event_id=client_id)])
+            return Actions(
+                [
+                    self._error(
+                        "missing_required_parameter",
+                        "Missing required parameter: 'session'.",
+                        param="session",
+                        client_event_id=client_id,
+                    )
+                ]
+            )
         try:
             new = apply_beta_update(self.config, body, self.compat)
         except _ConfigError as exc:
-            return Actions([self._error(exc.code, exc.message, param=exc.param,
-                                        client_event_id=client_id)])
+            return Actions(
+                [self._error(exc.code, exc.message, param=exc.param, client_event_id=client_id)]
+            )
         self._set_config(new)
-        return Actions([self._event("transcription_session.updated",
-                                    session=new.to_beta(self.session_id))])
+        return Actions(
+            [self._event("transcription_session.updated", session=new.to_beta(self.session_id))]
+        )
 
     def _set_config(self, new: SessionConfig) -> None:
         old = self.config
@@ -1195,35 +1291,69 @@ class ServerSession:
     def _on_append(self, event: dict[str, Any], client_id: str | None) -> Actions:
         audio_b64 = event.get("audio")
         if not isinstance(audio_b64, str):
-            return Actions([self._error("missing_required_parameter",
-                                        "Missing required parameter: 'audio'.", param="audio",
-                                        client_event_id=client_id)])
+            return Actions(
+                [
+                    self._error(
+                        "missing_required_parameter",
+                        "Missing required parameter: 'audio'.",
+                        param="audio",
+                        client_event_id=client_id,
+                    )
+                ]
+            )
         if len(audio_b64) > (MAX_APPEND_BYTES * 4) // 3 + 4:
-            return Actions([self._error(
-                "input_audio_buffer_append_too_large",
-                f"Audio data of an append must be at most {MAX_APPEND_BYTES} bytes.",
-                param="audio", client_event_id=client_id)])
+            return Actions(
+                [
+                    self._error(
+                        "input_audio_buffer_append_too_large",
+                        f"Audio data of an append must be at most {MAX_APPEND_BYTES} bytes.",
+                        param="audio",
+                        client_event_id=client_id,
+                    )
+                ]
+            )
         try:
             audio = base64.b64decode(audio_b64, validate=True)
         except (binascii.Error, ValueError):
-            return Actions([self._error("invalid_value", "Invalid base64 in 'audio'.",
-                                        param="audio", client_event_id=client_id)])
+            return Actions(
+                [
+                    self._error(
+                        "invalid_value",
+                        "Invalid base64 in 'audio'.",
+                        param="audio",
+                        client_event_id=client_id,
+                    )
+                ]
+            )
         if len(audio) > MAX_APPEND_BYTES:
-            return Actions([self._error(
-                "input_audio_buffer_append_too_large",
-                f"Audio data of an append must be at most {MAX_APPEND_BYTES} bytes.",
-                param="audio", client_event_id=client_id)])
+            return Actions(
+                [
+                    self._error(
+                        "input_audio_buffer_append_too_large",
+                        f"Audio data of an append must be at most {MAX_APPEND_BYTES} bytes.",
+                        param="audio",
+                        client_event_id=client_id,
+                    )
+                ]
+            )
         bps = self.config.bytes_per_second
         if (len(self._buffer) + len(audio)) / bps > self.max_buffer_s:
             if self._overflowed:
                 return Actions()
             self._overflowed = True
-            return Actions([self._error(
-                "input_audio_buffer_full",
-                f"The input audio buffer already holds {self.buffered_s:.1f} s of uncommitted "
-                f"audio, the most this server keeps (max_buffer_s={self.max_buffer_s:g}); "
-                "audio is dropped until the buffer is committed or cleared.",
-                param="audio", client_event_id=client_id)])
+            return Actions(
+                [
+                    self._error(
+                        "input_audio_buffer_full",
+                        f"The input audio buffer already holds {self.buffered_s:.1f} s of "
+                        "uncommitted "
+                        f"audio, the most this server keeps (max_buffer_s={self.max_buffer_s:g}); "
+                        "audio is dropped until the buffer is committed or cleared.",
+                        param="audio",
+                        client_event_id=client_id,
+                    )
+                ]
+            )
         if not self._buffer:
             self._open_started_at = self._now
         self._buffer += audio
@@ -1237,18 +1367,27 @@ class ServerSession:
     def _audio_faults(self) -> Actions:
         actions = Actions()
         f, received_ms = self.faults, self._audio_received_s * 1000
-        if (f.error_code_after_audio_ms is not None and not self._error_fault_sent
-                and self.counters.error_events < 1
-                and received_ms >= f.error_code_after_audio_ms[1]):
+        if (
+            f.error_code_after_audio_ms is not None
+            and not self._error_fault_sent
+            and self.counters.error_events < 1
+            and received_ms >= f.error_code_after_audio_ms[1]
+        ):
             self._error_fault_sent = True
             self.counters.error_events += 1
             code = f.error_code_after_audio_ms[0]
-            actions.events.append(self._error(code, f"Injected error '{code}'.",
-                                              etype="server_error"
-                                              if code == "server_error" else
-                                              "invalid_request_error"))
-        if (f.drop_after_audio_ms is not None and received_ms >= f.drop_after_audio_ms
-                and self.counters.drops < f.drop_sessions):
+            actions.events.append(
+                self._error(
+                    code,
+                    f"Injected error '{code}'.",
+                    etype="server_error" if code == "server_error" else "invalid_request_error",
+                )
+            )
+        if (
+            f.drop_after_audio_ms is not None
+            and received_ms >= f.drop_after_audio_ms
+            and self.counters.drops < f.drop_sessions
+        ):
             self.counters.drops += 1
             if f.drop_mode == "reset":
                 return self._close(actions, 1006, "reset", abort=True)
@@ -1263,12 +1402,17 @@ class ServerSession:
         duration_s = self.buffered_s
         if duration_s < MIN_COMMIT_S:
             ms = duration_s * 1000
-            return Actions([self._error(
-                "input_audio_buffer_commit_empty",
-                f"Error committing input audio buffer: buffer too small. Expected at least "
-                f"100ms of audio, but buffer only has {ms:.2f}ms of audio.",
-                param=None, client_event_id=client_id,
-            )])
+            return Actions(
+                [
+                    self._error(
+                        "input_audio_buffer_commit_empty",
+                        f"Error committing input audio buffer: buffer too small. Expected at least "
+                        f"100ms of audio, but buffer only has {ms:.2f}ms of audio.",
+                        param=None,
+                        client_event_id=client_id,
+                    )
+                ]
+            )
         self._speaking = False
         self._silence_since_s = None
         return self._commit(len(self._buffer))
@@ -1289,24 +1433,31 @@ class ServerSession:
             self._streamed_by_item[item_id] = self._streamed
         self._open_id_used = False
         self._start_open_item()
-        actions = Actions([self._event("input_audio_buffer.committed", item_id=item_id,
-                                       previous_item_id=previous)])
+        actions = Actions(
+            [
+                self._event(
+                    "input_audio_buffer.committed", item_id=item_id, previous_item_id=previous
+                )
+            ]
+        )
         if cfg.transcription_enabled:
-            actions.jobs.append(TranscriptionJob(
-                session_id=self.session_id,
-                item_id=item_id,
-                index=self._item_seq,
-                previous_item_id=previous,
-                audio=audio,
-                format_type=cfg.format_type,
-                rate=cfg.rate,
-                duration_s=duration_s,
-                model=cfg.model or DEFAULT_MODEL,
-                language=cfg.language,
-                prompt=cfg.prompt,
-                logprobs=cfg.logprobs,
-                fail=self._item_seq in self.faults.fail_items,
-            ))
+            actions.jobs.append(
+                TranscriptionJob(
+                    session_id=self.session_id,
+                    item_id=item_id,
+                    index=self._item_seq,
+                    previous_item_id=previous,
+                    audio=audio,
+                    format_type=cfg.format_type,
+                    rate=cfg.rate,
+                    duration_s=duration_s,
+                    model=cfg.model or DEFAULT_MODEL,
+                    language=cfg.language,
+                    prompt=cfg.prompt,
+                    logprobs=cfg.logprobs,
+                    fail=self._item_seq in self.faults.fail_items,
+                )
+            )
         return actions
 
     def _bytes_before(self, t_s: float) -> int:
@@ -1318,10 +1469,11 @@ class ServerSession:
 
     # -- server VAD ---------------------------------------------------------------------------
 
-    def speech_probabilities(self, probabilities: list[float] | tuple[float, ...],
-                             epoch: int) -> Actions:
+    def speech_probabilities(
+        self, probabilities: list[float] | tuple[float, ...], epoch: int
+    ) -> Actions:
         """The detector's speech probabilities for the next windows (``vad_window_s`` each) of
-        the audio of :class:`VadInput` s of ``epoch`` -> turn events (PROTOCOL.md §4).
+        the audio of :class:`VadInput` s of ``epoch`` -> turn events (docs/protocol.md §4).
 
         Idle: a probability >= ``threshold`` sends ``speech_started`` (``audio_start_ms`` =
         speech start minus ``prefix_padding_ms``, not before the buffer). Speaking:
@@ -1343,13 +1495,17 @@ class ServerSession:
                 self._speaking = True
                 self._silence_since_s = None
                 audio_start = max(self._buffer_start_s, start - td.prefix_padding_ms / 1000)
-                del self._buffer[:self._bytes_before(audio_start)]
+                del self._buffer[: self._bytes_before(audio_start)]
                 if self._open_started_at is None and self._buffer:
                     self._open_started_at = self._now
                 self._open_id_used = True
-                actions.events.append(self._event(
-                    "input_audio_buffer.speech_started", item_id=self._next_item_id,
-                    audio_start_ms=max(0, round(self._buffer_start_s * 1000))))
+                actions.events.append(
+                    self._event(
+                        "input_audio_buffer.speech_started",
+                        item_id=self._next_item_id,
+                        audio_start_ms=max(0, round(self._buffer_start_s * 1000)),
+                    )
+                )
             elif p >= td.threshold:
                 self._silence_since_s = None
             elif p < td.neg_threshold:
@@ -1358,13 +1514,17 @@ class ServerSession:
                 if end - self._silence_since_s >= td.silence_duration_ms / 1000:
                     self._speaking = False
                     self._silence_since_s = None
-                    actions.events.append(self._event(
-                        "input_audio_buffer.speech_stopped", item_id=self._next_item_id,
-                        audio_end_ms=round(end * 1000)))
+                    actions.events.append(
+                        self._event(
+                            "input_audio_buffer.speech_stopped",
+                            item_id=self._next_item_id,
+                            audio_end_ms=round(end * 1000),
+                        )
+                    )
                     actions.extend(self._commit(self._bytes_before(end)))
         if not self._speaking:  # keep only the padding a next turn may need
             keep_from = self._vad_pos_s - td.prefix_padding_ms / 1000
-            del self._buffer[:self._bytes_before(keep_from)]
+            del self._buffer[: self._bytes_before(keep_from)]
             if not self._buffer:
                 self._open_started_at = None
         return actions
@@ -1374,17 +1534,23 @@ class ServerSession:
     def partial_due_at(self, backlog: int = 0) -> float | None:
         """When the next partial decode of the open buffer is due (None: none is wanted now:
         the model has no pre-commit deltas, one is in flight, or too little new audio)."""
-        if (self.closed or self._partial_pending is not None or self._open_started_at is None
-                or not self.streams_partials):
+        if (
+            self.closed
+            or self._partial_pending is not None
+            or self._open_started_at is None
+            or not self.streams_partials
+        ):
             return None
         assert self.delta_interval_s is not None
         bps = self.config.bytes_per_second
         n = len(self._buffer)
-        if (n < MIN_PARTIAL_S * bps or n - self._partial_bytes < MIN_PARTIAL_GROWTH_S * bps
-                or n > self.max_partial_s * bps):
+        if (
+            n < MIN_PARTIAL_S * bps
+            or n - self._partial_bytes < MIN_PARTIAL_GROWTH_S * bps
+            or n > self.max_partial_s * bps
+        ):
             return None
-        last = self._partial_last_at if self._partial_last_at is not None else \
-            self._open_started_at
+        last = self._partial_last_at if self._partial_last_at is not None else self._open_started_at
         return last + partial_interval(self.delta_interval_s, backlog)
 
     def take_partial(self, now: float, backlog: int = 0) -> PartialJob | None:
@@ -1437,24 +1603,27 @@ class ServerSession:
 
     # -- results ------------------------------------------------------------------------------
 
-    def engine_prompt(self, job: TranscriptionJob | PartialJob, max_chars: int = 600
-                      ) -> str | None:
+    def engine_prompt(self, job: TranscriptionJob | PartialJob, max_chars: int = 600) -> str | None:
         """The prompt to give the recognizer for ``job``: the client's ``prompt`` followed by
         the transcript of the previous item of this session (context across turns), cut to the
         last ``max_chars`` characters; None when both are empty."""
-        parts = [p for p in (job.prompt, self._transcripts.get(job.previous_item_id or ""))
-                 if p]
+        parts = [p for p in (job.prompt, self._transcripts.get(job.previous_item_id or "")) if p]
         if not parts:
             return None
         return " ".join(parts)[-max_chars:]
 
-    def _deltas(self, item_id: str, text: str, logprob: float | None, with_logprobs: bool
-                ) -> list[dict[str, Any] | Pause]:
+    def _deltas(
+        self, item_id: str, text: str, logprob: float | None, with_logprobs: bool
+    ) -> list[dict[str, Any] | Pause]:
         lp = -0.1 if logprob is None else round(float(logprob), 4)
         events: list[dict[str, Any] | Pause] = []
         for piece in split_pieces(text):
-            delta = self._event("conversation.item.input_audio_transcription.delta",
-                                item_id=item_id, content_index=0, delta=piece)
+            delta = self._event(
+                "conversation.item.input_audio_transcription.delta",
+                item_id=item_id,
+                content_index=0,
+                delta=piece,
+            )
             if with_logprobs:
                 delta["logprobs"] = [_logprob_entry(piece, lp)]
             events.append(delta)
@@ -1463,7 +1632,7 @@ class ServerSession:
     def transcribed(self, job: TranscriptionJob, result: Recognition) -> Actions:
         """The recognizer's result for ``job`` -> deltas of the text not yet streamed (one per
         word piece), an optional :class:`Pause`, then ``completed`` with ``usage``
-        (PROTOCOL.md §4). The deltas of the item (pre-commit ones included) concatenate to the
+        (docs/protocol.md §4). The deltas of the item (pre-commit ones included) concatenate to the
         transcript, unless the final disagrees with what was streamed before the commit: then
         the deltas still only append (the :func:`continuation` of the streamed text in the
         final), and ``completed`` carries the final text, which is authoritative."""
@@ -1475,15 +1644,19 @@ class ServerSession:
         self._transcripts.pop(job.previous_item_id or "", None)
         actions = Actions()
         if model_sends_deltas(job.model):
-            rest = (text[len(streamed):] if text.startswith(streamed)
-                    else continuation(streamed, text.split()))
-            actions.events.extend(self._deltas(job.item_id, rest, result.logprob,
-                                               job.logprobs))
+            rest = (
+                text[len(streamed) :]
+                if text.startswith(streamed)
+                else continuation(streamed, text.split())
+            )
+            actions.events.extend(self._deltas(job.item_id, rest, result.logprob, job.logprobs))
         if self.faults.completed_delay_ms > 0:
             actions.events.append(Pause(self.faults.completed_delay_ms / 1000))
         completed = self._event(
             "conversation.item.input_audio_transcription.completed",
-            item_id=job.item_id, content_index=0, transcript=text,
+            item_id=job.item_id,
+            content_index=0,
+            transcript=text,
             usage=usage_for(job.model, job.duration_s, text),
         )
         if job.logprobs:
@@ -1496,17 +1669,25 @@ class ServerSession:
 
     def transcription_failed(self, job: TranscriptionJob) -> Actions:
         """``job`` could not be transcribed (the ``fail_items`` fault or an engine error) ->
-        ``conversation.item.input_audio_transcription.failed`` (PROTOCOL.md §4)."""
+        ``conversation.item.input_audio_transcription.failed`` (docs/protocol.md §4)."""
         self._streamed_by_item.pop(job.item_id, None)
         if self.closed:
             return Actions()
-        return Actions([self._event(
-            "conversation.item.input_audio_transcription.failed",
-            item_id=job.item_id, content_index=0,
-            error={"type": "server_error", "code": None,
-                   "message": f"Input transcription failed for item '{job.item_id}'.",
-                   "param": None},
-        )])
+        return Actions(
+            [
+                self._event(
+                    "conversation.item.input_audio_transcription.failed",
+                    item_id=job.item_id,
+                    content_index=0,
+                    error={
+                        "type": "server_error",
+                        "code": None,
+                        "message": f"Input transcription failed for item '{job.item_id}'.",
+                        "param": None,
+                    },
+                )
+            ]
+        )
 
 
 def _logprob_entry(piece: str, logprob: float) -> dict[str, Any]:

