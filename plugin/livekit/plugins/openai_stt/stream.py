@@ -43,6 +43,7 @@ from .protocol import events as ev
 from .protocol import g711
 from .protocol.endpoint import redact_url
 from .protocol.errors import Classified, ErrorAction, classify_error_event
+from .protocol.events import MIN_COMMIT_MS
 from .protocol.session import build_session_update, wire_bytes_per_sample
 from .protocol.transcript import (
     CommitRefusedOut,
@@ -62,10 +63,8 @@ from .transport import Connection, TransportError
 if TYPE_CHECKING:
     from .stt import STT, STTOptions
 
-__all__ = ["SpeechStream", "MIN_COMMIT_MS", "option_changes"]
+__all__ = ["SpeechStream", "option_changes"]
 
-MIN_COMMIT_MS = 100
-"""A commit with less audio is refused by the server (``input_audio_buffer_commit_empty``)."""
 
 _DEADLINE_TICK_S = 0.25
 _QUICK_SESSION_S = 5.0  # a session that ends sooner than this made no progress

@@ -43,6 +43,8 @@ __all__ = [
     "append_event",
     "commit_event",
     "clear_event",
+    "MIN_COMMIT_MS",
+    "MAX_APPEND_BYTES",
     "dumps_event",
 ]
 
@@ -542,6 +544,13 @@ def parse(text: str | bytes) -> ServerEvent:
 
 
 # -- client events ---------------------------------------------------------------------------
+
+MIN_COMMIT_MS = 100
+"""Least audio a commit needs, milliseconds: with less the server answers
+``input_audio_buffer_commit_empty`` (docs/protocol.md §3)."""
+
+MAX_APPEND_BYTES = 15 * 1024 * 1024
+"""Most decoded audio one ``input_audio_buffer.append`` may carry, bytes (docs/protocol.md §3)."""
 
 _APPEND_HEAD = b'{"type":"input_audio_buffer.append","audio":"'
 _APPEND_TAIL = b'"}'

@@ -35,6 +35,7 @@ from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
 from ..models import get_model_info
+from ..protocol.events import MAX_APPEND_BYTES, MIN_COMMIT_MS
 
 __all__ = [
     "DEFAULT_DELTA_INTERVAL_S",
@@ -79,9 +80,7 @@ KNOWN_MODELS = DURATION_BILLED_MODELS | TOKEN_BILLED_MODELS
 DEFAULT_MODEL = "gpt-realtime-whisper"
 
 #: Least audio a commit needs (docs/protocol.md §3), in seconds.
-MIN_COMMIT_S = 0.1
-#: Largest decoded audio payload of one ``input_audio_buffer.append`` (docs/protocol.md §3), bytes.
-MAX_APPEND_BYTES = 15 * 1024 * 1024
+MIN_COMMIT_S = MIN_COMMIT_MS / 1000
 #: Values accepted for ``transcription.delay`` (docs/protocol.md §2, gpt-realtime-whisper).
 DELAY_VALUES = ("minimal", "low", "medium", "high", "xhigh")
 LOGPROBS_INCLUDE = "item.input_audio_transcription.logprobs"
