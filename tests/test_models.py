@@ -239,3 +239,55 @@ def test_a_token_model_without_a_price_has_no_cost() -> None:
 def test_a_negative_amount_raises() -> None:
     with pytest.raises(ValueError):
         estimate_cost_usd(get_model_info("whisper-1"), audio_seconds=-1)
+
+
+# -- facts the local server reads (server VAD, deltas, usage shape, languages, rejections) -------
+
+
+@pytest.mark.parametrize(
+    ("name", "sends_deltas", "usage_shape", "returns_languages", "rejected"),
+    [
+        ("gpt-realtime-whisper", True, "duration", False, {"turn_detection", "prompt"}),
+        ("gpt-live-transcribe", True, "duration", False, set()),
+        ("gpt-transcribe", True, "duration", True, {"delay"}),
+        ("gpt-4o-transcribe", True, "tokens", False, {"delay"}),
+        ("gpt-4o-mini-transcribe", True, "tokens", False, {"delay"}),
+        ("whisper-1", False, "tokens", False, {"delay"}),  # priced per minute, reports tokens
+        ("gpt-4o-transcribe-2025-03-20", True, "tokens", False, {"delay"}),
+        ("my-azure-deployment", True, "duration", False, set()),
+    ],
+)
+def test_completed_event_facts_and_rejected_options(
+    name, sends_deltas, usage_shape, returns_languages, rejected
+) -> None:
+    info = get_model_info(name)
+    assert info.sends_deltas is sends_deltas
+    assert info.reported_usage_kind == usage_shape
+    assert info.returns_languages is returns_languages
+    assert info.rejected_options == frozenset(rejected)
+
+
+def test_known_is_false_only_for_the_safe_defaults(isolated_registry) -> None:
+    assert all(get_model_info(n).known for n in get_args(STTModels))
+    assert get_model_info("gpt-4o-transcribe-2025-03-20").known
+    assert not get_model_info("my-deployment").known
+    register_model(dataclasses.replace(get_model_info("whisper-1"), name="my-deployment"))
+    assert get_model_info("my-deployment").known
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        pytest.param({"usage_shape": "seconds"}, id="bad-usage-shape"),
+        pytest.param({"rejected_options": {"language"}}, id="unrejectable-option"),
+    ],
+)
+def test_an_invalid_new_field_raises(kwargs) -> None:
+    with pytest.raises(ValueError):
+        dataclasses.replace(get_model_info("whisper-1"), **kwargs)
+
+
+def test_rejected_options_given_as_a_set_become_a_frozenset() -> None:
+    info = dataclasses.replace(get_model_info("whisper-1"), rejected_options={"prompt"})
+    assert info.rejected_options == frozenset({"prompt"}) and hash(info)
+    assert models.REJECTABLE_OPTIONS == ("turn_detection", "prompt", "delay")

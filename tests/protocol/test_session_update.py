@@ -4,16 +4,26 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
+import typing
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from livekit.plugins.openai_stt import models
 from livekit.plugins.openai_stt.models import get_model_info
+from livekit.plugins.openai_stt.protocol.events import EventParseError
 from livekit.plugins.openai_stt.protocol.session import (
+    DIALECTS,
     LOGPROBS_INCLUDE,
+    WIRE_FORMATS,
     SessionConfig,
     build_session_update,
+    parse_session_update,
     wire_bytes_per_sample,
+    wire_format_of_ga_type,
     wire_sample_rate_hz,
 )
 
@@ -474,3 +484,181 @@ def test_payload_is_json_serialisable(dialect):
     config = SessionConfig(model=G4O, prompt="Grüße", turn_detection=SERVER_VAD, logprobs=True)
     payload = build_session_update(config, get_model_info(G4O), dialect).payload
     assert json.loads(json.dumps(payload)) == payload
+
+
+# -- parse_session_update: the inverse of build_session_update, per dialect ----------------------
+
+ALL_MODELS = [*typing.get_args(models.STTModels), "my-self-hosted-model"]
+
+
+@st.composite
+def accepted_configs(draw, dialect):
+    """A model and a config using only options that model accepts (nothing dropped)."""
+    model = draw(st.sampled_from(ALL_MODELS))
+    info = get_model_info(model)
+    text = st.text(min_size=1, max_size=12)
+    names = st.lists(st.text(min_size=1, max_size=6), min_size=1, max_size=3).map(tuple)
+    audio_format = draw(st.sampled_from(list(WIRE_FORMATS)))
+    pcm_rate = 24000
+    if dialect == "ga" and audio_format == "pcm16":
+        pcm_rate = draw(st.sampled_from([8000, 16000, 24000, 44100, 48000]))
+    vad = st.sampled_from([SERVER_VAD, SEMANTIC_VAD, {"type": "server_vad", "threshold": 0.7}])
+    config = SessionConfig(
+        model=model,
+        language=draw(st.none() | st.sampled_from(["en", "fr", "de"]))
+        if info.accepts_language
+        else None,
+        prompt=draw(st.none() | text) if info.accepts_prompt else None,
+        delay=draw(st.none() | st.sampled_from(typing.get_args(models.DelayLevel)))
+        if info.accepts_delay
+        else None,
+        noise_reduction=draw(st.sampled_from([None, "near_field", "far_field"])),
+        turn_detection=draw(st.none() | vad) if info.server_vad else None,
+        audio_format=audio_format,
+        logprobs=draw(st.booleans()),
+        languages=draw(st.none() | names) if info.accepts_languages_and_keywords else None,
+        keywords=draw(st.none() | names) if info.accepts_languages_and_keywords else None,
+        pcm_rate_hz=pcm_rate,
+    )
+    return config, info
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+@given(data=st.data())
+def test_parse_session_update_inverts_build_session_update_per_dialect(dialect, data):
+    config, info = data.draw(accepted_configs(dialect))
+    update = build_session_update(config, info, dialect)
+    assert update.dropped == ()
+    assert parse_session_update(update.payload, dialect) == config
+    # and through JSON, as it travels
+    assert parse_session_update(json.loads(json.dumps(update.payload)), dialect) == config
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_a_null_transcription_round_trips_as_transcription_disabled(dialect):
+    config = SessionConfig(model="", language=None, transcription_enabled=False)
+    payload = build_session_update(config, get_model_info(W1), dialect).payload
+    assert parse_session_update(payload, dialect) == config
+
+
+def test_protocol_md_example_parses_back():
+    text = json.dumps(
+        {
+            "type": "session.update",
+            "session": {
+                "type": "transcription",
+                "audio": {
+                    "input": {
+                        "format": {"type": "audio/pcm", "rate": 24000},
+                        "transcription": {
+                            "model": "gpt-realtime-whisper",
+                            "language": "en",
+                            "delay": "low",
+                        },
+                        "turn_detection": None,
+                        "noise_reduction": {"type": "far_field"},
+                    }
+                },
+                "include": ["item.input_audio_transcription.logprobs"],
+            },
+        }
+    )
+    assert parse_session_update(json.loads(text), "ga") == SessionConfig(
+        model=GRW, language="en", delay="low", noise_reduction="far_field", logprobs=True
+    )
+
+
+@pytest.mark.parametrize(
+    ("dialect", "mutate", "field"),
+    [
+        ("ga", lambda p: p.update(type="transcription_session.update"), "type"),
+        ("beta", lambda p: p.update(type="session.update"), "type"),
+        ("ga", lambda p: p.pop("session"), "session"),
+        ("ga", lambda p: p["session"].update(type="realtime"), "session.type"),
+        ("ga", lambda p: p["session"].pop("audio"), "session.audio"),
+        (
+            "ga",
+            lambda p: p["session"]["audio"]["input"]["format"].update(type="audio/opus"),
+            "session.audio.input.format.type",
+        ),
+        (
+            "ga",
+            lambda p: p["session"]["audio"]["input"]["format"].update(rate="24k"),
+            "session.audio.input.format.rate",
+        ),
+        (
+            "ga",
+            lambda p: p["session"]["audio"]["input"]["transcription"].pop("model"),
+            "session.audio.input.transcription.model",
+        ),
+        (
+            "ga",
+            lambda p: p["session"]["audio"]["input"]["transcription"].update(language=3),
+            "session.audio.input.transcription.language",
+        ),
+        (
+            "ga",
+            lambda p: p["session"]["audio"]["input"].update(turn_detection="server_vad"),
+            "session.audio.input.turn_detection",
+        ),
+        (
+            "ga",
+            lambda p: p["session"]["audio"]["input"].update(noise_reduction={"kind": "x"}),
+            "session.audio.input.noise_reduction.type",
+        ),
+        ("ga", lambda p: p["session"].update(include="logprobs"), "session.include"),
+        (
+            "beta",
+            lambda p: p["session"].update(input_audio_format="opus"),
+            "session.input_audio_format",
+        ),
+        (
+            "speaches",
+            lambda p: p["session"]["input_audio_transcription"].update(keywords=[1]),
+            "session.input_audio_transcription.keywords",
+        ),
+    ],
+)
+def test_a_malformed_session_update_names_the_field(dialect, mutate, field):
+    payload = build_session_update(SessionConfig(model=W1), get_model_info(W1), dialect).payload
+    mutate(payload)
+    with pytest.raises(EventParseError) as info:
+        parse_session_update(payload, dialect)
+    assert info.value.field == field
+
+
+def test_parse_session_update_refuses_an_unknown_dialect():
+    with pytest.raises(ValueError, match="dialect"):
+        parse_session_update({}, "GA")  # type: ignore[arg-type]
+
+
+def test_wire_formats_are_the_registry_audio_formats_with_their_ga_names():
+    assert tuple(WIRE_FORMATS) == typing.get_args(models.AudioFormat)
+    for name, fmt in WIRE_FORMATS.items():
+        assert fmt.name == name and wire_format_of_ga_type(fmt.ga_type) is fmt
+    assert wire_format_of_ga_type("audio/opus") is None
+    assert DIALECTS == ("ga", "beta", "speaches")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "format_type", "rate", "bytes_per_second"),
+    [
+        ({}, "audio/pcm", 24000, 48000),
+        ({"pcm_rate_hz": 16000}, "audio/pcm", 16000, 32000),
+        ({"audio_format": "g711_ulaw"}, "audio/pcmu", 8000, 8000),
+        ({"audio_format": "g711_alaw", "pcm_rate_hz": 16000}, "audio/pcma", 8000, 8000),
+    ],
+)
+def test_config_wire_properties(kwargs, format_type, rate, bytes_per_second):
+    config = SessionConfig(model=W1, **kwargs)
+    assert (config.format_type, config.sample_rate_hz, config.bytes_per_second) == (
+        format_type,
+        rate,
+        bytes_per_second,
+    )
+
+
+def test_a_lenient_pcm_rate_goes_out_in_the_ga_format():
+    config = dataclasses.replace(SessionConfig(model=W1), pcm_rate_hz=16000)
+    payload = build_session_update(config, get_model_info(W1), "ga").payload
+    assert payload["session"]["audio"]["input"]["format"] == {"type": "audio/pcm", "rate": 16000}

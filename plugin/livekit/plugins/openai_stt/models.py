@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 __all__ = [
+    "REJECTABLE_OPTIONS",
     "AudioFormat",
     "DelayLevel",
     "ModelInfo",
@@ -59,6 +60,9 @@ SemanticVadEagerness = Literal["low", "medium", "high", "auto"]
 NoiseReductionType = Literal["near_field", "far_field"]
 """Input noise reduction kinds (docs/protocol.md §2); ``None`` turns it off."""
 
+REJECTABLE_OPTIONS: tuple[str, ...] = ("turn_detection", "prompt", "delay")
+"""Session options a model may refuse with an ``error`` (:attr:`ModelInfo.rejected_options`)."""
+
 UsageKind = Literal["duration", "tokens"]
 """Shape of the ``usage`` object of a ``...transcription.completed`` event (docs/protocol.md §4):
 ``{"type": "duration", "seconds": ...}`` or ``{"type": "tokens", "input_tokens": ..., ...}``."""
@@ -85,7 +89,20 @@ class ModelInfo:
         usd_per_million_text_input_tokens: USD per 1,000,000 text input (prompt) tokens.
         usd_per_million_output_tokens: USD per 1,000,000 output (transcript) tokens.
         source: where these facts come from, and which ones are assumptions.
+        known: the facts come from the registry (a listed model, its dated snapshot, or a
+            :func:`register_model` entry); ``False`` for the safe defaults of an unknown name.
+        sends_deltas: the service sends transcript deltas at all (``False``: ``completed``
+            only, whisper-1).
+        usage_shape: the shape of ``usage`` in ``completed`` events when it differs from the
+            billing basis ``usage_kind`` (whisper-1 reports tokens, is priced per minute);
+            ``None``: the same as ``usage_kind``. See :attr:`reported_usage_kind`.
+        returns_languages: ``completed`` events carry ``languages`` (gpt-transcribe).
+        rejected_options: options the service answers with an ``error`` (not merely "not
+            sent"): any of :data:`REJECTABLE_OPTIONS`. The ``accepts_*`` flags say what the
+            client sends (unconfirmed options are left out); this says what is known to be
+            refused (docs/protocol.md §2, §5). The local server's ``compat="openai"`` copies it.
 
+    The last five fields have defaults, so entries written before they existed still work.
     A price of ``None`` means unknown (no cost estimate), not free.
     Raises ``ValueError`` for an empty name, an unknown ``usage_kind`` or a negative price.
     """
@@ -103,13 +120,28 @@ class ModelInfo:
     usd_per_million_text_input_tokens: float | None = None
     usd_per_million_output_tokens: float | None = None
     source: str = ""
+    known: bool = True
+    sends_deltas: bool = True
+    usage_shape: UsageKind | None = None
+    returns_languages: bool = False
+    rejected_options: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         if not self.name:
             raise ValueError("ModelInfo.name must not be empty")
-        if self.usage_kind not in ("duration", "tokens"):
+        for kind in (self.usage_kind, self.usage_shape or self.usage_kind):
+            if kind not in ("duration", "tokens"):
+                raise ValueError(
+                    "ModelInfo.usage_kind and usage_shape must be 'duration' or 'tokens', "
+                    f"not {kind!r}"
+                )
+        if not isinstance(self.rejected_options, frozenset):
+            object.__setattr__(self, "rejected_options", frozenset(self.rejected_options))
+        unknown = self.rejected_options - set(REJECTABLE_OPTIONS)
+        if unknown:
             raise ValueError(
-                f"ModelInfo.usage_kind must be 'duration' or 'tokens', not {self.usage_kind!r}"
+                f"ModelInfo.rejected_options must be among {REJECTABLE_OPTIONS}, "
+                f"not {sorted(unknown)}"
             )
         for field in (
             "usd_per_audio_minute",
@@ -120,6 +152,11 @@ class ModelInfo:
             price = getattr(self, field)
             if price is not None and price < 0:
                 raise ValueError(f"ModelInfo.{field} must not be negative")
+
+    @property
+    def reported_usage_kind(self) -> UsageKind:
+        """The shape of ``usage`` in this model's ``completed`` events (docs/protocol.md §4)."""
+        return self.usage_shape or self.usage_kind
 
 
 _PROTOCOL = "docs/protocol.md §2"
@@ -140,6 +177,9 @@ _KNOWN: tuple[ModelInfo, ...] = (
             f"{_PROTOCOL}; price {_PRICE_PAGE}gpt-realtime-whisper "
             "($0.017/min, realtime audio duration)"
         ),
+        # types `realtime_transcription_session_audio_input` (turn detection must be null) and
+        # `audio_transcription` (prompt not supported)
+        rejected_options=frozenset({"turn_detection", "prompt"}),
     ),
     ModelInfo(
         name="gpt-live-transcribe",
@@ -172,6 +212,10 @@ _KNOWN: tuple[ModelInfo, ...] = (
             "commits turns and deltas are not relied on; "
             f"price {_PRICE_PAGE}gpt-transcribe ($0.0045/min, transcription audio duration)"
         ),
+        # types `conversation_item_input_audio_transcription_completed_event`: `languages`
+        # "returned by gpt-transcribe"; `audio_transcription`: delay only for gpt-realtime-whisper
+        returns_languages=True,
+        rejected_options=frozenset({"delay"}),
     ),
     ModelInfo(
         name="gpt-4o-transcribe",
@@ -192,6 +236,7 @@ _KNOWN: tuple[ModelInfo, ...] = (
             "(realtime transcription notebook) and truefoundry/models "
             "providers/openai/gpt-4o-transcribe.yaml"
         ),
+        rejected_options=frozenset({"delay"}),  # types `audio_transcription`
     ),
     ModelInfo(
         name="gpt-4o-mini-transcribe",
@@ -211,6 +256,7 @@ _KNOWN: tuple[ModelInfo, ...] = (
             "$3.00 and the $1.25 as text in: OpenAI pricing as quoted by truefoundry/models "
             "providers/openai/gpt-4o-mini-transcribe.yaml"
         ),
+        rejected_options=frozenset({"delay"}),  # types `audio_transcription`
     ),
     ModelInfo(
         name="whisper-1",
@@ -226,6 +272,10 @@ _KNOWN: tuple[ModelInfo, ...] = (
             f"{_PROTOCOL} (usage may come as tokens or duration; it is priced per minute); "
             f"price {_PRICE_PAGE}whisper-1 ($0.006/min, transcription)"
         ),
+        # docs/protocol.md §2: `completed` only; usage "tokens or duration" (priced per minute)
+        sends_deltas=False,
+        usage_shape="tokens",
+        rejected_options=frozenset({"delay"}),  # types `audio_transcription`
     ),
 )
 
@@ -244,6 +294,7 @@ def _unknown(name: str) -> ModelInfo:
         accepts_languages_and_keywords=False,
         accepts_delay=False,
         usage_kind="duration",
+        known=False,
         source=(
             "unknown model: safe defaults (client commits, only `language` sent, no price); "
             "describe it with register_model()"

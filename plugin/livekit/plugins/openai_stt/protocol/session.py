@@ -1,24 +1,35 @@
-"""Session configuration -> the ``session.update`` payload of each dialect.
+"""Session configuration <-> the ``session.update`` payload of each dialect.
 
 Pure. The rule that matters most: never send what the model rejects (docs/protocol.md §2, §5:
 ``gpt-realtime-whisper`` closes the session on ``turn_detection`` or ``prompt``). Options the
 model does not accept are left out and reported in :attr:`SessionUpdate.dropped` so the adapter
 can warn once, naming the option and the model.
+
+:func:`parse_session_update` is the inverse of :func:`build_session_update` for each dialect.
+The wire facts of §2 (audio formats, their rates and GA/beta names, the logprobs ``include``
+string, the dialects) are written here once; both the client and the local server read them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
-from ..models import ModelInfo
+from ..models import AudioFormat, ModelInfo
+from .events import EventParseError
 
 __all__ = [
+    "DIALECTS",
     "Dialect",
     "AudioFormat",
+    "WireFormat",
+    "WIRE_FORMATS",
     "SessionConfig",
     "SessionUpdate",
     "build_session_update",
+    "parse_session_update",
+    "wire_format",
+    "wire_format_of_ga_type",
     "wire_sample_rate_hz",
     "wire_bytes_per_sample",
     "LOGPROBS_INCLUDE",
@@ -28,15 +39,55 @@ Dialect = Literal["ga", "beta", "speaches"]
 """``ga``: OpenAI and Azure GA (docs/protocol.md §2). ``beta``: ``transcription_session.update``
 for older self-hosted servers. ``speaches``: the beta's flat fields inside ``session.update``."""
 
-AudioFormat = Literal["pcm16", "g711_ulaw", "g711_alaw"]
+DIALECTS: tuple[Dialect, ...] = get_args(Dialect)
 
 LOGPROBS_INCLUDE = "item.input_audio_transcription.logprobs"
+"""The ``include`` entry that asks for logprobs (docs/protocol.md §2)."""
 
-_GA_FORMATS: dict[str, dict[str, Any]] = {
-    "pcm16": {"type": "audio/pcm", "rate": 24000},
-    "g711_ulaw": {"type": "audio/pcmu"},
-    "g711_alaw": {"type": "audio/pcma"},
+
+@dataclass(frozen=True)
+class WireFormat:
+    """One input audio format of docs/protocol.md §2.
+
+    ``name``: the beta/speaches ``input_audio_format`` and the client's ``audio_format``;
+    ``ga_type``: the GA ``format.type``; ``rate_hz``: samples a second (for pcm16 the only rate
+    OpenAI accepts); ``bytes_per_sample``: 2 (16-bit little-endian) or 1 (G.711).
+    """
+
+    name: AudioFormat
+    ga_type: str
+    rate_hz: int
+    bytes_per_sample: int
+
+
+WIRE_FORMATS: dict[str, WireFormat] = {
+    "pcm16": WireFormat("pcm16", "audio/pcm", 24000, 2),
+    "g711_ulaw": WireFormat("g711_ulaw", "audio/pcmu", 8000, 1),
+    "g711_alaw": WireFormat("g711_alaw", "audio/pcma", 8000, 1),
 }
+"""Every input audio format, by its beta name (docs/protocol.md §2; G.711 rate: ITU-T G.711)."""
+
+_BY_GA_TYPE = {f.ga_type: f for f in WIRE_FORMATS.values()}
+
+
+def wire_format(audio_format: str) -> WireFormat:
+    """The :class:`WireFormat` of a beta name (``pcm16``, ``g711_ulaw``, ``g711_alaw``).
+
+    Raises:
+        ValueError: an unknown format.
+    """
+    found = WIRE_FORMATS.get(audio_format)
+    if found is None:
+        raise ValueError(
+            f"unknown audio_format {audio_format!r}: use pcm16, g711_ulaw or g711_alaw"
+        )
+    return found
+
+
+def wire_format_of_ga_type(ga_type: str) -> WireFormat | None:
+    """The :class:`WireFormat` whose GA ``format.type`` is ``ga_type`` (``audio/pcm``, …), or
+    None."""
+    return _BY_GA_TYPE.get(ga_type)
 
 
 def wire_sample_rate_hz(audio_format: AudioFormat) -> int:
@@ -45,28 +96,33 @@ def wire_sample_rate_hz(audio_format: AudioFormat) -> int:
     Raises:
         ValueError: an unknown format.
     """
-    if audio_format == "pcm16":
-        return 24000
-    if audio_format in ("g711_ulaw", "g711_alaw"):
-        return 8000
-    raise ValueError(f"unknown audio_format {audio_format!r}: use pcm16, g711_ulaw or g711_alaw")
+    return wire_format(audio_format).rate_hz
 
 
 def wire_bytes_per_sample(audio_format: AudioFormat) -> int:
-    """2 for pcm16 (16-bit little-endian), 1 for G.711 (docs/protocol.md §2)."""
-    wire_sample_rate_hz(audio_format)  # validates
-    return 2 if audio_format == "pcm16" else 1
+    """2 for pcm16 (16-bit little-endian), 1 for G.711 (docs/protocol.md §2).
+
+    Raises:
+        ValueError: an unknown format.
+    """
+    return wire_format(audio_format).bytes_per_sample
 
 
 @dataclass(frozen=True)
 class SessionConfig:
-    """What the user asked for; :func:`build_session_update` decides what is sent.
+    """A transcription session's configuration: what the client asks for (and
+    :func:`build_session_update` decides what is sent), or the effective configuration the
+    local server holds (docs/protocol.md §2).
 
     ``turn_detection``: ``None`` (the client commits) or a dict such as
     ``{"type": "server_vad", "threshold": 0.5, "prefix_padding_ms": 300,
     "silence_duration_ms": 500}`` or ``{"type": "semantic_vad", "eagerness": "auto"}``.
     ``noise_reduction``: ``"near_field"``, ``"far_field"`` or ``None``. ``delay``: one of
     ``minimal|low|medium|high|xhigh`` (gpt-realtime-whisper only).
+    ``pcm_rate_hz``: the sample rate of ``pcm16`` audio; OpenAI accepts only 24000, a lenient
+    local server also others (ignored for G.711, which is always 8000).
+    ``transcription_enabled``: ``False`` is a ``transcription`` of ``null``: the session
+    commits audio but transcribes nothing.
     """
 
     model: str
@@ -79,6 +135,29 @@ class SessionConfig:
     logprobs: bool = False
     languages: tuple[str, ...] | None = None
     keywords: tuple[str, ...] | None = None
+    pcm_rate_hz: int = 24000
+    transcription_enabled: bool = True
+
+    @property
+    def wire_format(self) -> WireFormat:
+        """The :class:`WireFormat` of ``audio_format`` (ValueError if unknown)."""
+        return wire_format(self.audio_format)
+
+    @property
+    def format_type(self) -> str:
+        """The GA ``format.type``: ``audio/pcm``, ``audio/pcmu`` or ``audio/pcma``."""
+        return self.wire_format.ga_type
+
+    @property
+    def sample_rate_hz(self) -> int:
+        """Samples a second on the wire: ``pcm_rate_hz`` for pcm16, 8000 for G.711."""
+        fmt = self.wire_format
+        return self.pcm_rate_hz if fmt.name == "pcm16" else fmt.rate_hz
+
+    @property
+    def bytes_per_second(self) -> int:
+        """Wire bytes a second of audio."""
+        return self.sample_rate_hz * self.wire_format.bytes_per_sample
 
 
 @dataclass(frozen=True)
@@ -135,14 +214,15 @@ def build_session_update(
     speaches: the same flat session inside ``session.update`` (docs/protocol.md §2).
 
     ``turn_detection`` is always sent (``null`` when unused or rejected) so that a server
-    default never turns server VAD on for a model that rejects it.
+    default never turns server VAD on for a model that rejects it. A config with
+    ``transcription_enabled=False`` sends ``transcription: null``.
 
     Raises:
         ValueError: an unknown dialect or audio format.
     """
-    wire_sample_rate_hz(config.audio_format)  # ValueError for an unknown format, any dialect
+    fmt = config.wire_format  # ValueError for an unknown format, any dialect
     dropped: list[str] = []
-    transcription = _transcription(config, model, dropped)
+    transcription = _transcription(config, model, dropped) if config.transcription_enabled else None
     turn_detection = None
     if config.turn_detection is not None:
         if model.server_vad:
@@ -153,8 +233,11 @@ def build_session_update(
     include = [LOGPROBS_INCLUDE] if config.logprobs else []
 
     if dialect == "ga":
+        ga_format: dict[str, Any] = {"type": fmt.ga_type}
+        if fmt.name == "pcm16":
+            ga_format["rate"] = config.sample_rate_hz
         audio_input: dict[str, Any] = {
-            "format": dict(_GA_FORMATS[config.audio_format]),
+            "format": ga_format,
             "transcription": transcription,
             "turn_detection": turn_detection,
             "noise_reduction": noise,
@@ -179,3 +262,130 @@ def build_session_update(
     return SessionUpdate(
         payload=payload, dropped=tuple(dropped), server_vad=turn_detection is not None
     )
+
+
+# -- the inverse ---------------------------------------------------------------------------
+
+
+def _bad(etype: str, path: str) -> EventParseError:
+    return EventParseError(
+        f"session update {etype!r} lacks field {path!r} or has it of the wrong type or value",
+        event_type=etype,
+        field=path,
+    )
+
+
+def _dict(obj: dict[str, Any], key: str, etype: str, path: str) -> dict[str, Any]:
+    value = obj.get(key)
+    if not isinstance(value, dict):
+        raise _bad(etype, path)
+    return value
+
+
+def _opt_dict(obj: dict[str, Any], key: str, etype: str, path: str) -> dict[str, Any] | None:
+    value = obj.get(key)
+    if value is not None and not isinstance(value, dict):
+        raise _bad(etype, path)
+    return value
+
+
+def _opt_str(obj: dict[str, Any], key: str, etype: str, path: str) -> str | None:
+    value = obj.get(key)
+    if value is not None and not isinstance(value, str):
+        raise _bad(etype, path)
+    return value
+
+
+def _opt_strs(obj: dict[str, Any], key: str, etype: str, path: str) -> tuple[str, ...] | None:
+    value = obj.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise _bad(etype, path)
+    return tuple(value)
+
+
+def _parse_transcription(raw: dict[str, Any] | None, etype: str, path: str) -> dict[str, Any]:
+    if raw is None:
+        return {"model": "", "language": None, "transcription_enabled": False}
+    model = raw.get("model")
+    if not isinstance(model, str):
+        raise _bad(etype, f"{path}.model")
+    return {
+        "model": model,
+        "language": _opt_str(raw, "language", etype, f"{path}.language"),
+        "prompt": _opt_str(raw, "prompt", etype, f"{path}.prompt"),
+        "delay": _opt_str(raw, "delay", etype, f"{path}.delay"),
+        "languages": _opt_strs(raw, "languages", etype, f"{path}.languages"),
+        "keywords": _opt_strs(raw, "keywords", etype, f"{path}.keywords"),
+    }
+
+
+def _parse_noise(raw: dict[str, Any] | None, etype: str, path: str) -> str | None:
+    if raw is None:
+        return None
+    kind = raw.get("type")
+    if not isinstance(kind, str):
+        raise _bad(etype, f"{path}.type")
+    return kind
+
+
+def parse_session_update(payload: dict[str, Any], dialect: Dialect = "ga") -> SessionConfig:
+    """The :class:`SessionConfig` a session configuration event describes: the inverse of
+    ``build_session_update(config, model, dialect).payload`` (docs/protocol.md §2).
+
+    ``parse_session_update(build_session_update(c, m, d).payload, d) == c`` for every config
+    ``c`` whose options model ``m`` accepts (nothing in ``dropped``), whose ``language`` is
+    set or None, and, outside GA, whose ``pcm_rate_hz`` is 24000. A field left out gives its
+    "not set" value (``language=None``, ``logprobs=False``, …); ``transcription: null`` gives
+    ``transcription_enabled=False`` with ``model=""``.
+
+    Raises:
+        EventParseError: the ``type`` does not match ``dialect``, or a field is missing or of
+            the wrong type, or names an unknown audio format (``field`` is its dotted path).
+        ValueError: an unknown dialect.
+    """
+    if dialect not in DIALECTS:
+        raise ValueError(f"unknown dialect {dialect!r}: use ga, beta or speaches")
+    expected = "transcription_session.update" if dialect == "beta" else "session.update"
+    etype = payload.get("type")
+    if etype != expected:
+        raise EventParseError(
+            f"a {dialect} session update has type {expected!r}", event_type=None, field="type"
+        )
+    session = _dict(payload, "session", etype, "session")
+    include = _opt_strs(session, "include", etype, "session.include") or ()
+    fields: dict[str, Any] = {"logprobs": LOGPROBS_INCLUDE in include}
+    if dialect == "ga":
+        if session.get("type") != "transcription":
+            raise _bad(etype, "session.type")
+        audio = _dict(session, "audio", etype, "session.audio")
+        inp = _dict(audio, "input", etype, "session.audio.input")
+        base = "session.audio.input"
+        fmt = _dict(inp, "format", etype, f"{base}.format")
+        found = wire_format_of_ga_type(str(fmt.get("type")))
+        if found is None:
+            raise _bad(etype, f"{base}.format.type")
+        fields["audio_format"] = found.name
+        if found.name == "pcm16":
+            rate = fmt.get("rate", found.rate_hz)
+            if not isinstance(rate, int) or isinstance(rate, bool):
+                raise _bad(etype, f"{base}.format.rate")
+            fields["pcm_rate_hz"] = rate
+        tr_key, td_key, nr_key = "transcription", "turn_detection", "noise_reduction"
+        container, prefix = inp, base
+    else:
+        name = session.get("input_audio_format")
+        if not isinstance(name, str) or name not in WIRE_FORMATS:
+            raise _bad(etype, "session.input_audio_format")
+        fields["audio_format"] = name
+        tr_key, td_key = "input_audio_transcription", "turn_detection"
+        nr_key = "input_audio_noise_reduction"
+        container, prefix = session, "session"
+    tr = _opt_dict(container, tr_key, etype, f"{prefix}.{tr_key}")
+    fields.update(_parse_transcription(tr, etype, f"{prefix}.{tr_key}"))
+    td = _opt_dict(container, td_key, etype, f"{prefix}.{td_key}")
+    fields["turn_detection"] = None if td is None else dict(td)
+    nr = _opt_dict(container, nr_key, etype, f"{prefix}.{nr_key}")
+    fields["noise_reduction"] = _parse_noise(nr, etype, f"{prefix}.{nr_key}")
+    return SessionConfig(**fields)
