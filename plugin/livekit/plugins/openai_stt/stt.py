@@ -7,7 +7,6 @@ import dataclasses
 import os
 import weakref
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -24,79 +23,20 @@ from livekit.agents.types import NOT_GIVEN, NotGivenOr
 from livekit.agents.utils import AudioBuffer, is_given
 
 from . import transport
-from .log import logger
 from .models import ModelInfo, get_model_info
+from .opener import DroppedOptionWarnings, SessionOpener
+from .options import STTOptions, option_changes
 from .protocol.endpoint import (
     DEFAULT_BASE_URL,
-    build_headers,
-    build_realtime_stt_url,
     classify_endpoint,
     is_loopback_host,
     redact_url,
 )
-from .protocol.session import AudioFormat, Dialect, SessionConfig, wire_sample_rate_hz
+from .protocol.session import AudioFormat, Dialect
 from .protocol.usage import UsageSummary
+from .stream import SpeechStream
 
 __all__ = ["STT", "STTOptions"]
-
-
-@dataclass
-class STTOptions:
-    """Options of an :class:`STT`, copied per stream with ``dataclasses.replace``.
-
-    The API key is deliberately not here, and fields that may carry credentials are left out
-    of the ``repr``.
-    """
-
-    model: str
-    language: str | None
-    base_url: str
-    include_model_in_url: bool | None
-    prompt: str | None
-    delay: str | None
-    noise_reduction: str | None
-    turn_detection: dict[str, Any] | None
-    logprobs: bool
-    audio_format: AudioFormat
-    dialect: Dialect
-    extra_headers: dict[str, str] = field(repr=False)  # may carry credentials
-    extra_query: dict[str, str] = field(repr=False)  # speaches accepts ?api_key=
-    chunk_ms: int = 100
-    transcription_model: str | None = None
-    """The ``model`` sent in the session (an Azure deployment name); defaults to ``model``."""
-    languages: tuple[str, ...] | None = None
-    keywords: tuple[str, ...] | None = None
-    final_timeout_s: float = 15.0
-    max_retained_audio_s: float = 300.0
-    max_queued_audio_s: float = 120.0
-    session_rollover_s: float = 55 * 60.0
-    max_item_s: float = 120.0
-
-    @property
-    def sample_rate_hz(self) -> int:
-        return wire_sample_rate_hz(self.audio_format)
-
-    def session_config(self) -> SessionConfig:
-        return SessionConfig(
-            model=self.transcription_model or self.model,
-            language=self.language,
-            prompt=self.prompt,
-            delay=self.delay,
-            noise_reduction=self.noise_reduction,
-            turn_detection=self.turn_detection,
-            audio_format=self.audio_format,
-            logprobs=self.logprobs,
-            languages=self.languages,
-            keywords=self.keywords,
-        )
-
-    def url(self) -> str:
-        return build_realtime_stt_url(
-            self.base_url,
-            self.transcription_model or self.model,
-            include_model=self.include_model_in_url,
-            extra_query=self.extra_query or None,
-        )
 
 
 class STT(stt.STT):
@@ -182,17 +122,6 @@ class STT(stt.STT):
                 offline_recognize=True,
             )
         )
-        if dialect not in ("ga", "beta", "speaches"):
-            raise ValueError(f"unknown dialect {dialect!r}: use ga, beta or speaches")
-        wire_sample_rate_hz(audio_format)  # validates
-        if not 10 <= chunk_ms <= 60_000:  # 60 s of pcm16 is 2.9 MB, far under the 15 MiB limit
-            raise ValueError("chunk_ms must be between 10 and 60000")
-        if min(final_timeout_s, max_queued_audio_s, session_rollover_s) <= 0:
-            raise ValueError(
-                "final_timeout_s, max_queued_audio_s and session_rollover_s must be > 0"
-            )
-        if max_item_s < 2.0:
-            raise ValueError("max_item_s must be at least 2 seconds")
         base_url = base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
         self._api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
         self._opts = STTOptions(
@@ -203,12 +132,12 @@ class STT(stt.STT):
             prompt=prompt,
             delay=delay,
             noise_reduction=noise_reduction,
-            turn_detection=dict(turn_detection) if turn_detection is not None else None,
+            turn_detection=turn_detection,
             logprobs=logprobs,
             audio_format=audio_format,
             dialect=dialect,
-            extra_headers=dict(extra_headers or {}),
-            extra_query=dict(extra_query or {}),
+            extra_headers=tuple((extra_headers or {}).items()),
+            extra_query=tuple((extra_query or {}).items()),
             chunk_ms=chunk_ms,
             transcription_model=transcription_model,
             languages=tuple(languages) if languages else None,
@@ -228,8 +157,8 @@ class STT(stt.STT):
         self._vad = vad
         self._connect = connect or transport.connect
         self._usage = UsageSummary(model=self.model_info)
-        self._streams: weakref.WeakSet[Any] = weakref.WeakSet()
-        self._warned_dropped: set[tuple[str, str]] = set()
+        self._streams: weakref.WeakSet[SpeechStream] = weakref.WeakSet()
+        self._warnings = DroppedOptionWarnings()
 
     @classmethod
     def with_azure(
@@ -298,22 +227,23 @@ class STT(stt.STT):
             f"url={redact_url(self._opts.url())!r}, audio_format={self._opts.audio_format!r})"
         )
 
-    # -- internal helpers for streams -----------------------------------------------------
-
-    def _headers(self) -> dict[str, str]:
-        return build_headers(
-            self._api_key, base_url=self._opts.base_url, extra_headers=self._opts.extra_headers
+    def _new_stream(
+        self, opts: STTOptions, conn_options: APIConnectOptions, vad: vad_mod.VAD | None
+    ) -> SpeechStream:
+        opener = SessionOpener(
+            connect=self._connect,
+            api_key=self._api_key,
+            open_timeout_s=conn_options.timeout,
+            warnings=self._warnings,
         )
-
-    def _warn_dropped(self, dropped: Sequence[str], model: str) -> None:
-        """Warn once per (option, model) that the model does not take the option."""
-        for option in dropped:
-            if (option, model) not in self._warned_dropped:
-                self._warned_dropped.add((option, model))
-                logger.warning(
-                    "option not supported by the model; not sent",
-                    extra={"option": option, "model": model},
-                )
+        return SpeechStream(
+            stt=self,
+            opts=opts,
+            conn_options=conn_options,
+            vad=vad,
+            opener=opener,
+            usage_total=self._usage,
+        )
 
     # -- LiveKit API ------------------------------------------------------------------------
 
@@ -328,10 +258,10 @@ class STT(stt.STT):
         Returns a :class:`SpeechStream`: push frames (any rate, mono or stereo), ``flush()`` to
         commit a turn, ``end_input()`` to finish; iterate it for ``SpeechEvent``.
         """
-        opts = dataclasses.replace(self._opts)
+        opts = self._opts
         if is_given(language):
-            opts.language = language or None
-        stream = SpeechStream(stt=self, opts=opts, conn_options=conn_options, vad=self._vad)
+            opts = dataclasses.replace(opts, language=language or None)
+        stream = self._new_stream(opts, conn_options, self._vad)
         self._streams.add(stream)
         return stream
 
@@ -368,15 +298,10 @@ class STT(stt.STT):
     ) -> stt.SpeechEvent:
         """Recognise a whole buffer through one stream (one commit): all finals joined."""
         frames = buffer if isinstance(buffer, list) else [buffer]
-        stream = SpeechStream(
-            stt=self,
-            opts=dataclasses.replace(
-                self._opts,
-                language=(language or None) if is_given(language) else self._opts.language,
-            ),
-            conn_options=conn_options,
-            vad=None,
-        )
+        opts = self._opts
+        if is_given(language):
+            opts = dataclasses.replace(opts, language=language or None)
+        stream = self._new_stream(opts, conn_options, None)
         finals: list[stt.SpeechData] = []
         request_id = ""
         try:
@@ -404,6 +329,3 @@ class STT(stt.STT):
     async def aclose(self) -> None:
         """Close every open stream of this STT."""
         await asyncio.gather(*(s.aclose() for s in list(self._streams)), return_exceptions=True)
-
-
-from .stream import SpeechStream, option_changes  # noqa: E402  (stream needs STTOptions)

@@ -1,0 +1,151 @@
+"""``STTOptions``: what an ``STT`` and its streams were asked for, frozen and validated.
+
+A leaf module (it imports only :mod:`.models` and :mod:`.protocol`): ``stt.py`` and
+``stream.py`` both import it and nothing here imports them. Options are compared by value: a
+stream knows a session opened ahead is still right for it when its options are *equal* to
+those the session was opened with.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from livekit.agents.utils import is_given
+
+from .models import ModelInfo, get_model_info
+from .protocol.client import ClientConfig
+from .protocol.endpoint import build_realtime_stt_url
+from .protocol.session import (
+    AudioFormat,
+    Dialect,
+    SessionConfig,
+    SessionUpdate,
+    build_session_update,
+    wire_sample_rate_hz,
+)
+
+__all__ = ["STTOptions", "option_changes", "DIALECTS"]
+
+DIALECTS: tuple[Dialect, ...] = ("ga", "beta", "speaches")
+
+
+@dataclass(frozen=True)
+class STTOptions:
+    """Options of an :class:`~livekit.plugins.openai_stt.STT`; each stream holds its own copy
+    (``dataclasses.replace``). The API key is deliberately not here, and the fields that may
+    carry credentials are left out of the ``repr``.
+
+    Raises:
+        ValueError: on creation, for an unknown dialect or audio format, a ``chunk_ms`` out of
+            10..60000, a non-positive or non-finite time, or ``max_item_s`` under 2 s.
+    """
+
+    model: str
+    language: str | None
+    base_url: str
+    include_model_in_url: bool | None = None
+    prompt: str | None = None
+    delay: str | None = None
+    noise_reduction: str | None = None
+    turn_detection: Mapping[str, Any] | None = None
+    logprobs: bool = False
+    audio_format: AudioFormat = "pcm16"
+    dialect: Dialect = "ga"
+    extra_headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    extra_query: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    chunk_ms: int = 100
+    transcription_model: str | None = None
+    """The ``model`` sent in the session (an Azure deployment name); defaults to ``model``."""
+    languages: tuple[str, ...] | None = None
+    keywords: tuple[str, ...] | None = None
+    final_timeout_s: float = 15.0
+    max_retained_audio_s: float = 300.0
+    max_queued_audio_s: float = 120.0
+    session_rollover_s: float = 55 * 60.0
+    max_item_s: float = 120.0
+
+    def __post_init__(self) -> None:
+        if self.dialect not in DIALECTS:
+            raise ValueError(f"unknown dialect {self.dialect!r}: use ga, beta or speaches")
+        wire_sample_rate_hz(self.audio_format)  # ValueError names the formats
+        if not 10 <= self.chunk_ms <= 60_000:  # 60 s of pcm16 is 2.9 MB, far under 15 MiB
+            raise ValueError("chunk_ms must be between 10 and 60000")
+        for name in ("final_timeout_s", "max_queued_audio_s", "session_rollover_s"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a positive number of seconds")
+        if not self.max_item_s >= 2.0:
+            raise ValueError("max_item_s must be at least 2 seconds")
+        if self.turn_detection is not None:  # a private copy: the caller's dict may change
+            object.__setattr__(self, "turn_detection", dict(self.turn_detection))
+
+    def __hash__(self) -> int:  # turn_detection is a dict: hash the fields that are not
+        return hash((self.model, self.language, self.base_url, self.audio_format))
+
+    @property
+    def sample_rate_hz(self) -> int:
+        """Wire sample rate: 24000 for pcm16, 8000 for G.711."""
+        return wire_sample_rate_hz(self.audio_format)
+
+    @property
+    def model_info(self) -> ModelInfo:
+        """The registry entry of :attr:`model` (:mod:`.models`)."""
+        return get_model_info(self.model)
+
+    def session_config(self) -> SessionConfig:
+        """What the session is asked for (:func:`build_session_update` decides what is sent)."""
+        return SessionConfig(
+            model=self.transcription_model or self.model,
+            language=self.language,
+            prompt=self.prompt,
+            delay=self.delay,
+            noise_reduction=self.noise_reduction,
+            turn_detection=dict(self.turn_detection) if self.turn_detection else None,
+            audio_format=self.audio_format,
+            logprobs=self.logprobs,
+            languages=self.languages,
+            keywords=self.keywords,
+        )
+
+    def session_update(self) -> SessionUpdate:
+        """The ``session.update`` of :attr:`dialect` for :attr:`model` (docs/protocol.md §2)."""
+        return build_session_update(self.session_config(), self.model_info, self.dialect)
+
+    def client_config(self) -> ClientConfig:
+        """The numbers the stream's :class:`~.protocol.client.ClientSession` works with."""
+        return ClientConfig(
+            audio_format=self.audio_format,
+            chunk_ms=self.chunk_ms,
+            final_timeout_s=self.final_timeout_s,
+            max_item_s=self.max_item_s,
+            max_retained_audio_s=self.max_retained_audio_s,
+            session_rollover_s=self.session_rollover_s,
+            language=self.language,
+        )
+
+    def url(self) -> str:
+        """The websocket URL (docs/protocol.md §1); never holds the API key.
+
+        Raises:
+            ValueError: an unsupported scheme or no host in :attr:`base_url`.
+        """
+        return build_realtime_stt_url(
+            self.base_url,
+            self.transcription_model or self.model,
+            include_model=self.include_model_in_url,
+            extra_query=dict(self.extra_query) or None,
+        )
+
+
+def option_changes(**options: Any) -> dict[str, Any]:
+    """The options given (not ``NOT_GIVEN``) to an ``update_options`` call, normalised: an
+    empty language becomes ``None``, a turn-detection mapping a plain dict."""
+    changes = {name: value for name, value in options.items() if is_given(value)}
+    if "language" in changes:
+        changes["language"] = changes["language"] or None
+    if changes.get("turn_detection") is not None:
+        changes["turn_detection"] = dict(changes["turn_detection"])
+    return changes
