@@ -1,10 +1,11 @@
 """A measuring server for the benchmarks: the Realtime transcription protocol, plus clocks.
 
-Run as its own process (``python -m benchmarks.probe_server --port 0``); it prints
-``PROBE <port>`` on stdout once listening. It speaks just enough of the protocol for both
-plugins (``session.created``/``session.updated``, appends, commits -> ``committed`` and
-``completed``) and records, per connection and on ``CLOCK_MONOTONIC`` (shared by every process
-on Linux, so the benchmark can subtract its own ``time.monotonic()`` readings):
+Run as its own process (``python -m benchmarks.harness.probe --port 0``; it prints
+``PROBE <port>`` on stdout once listening), or inline with :func:`serve`. It speaks just
+enough of the protocol for both plugins (``session.created``/``session.updated``, appends,
+commits -> ``committed`` and ``completed``) and records, per connection and on
+``CLOCK_MONOTONIC`` (shared by every process on Linux, so the benchmark can subtract its own
+``time.monotonic()`` readings):
 
 - every client message: bytes of payload and of websocket framing (client frames are masked);
 - the receive time of every ``input_audio_buffer.commit``;
@@ -24,16 +25,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import itertools
 import json
-import os
-import sys
 import time
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from websockets.asyncio.server import ServerConnection, serve
+from websockets.asyncio.server import ServerConnection
+from websockets.asyncio.server import serve as websockets_serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
@@ -201,36 +202,32 @@ class Probe:
         return None
 
 
-async def main_async(args: argparse.Namespace) -> None:
-    probe = Probe(args.delta_ms)
-    async with serve(
+async def serve(delta_ms: float, port: int = 0) -> Any:
+    """Start a probe server in this event loop; returns the websockets server (``.close()``)."""
+    probe = Probe(delta_ms)
+    return await websockets_serve(
         probe.handle,
         "127.0.0.1",
-        args.port,
+        port,
         process_request=probe.process_request,
         compression=None,
         max_size=None,
-    ) as server:
-        port = server.sockets[0].getsockname()[1]
-        print(f"PROBE {port}", flush=True)
-        await asyncio.get_running_loop().create_future()
+    )
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    server = await serve(args.delta_ms, args.port)
+    print(f"PROBE {server.sockets[0].getsockname()[1]}", flush=True)
+    await server.serve_forever()
 
 
 def main() -> None:
-    p = argparse.ArgumentParser()
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--delta-ms", type=float, default=100.0)
-    p.add_argument("--cpu", type=int, default=None, help="pin to this CPU")
     args = p.parse_args()
-    if args.cpu is not None and hasattr(os, "sched_setaffinity"):
-        try:
-            os.sched_setaffinity(0, {args.cpu})
-        except OSError:
-            pass
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main_async(args))
-    except KeyboardInterrupt:
-        sys.exit(0)
 
 
 if __name__ == "__main__":
