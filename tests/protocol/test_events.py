@@ -1,18 +1,25 @@
 """Tables for protocol/events.py: every server event of docs/protocol.md §4 (and §2, §7 variants)
-parsed into its frozen dataclass; malformed messages naming the field; client event builders."""
+parsed into its frozen dataclass; malformed messages naming the field; client event builders;
+client commands parsed strictly; to_wire the inverse of parse and parse_client (properties)."""
 
 from __future__ import annotations
 
 import base64
 import dataclasses
 import json
+import typing
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from livekit.plugins.openai_stt.protocol import events as ev
 from livekit.plugins.openai_stt.protocol.events import (
+    AppendAudio,
     AudioBufferCleared,
     AudioBufferCommitted,
+    ClearAudio,
+    CommitAudio,
     ConversationItem,
     DurationUsage,
     ErrorEvent,
@@ -29,12 +36,16 @@ from livekit.plugins.openai_stt.protocol.events import (
     TranscriptionDelta,
     TranscriptionFailed,
     TranscriptionSegment,
+    UnknownClientEvent,
     UnknownEvent,
+    UpdateSession,
     append_event,
     clear_event,
     commit_event,
     dumps_event,
     parse,
+    parse_client,
+    to_wire,
 )
 
 DELTA = "conversation.item.input_audio_transcription.delta"
@@ -780,3 +791,290 @@ def test_deeply_nested_json_raises_event_parse_error():
         parse("[" * 100_000)
     with pytest.raises(EventParseError):
         parse('{"type":"error","error":' + "[" * 100_000 + "]" * 100_000 + "}")
+
+
+# -- to_wire: the inverse of parse and parse_client (round-trip properties) ----------------------
+
+ROUND_TRIPS = settings(max_examples=60, deadline=None)
+
+texts = st.text(max_size=10)
+ids = st.none() | texts
+counts = st.integers(min_value=0, max_value=2**53)
+finite = st.floats(min_value=-(2.0**53), max_value=2.0**53, allow_nan=False, allow_infinity=False)
+json_leaves = (
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | finite | st.text(max_size=6)
+)
+json_objects = st.dictionaries(
+    st.text(max_size=6),
+    st.recursive(
+        json_leaves,
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner),
+        max_leaves=6,
+    ),
+    max_size=4,
+)
+logprobs = st.none() | st.lists(st.builds(LogProb, texts, finite), max_size=3).map(tuple)
+error_infos = st.builds(ErrorInfo, st.text(min_size=1, max_size=8), ids, texts, ids, ids)
+usages = (
+    st.none()
+    | st.builds(DurationUsage, finite)
+    | st.builds(
+        lambda a, b, extra, audio, text: TokenUsage(a, b, a + b + extra, audio, text),
+        counts.filter(lambda n: n < 2**50),
+        counts.filter(lambda n: n < 2**50),
+        st.integers(0, 2**50).filter(lambda n: n > 0) | st.just(0),
+        counts,
+        counts,
+    ).filter(lambda u: u.total_tokens or not (u.input_tokens or u.output_tokens))
+)
+
+
+@st.composite
+def conversation_items(draw):
+    item_id = draw(texts)
+    item = draw(st.just({}) | json_objects.map(lambda d: {**d, "id": item_id}))
+    etype = draw(st.sampled_from(["added", "done", "created"]))
+    return ConversationItem(f"conversation.item.{etype}", item_id, item, draw(ids), draw(ids))
+
+
+KNOWN_SERVER_TYPES = {
+    "session.created",
+    "transcription_session.created",
+    "session.updated",
+    "transcription_session.updated",
+    "input_audio_buffer.speech_started",
+    "input_audio_buffer.speech_stopped",
+    "input_audio_buffer.committed",
+    "input_audio_buffer.cleared",
+    "input_audio_buffer.partial_transcription",
+    "conversation.item.added",
+    "conversation.item.done",
+    "conversation.item.created",
+    DELTA,
+    COMPLETED,
+    FAILED,
+    SEGMENT,
+    "error",
+}
+unknown_types = texts.filter(lambda t: t not in KNOWN_SERVER_TYPES)
+
+SERVER_STRATEGIES = {
+    SessionCreated: st.builds(
+        SessionCreated,
+        json_objects,
+        ids,
+        st.sampled_from(["session.created", "transcription_session.created"]),
+    ),
+    SessionUpdated: st.builds(
+        SessionUpdated,
+        json_objects,
+        ids,
+        st.sampled_from(["session.updated", "transcription_session.updated"]),
+    ),
+    SpeechStarted: st.builds(SpeechStarted, texts, st.integers(-(2**53), 2**53), ids),
+    SpeechStopped: st.builds(SpeechStopped, texts, st.integers(-(2**53), 2**53), ids),
+    AudioBufferCommitted: st.builds(AudioBufferCommitted, texts, ids, ids),
+    AudioBufferCleared: st.builds(AudioBufferCleared, ids),
+    ConversationItem: conversation_items(),
+    TranscriptionDelta: st.builds(TranscriptionDelta, ids, texts, st.integers(0, 9), logprobs, ids),
+    TranscriptionCompleted: st.builds(
+        TranscriptionCompleted,
+        texts,
+        texts,
+        st.integers(0, 9),
+        logprobs,
+        st.none() | st.lists(texts, max_size=3).map(tuple),
+        usages,
+        ids,
+    ),
+    TranscriptionFailed: st.builds(TranscriptionFailed, texts, error_infos, st.integers(0, 9), ids),
+    TranscriptionSegment: st.builds(
+        TranscriptionSegment, texts, texts, texts, ids, finite, finite, ids
+    ),
+    PartialTranscription: st.builds(PartialTranscription, ids, texts, ids),
+    ErrorEvent: st.builds(ErrorEvent, error_infos, ids),
+    UnknownEvent: unknown_types.flatmap(
+        lambda t: json_objects.map(lambda d: UnknownEvent(t, {**d, "type": t}))
+    ),
+}
+
+
+def test_every_server_event_type_has_a_round_trip_strategy():
+    assert set(SERVER_STRATEGIES) == set(typing.get_args(ev.ServerEvent))
+
+
+@pytest.mark.parametrize("cls", list(SERVER_STRATEGIES), ids=lambda c: c.__name__)
+@ROUND_TRIPS
+@given(data=st.data())
+def test_parse_inverts_to_wire_for_every_server_event(cls, data):
+    event = data.draw(SERVER_STRATEGIES[cls])
+    assert type(event) is cls
+    text = to_wire(event)
+    assert parse(text) == event
+    assert parse(text.encode()) == event
+
+
+CLIENT_STRATEGIES = {
+    UpdateSession: st.builds(
+        UpdateSession,
+        json_objects,
+        st.sampled_from(["session.update", "transcription_session.update"]),
+        ids,
+    ),
+    AppendAudio: st.builds(AppendAudio, st.binary(max_size=300), ids),
+    CommitAudio: st.builds(CommitAudio, ids),
+    ClearAudio: st.builds(ClearAudio, ids),
+    UnknownClientEvent: texts.filter(
+        lambda t: (
+            t
+            not in {
+                "session.update",
+                "transcription_session.update",
+                "input_audio_buffer.append",
+                "input_audio_buffer.commit",
+                "input_audio_buffer.clear",
+            }
+        )
+    ).flatmap(lambda t: json_objects.map(lambda d: UnknownClientEvent(t, {**d, "type": t}))),
+}
+
+
+def test_every_client_event_type_has_a_round_trip_strategy():
+    assert set(CLIENT_STRATEGIES) == set(typing.get_args(ev.ClientEvent))
+
+
+@pytest.mark.parametrize("cls", list(CLIENT_STRATEGIES), ids=lambda c: c.__name__)
+@ROUND_TRIPS
+@given(data=st.data())
+def test_parse_client_inverts_to_wire_for_every_client_event(cls, data):
+    event = data.draw(CLIENT_STRATEGIES[cls])
+    assert type(event) is cls
+    assert parse_client(to_wire(event)) == event
+
+
+@given(st.binary(max_size=2000))
+@ROUND_TRIPS
+def test_the_fast_append_builder_is_to_wire_of_append_audio(audio):
+    assert parse_client(append_event(audio)) == parse_client(to_wire(AppendAudio(audio)))
+    assert parse_client(append_event(audio)) == AppendAudio(audio)
+    assert append_event(audio).decode() == to_wire(AppendAudio(audio))
+
+
+@pytest.mark.parametrize(
+    ("text", "event"),
+    [
+        (commit_event(), CommitAudio()),
+        (commit_event("c1"), CommitAudio("c1")),
+        (clear_event(), ClearAudio()),
+        (
+            dumps_event({"type": "session.update", "session": {"type": "transcription"}}),
+            UpdateSession({"type": "transcription"}),
+        ),
+    ],
+)
+def test_the_other_client_builders_parse_to_their_commands(text, event):
+    assert parse_client(text) == event
+
+
+def test_server_events_go_out_as_the_local_server_always_wrote_them():
+    assert json.loads(to_wire(AudioBufferCommitted("item_002", None, "event_0003"))) == {
+        "type": "input_audio_buffer.committed",
+        "event_id": "event_0003",
+        "item_id": "item_002",
+        "previous_item_id": None,
+    }
+    error = json.loads(to_wire(ErrorEvent(ErrorInfo("invalid_request_error"), "event_1")))
+    assert set(error["error"]) == {"type", "code", "message", "param", "event_id"}
+    failed = json.loads(to_wire(TranscriptionFailed("i", ErrorInfo("server_error"), 0, "e")))
+    assert set(failed["error"]) == {"type", "code", "message", "param"}
+    delta = json.loads(
+        to_wire(TranscriptionDelta("i", " hé", logprobs=(LogProb(" hé", -0.25),), event_id="e"))
+    )
+    assert delta["logprobs"] == [{"token": " hé", "logprob": -0.25, "bytes": [32, 104, 195, 169]}]
+    done = json.loads(
+        to_wire(
+            TranscriptionCompleted(
+                "i", "x", languages=("en",), usage=TokenUsage(3, 1, 4, 3, 0), event_id="e"
+            )
+        )
+    )
+    assert done["languages"] == [{"code": "en"}]
+    assert done["usage"] == {
+        "type": "tokens",
+        "input_tokens": 3,
+        "output_tokens": 1,
+        "total_tokens": 4,
+        "input_token_details": {"audio_tokens": 3, "text_tokens": 0},
+    }
+
+
+# -- parse_client: strict, naming the field --------------------------------------------------------
+
+APPEND = "input_audio_buffer.append"
+
+
+@pytest.mark.parametrize(
+    ("text", "problem", "field", "event_id"),
+    [
+        ("{oops", "not_json", None, None),
+        (b"\xff\xfe", "not_json", None, None),
+        ("[1]", "not_object", None, None),
+        ('{"event_id": "e1"}', "missing", "type", "e1"),
+        ('{"type": null}', "missing", "type", None),
+        ('{"type": 5, "event_id": "e2"}', "wrong_type", "type", "e2"),
+        ('{"type": "session.update", "event_id": "u"}', "missing", "session", "u"),
+        ('{"type": "session.update", "session": []}', "wrong_type", "session", None),
+        ('{"type": "transcription_session.update"}', "missing", "session", None),
+        (json.dumps({"type": APPEND, "event_id": "a"}), "missing", "audio", "a"),
+        (json.dumps({"type": APPEND, "audio": 3}), "wrong_type", "audio", None),
+        (json.dumps({"type": APPEND, "audio": "***"}), "invalid", "audio", None),
+        (json.dumps({"type": APPEND, "audio": "AAA"}), "invalid", "audio", None),  # padding
+        (
+            json.dumps({"type": APPEND, "audio": "A" * (21 * 1024 * 1024)}),
+            "too_large",
+            "audio",
+            None,
+        ),
+    ],
+    ids=lambda v: str(v)[:40],
+)
+def test_a_malformed_client_message_names_the_problem_and_the_field(text, problem, field, event_id):
+    with pytest.raises(EventParseError) as info:
+        parse_client(text)
+    assert (info.value.problem, info.value.field, info.value.event_id) == (
+        problem,
+        field,
+        event_id,
+    )
+    assert len(str(info.value)) < 200
+
+
+def test_a_mistyped_type_is_kept_as_the_errors_value():
+    with pytest.raises(EventParseError) as info:
+        parse_client('{"type": 5}')
+    assert info.value.value == 5
+
+
+def test_decoded_audio_over_the_limit_is_too_large():
+    audio = base64.b64encode(b"\0" * (ev.MAX_APPEND_BYTES + 3)).decode()
+    with pytest.raises(EventParseError) as info:
+        parse_client(json.dumps({"type": APPEND, "audio": audio, "event_id": "big"}))
+    assert (info.value.problem, info.value.event_id) == ("too_large", "big")
+    ok = base64.b64encode(b"\1" * ev.MAX_APPEND_BYTES).decode()
+    assert len(parse_client(json.dumps({"type": APPEND, "audio": ok})).audio) == ev.MAX_APPEND_BYTES
+
+
+@pytest.mark.parametrize(
+    ("raw", "event"),
+    [
+        ({"type": "input_audio_buffer.commit", "event_id": 7}, CommitAudio()),  # id ignored
+        (
+            {"type": "response.create"},
+            UnknownClientEvent("response.create", {"type": "response.create"}),
+        ),
+        ({"type": ""}, UnknownClientEvent("", {"type": ""})),
+        ({"type": APPEND, "audio": ""}, AppendAudio(b"")),
+    ],
+)
+def test_parse_client_commands_and_unknown_events(raw, event):
+    assert parse_client(json.dumps(raw)) == event

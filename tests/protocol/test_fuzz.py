@@ -1,4 +1,5 @@
-"""Property tests: parse() only ever raises EventParseError; the TranscriptAssembler survives any
+"""Property tests: parse() and parse_client() only ever raise EventParseError (and a parsed client
+command survives to_wire); the TranscriptAssembler survives any
 sequence of valid events and keeps its bookkeeping bounded.
 
 Numbers are kept finite and within float range here: non-finite and huge numbers are pinned
@@ -147,6 +148,51 @@ def test_parse_of_known_types_with_arbitrary_fields_raises_only_event_parse_erro
     if event is not None:
         assert event.type == obj["type"]
         assert not isinstance(event, ev.UnknownEvent)
+
+
+# -- parse_client (the local server's reader) ----------------------------------------------------
+
+CLIENT_TYPES = [
+    "session.update",
+    "transcription_session.update",
+    "input_audio_buffer.append",
+    "input_audio_buffer.commit",
+    "input_audio_buffer.clear",
+    "response.create",
+]
+client_shaped = st.fixed_dictionaries(
+    {"type": st.sampled_from(CLIENT_TYPES) | small_values},
+    optional={
+        "event_id": small_values,
+        "session": small_values | st.dictionaries(st.text(max_size=4), small_values),
+        "audio": st.text(max_size=12) | small_values,
+    },
+)
+
+
+def _parse_client_or_error(text):
+    try:
+        event = ev.parse_client(text)
+    except EventParseError as e:
+        assert e.problem in {
+            "not_json",
+            "not_object",
+            "missing",
+            "wrong_type",
+            "invalid",
+            "too_large",
+        }
+        assert e.field in (None, "type", "session", "audio")
+        return None
+    assert isinstance(event, ev.ClientEvent.__args__)  # type: ignore[attr-defined]
+    assert ev.parse_client(ev.to_wire(event)) == event
+    return event
+
+
+@SETTINGS
+@given(st.text() | st.binary() | json_values.map(json.dumps) | client_shaped.map(json.dumps))
+def test_parse_client_of_anything_raises_only_event_parse_error_and_round_trips(text):
+    _parse_client_or_error(text)
 
 
 # -- assembler ----------------------------------------------------------------------------------

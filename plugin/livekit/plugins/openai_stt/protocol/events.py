@@ -1,79 +1,64 @@
-"""Typed server events and client event builders of the Realtime transcription protocol.
-
-Pure: no I/O, no clock. ``parse(text)`` turns one websocket text message into one frozen
-dataclass; a missing or mistyped required field raises :class:`EventParseError` naming the
-field, never a silent ``""``. Event shapes: ``docs/protocol.md`` §3 (client) and §4 (server), and
-the generated types in ``openai.types.realtime``.
-
-Client events are built as JSON text. ``input_audio_buffer.append`` is on the per-frame path,
-so :func:`append_event` fills a fixed template instead of calling ``json.dumps``.
+"""The one vocabulary of the Realtime transcription protocol, for both peers (pure: no I/O, no
+clock): typed server events (docs/protocol.md §4) and client commands (§3) as frozen dataclasses.
+:func:`parse` / :func:`parse_client` read one message (a missing or mistyped required field
+raises :class:`EventParseError` naming it, never a silent ``""``); :func:`to_wire` is their
+exact inverse. :func:`append_event` is the per-frame fast path (a fixed template, no
+``json.dumps``) and equals ``to_wire(AppendAudio(audio))``.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import math
-from dataclasses import dataclass, field
-from typing import Any, Union
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Union, get_args
 
+# fmt: off
 __all__ = [
-    "EventParseError",
-    "ErrorInfo",
-    "LogProb",
-    "TokenUsage",
-    "DurationUsage",
-    "Usage",
-    "SessionCreated",
-    "SessionUpdated",
-    "SpeechStarted",
-    "SpeechStopped",
-    "AudioBufferCommitted",
-    "AudioBufferCleared",
-    "ConversationItem",
-    "TranscriptionDelta",
-    "TranscriptionCompleted",
-    "TranscriptionFailed",
-    "TranscriptionSegment",
-    "PartialTranscription",
-    "ErrorEvent",
-    "UnknownEvent",
-    "ServerEvent",
-    "parse",
-    "append_event",
-    "commit_event",
-    "clear_event",
-    "MIN_COMMIT_MS",
+    "EventParseError", "ErrorInfo", "LogProb", "TokenUsage", "DurationUsage", "Usage",
+    "SessionCreated", "SessionUpdated", "SpeechStarted", "SpeechStopped", "AudioBufferCommitted",
+    "AudioBufferCleared", "ConversationItem", "TranscriptionDelta", "TranscriptionCompleted",
+    "TranscriptionFailed", "TranscriptionSegment", "PartialTranscription", "ErrorEvent",
+    "UnknownEvent", "ServerEvent", "parse",
+    "UpdateSession", "AppendAudio", "CommitAudio", "ClearAudio", "UnknownClientEvent",
+    "ClientEvent", "parse_client", "to_wire",
+    "append_event", "commit_event", "clear_event", "dumps_event", "MIN_COMMIT_MS",
     "MAX_APPEND_BYTES",
-    "dumps_event",
 ]
+# fmt: on
 
 
 class EventParseError(ValueError):
-    """A server message that is not valid JSON or lacks a required field.
+    """A message not JSON, not an object, or lacking a required field (``field``: its dotted
+    path). ``problem``: ``not_json``, ``not_object``, ``missing``, ``wrong_type``, ``invalid`` or
+    ``too_large``; ``event_type``, ``event_id``: the message's; ``value``: a mistyped ``type``.
+    The message never holds the payload."""
 
-    ``field`` names the offending field (dotted path), ``event_type`` the event's ``type`` when
-    known. The message never contains the raw payload (it may be large).
-    """
-
-    def __init__(self, message: str, *, event_type: str | None = None, field: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        event_type: str | None = None,
+        field: str | None = None,
+        problem: str = "invalid",
+        event_id: str | None = None,
+        value: Any = None,
+    ):
         super().__init__(message)
         self.event_type = event_type
         self.field = field
-
-
-# -- shared value objects -------------------------------------------------------------------
+        self.problem = problem
+        self.event_id = event_id
+        self.value = value
 
 
 @dataclass(frozen=True)
 class ErrorInfo:
-    """The ``error`` object of an ``error`` event or a ``…transcription.failed`` event.
-
-    Every field is kept (docs/protocol.md §4: SDK models have dropped ``message`` before,
-    openai-python issue 2502). ``event_id`` is the id of the client event that caused it.
-    Some servers (vLLM, docs/protocol.md §7) send the error as a plain string: it becomes
-    ``message`` with ``type="error"``.
-    """
+    """The ``error`` of an ``error`` or ``…failed`` event; every field kept (docs/protocol.md §4,
+    openai-python issue 2502); ``event_id``: the client event that caused it. A plain-string
+    error (vLLM, docs/protocol.md §7) becomes ``message`` with ``type="error"``."""
 
     type: str
     code: str | None = None
@@ -111,7 +96,7 @@ class DurationUsage:
 Usage = Union[TokenUsage, DurationUsage]
 
 
-# -- server events -------------------------------------------------------------------------
+# -- server events (docs/protocol.md §4) ----------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -134,10 +119,7 @@ class SessionUpdated:
 
 @dataclass(frozen=True)
 class SpeechStarted:
-    """``input_audio_buffer.speech_started`` (server VAD only).
-
-    ``audio_start_ms``: milliseconds since the session's first audio.
-    """
+    """``input_audio_buffer.speech_started`` (server VAD); ms since the session's first audio."""
 
     item_id: str
     audio_start_ms: int
@@ -186,11 +168,8 @@ class ConversationItem:
 
 @dataclass(frozen=True)
 class TranscriptionDelta:
-    """``conversation.item.input_audio_transcription.delta``: text to append to the item.
-
-    ``item_id`` may be missing before the commit with client-committed models (docs/protocol.md §4:
-    which id pre-commit deltas carry is unconfirmed), hence ``str | None``.
-    """
+    """``…transcription.delta``: text to append to the item; ``item_id`` may be missing before
+    the commit (docs/protocol.md §4: which id pre-commit deltas carry is unconfirmed)."""
 
     item_id: str | None
     delta: str
@@ -202,10 +181,8 @@ class TranscriptionDelta:
 
 @dataclass(frozen=True)
 class TranscriptionCompleted:
-    """``conversation.item.input_audio_transcription.completed``: the item's final text.
-
-    ``languages`` (ISO codes) is sent by gpt-transcribe only; ``usage`` may be absent.
-    """
+    """``…transcription.completed``: the item's final text; ``languages`` (ISO codes) from
+    gpt-transcribe only; ``usage`` may be absent."""
 
     item_id: str
     transcript: str
@@ -219,7 +196,7 @@ class TranscriptionCompleted:
 
 @dataclass(frozen=True)
 class TranscriptionFailed:
-    """``conversation.item.input_audio_transcription.failed``: the item has no transcript."""
+    """``…transcription.failed``: the item has no transcript."""
 
     item_id: str
     error: ErrorInfo
@@ -230,10 +207,7 @@ class TranscriptionFailed:
 
 @dataclass(frozen=True)
 class TranscriptionSegment:
-    """``conversation.item.input_audio_transcription.segment`` (diarizing models).
-
-    ``start``/``end`` are seconds within the item.
-    """
+    """``…transcription.segment`` (diarizing models); ``start``/``end``: seconds in the item."""
 
     item_id: str
     id: str
@@ -273,102 +247,106 @@ class UnknownEvent:
     raw: dict[str, Any]
 
 
+# fmt: off
 ServerEvent = Union[
-    SessionCreated,
-    SessionUpdated,
-    SpeechStarted,
-    SpeechStopped,
-    AudioBufferCommitted,
-    AudioBufferCleared,
-    ConversationItem,
-    TranscriptionDelta,
-    TranscriptionCompleted,
-    TranscriptionFailed,
-    TranscriptionSegment,
-    PartialTranscription,
-    ErrorEvent,
-    UnknownEvent,
+    SessionCreated, SessionUpdated, SpeechStarted, SpeechStopped, AudioBufferCommitted,
+    AudioBufferCleared, ConversationItem, TranscriptionDelta, TranscriptionCompleted,
+    TranscriptionFailed, TranscriptionSegment, PartialTranscription, ErrorEvent, UnknownEvent,
 ]
+# fmt: on
+
+
+# -- client events (docs/protocol.md §3), named as commands ---------------------------------
+
+
+@dataclass(frozen=True)
+class UpdateSession:
+    """``session.update`` or ``transcription_session.update`` (beta) with the ``session`` object
+    as sent (docs/protocol.md §2; ``session.parse_session_update`` reads it)."""
+
+    session: dict[str, Any]
+    type: str = "session.update"
+    event_id: str | None = None
+
+
+@dataclass(frozen=True)
+class AppendAudio:
+    """``input_audio_buffer.append``; ``audio``: decoded wire bytes (<= MAX_APPEND_BYTES)."""
+
+    audio: bytes
+    event_id: str | None = None
+    type: str = "input_audio_buffer.append"
+
+
+@dataclass(frozen=True)
+class CommitAudio:
+    """``input_audio_buffer.commit``: the buffer becomes an item (docs/protocol.md §3)."""
+
+    event_id: str | None = None
+    type: str = "input_audio_buffer.commit"
+
+
+@dataclass(frozen=True)
+class ClearAudio:
+    """``input_audio_buffer.clear``."""
+
+    event_id: str | None = None
+    type: str = "input_audio_buffer.clear"
+
+
+@dataclass(frozen=True)
+class UnknownClientEvent:
+    """A client event of any other ``type`` (e.g. ``response.create``), kept whole."""
+
+    type: str
+    raw: dict[str, Any]
+
+
+ClientEvent = Union[UpdateSession, AppendAudio, CommitAudio, ClearAudio, UnknownClientEvent]
 
 
 # -- parsing --------------------------------------------------------------------------------
 
-_MISSING = object()
+_MAX_COUNT = 2**53  # larger "numbers" are not counts or milliseconds a server means
+
+
+def _bad(
+    etype: str, key: str, problem: str = "wrong_type", event_id: Any = None
+) -> EventParseError:
+    message = f"event {etype!r}: field {key!r} is {problem.replace('_', ' ')}"
+    return EventParseError(message, event_type=etype, field=key, problem=problem, event_id=event_id)
 
 
 def _req(obj: dict[str, Any], key: str, kind: type | tuple[type, ...], etype: str) -> Any:
-    value = obj.get(key, _MISSING)
-    if value is _MISSING or value is None:
-        raise EventParseError(
-            f"server event {etype!r} lacks required field {key!r}", event_type=etype, field=key
-        )
-    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
-        raise EventParseError(
-            f"server event {etype!r} has field {key!r} of the wrong type",
-            event_type=etype,
-            field=key,
-        )
-    return value
+    if obj.get(key) is None:
+        raise _bad(etype, key, "missing")
+    return _opt(obj, key, kind, etype)
 
 
 def _opt(obj: dict[str, Any], key: str, kind: type | tuple[type, ...], etype: str) -> Any:
     value = obj.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
-        raise EventParseError(
-            f"server event {etype!r} has field {key!r} of the wrong type",
-            event_type=etype,
-            field=key,
-        )
+    if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+        raise _bad(etype, key)
     return value
-
-
-_MAX_COUNT = 2**53  # larger "numbers" are not counts or milliseconds a server means
 
 
 def _number(value: Any, key: str, etype: str) -> float:
     """A finite JSON number of sane size, else :class:`EventParseError` naming ``key``."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise EventParseError(
-            f"server event {etype!r} has field {key!r} of the wrong type",
-            event_type=etype,
-            field=key,
-        )
-    if isinstance(value, int):
-        if abs(value) > _MAX_COUNT:
-            raise EventParseError(
-                f"server event {etype!r} has field {key!r} out of range",
-                event_type=etype,
-                field=key,
-            )
-        return float(value)
-    if not math.isfinite(value) or abs(value) > _MAX_COUNT:
-        raise EventParseError(
-            f"server event {etype!r} has field {key!r} out of range", event_type=etype, field=key
-        )
-    return value
+        raise _bad(etype, key)
+    if abs(value) > _MAX_COUNT or not math.isfinite(value):
+        raise _bad(etype, key, "invalid")
+    return float(value)
 
 
 def _error_info(raw: Any, etype: str) -> ErrorInfo:
     if isinstance(raw, str):  # vLLM sends a plain string (docs/protocol.md §7)
         return ErrorInfo(type="error", message=raw)
     if not isinstance(raw, dict):
-        raise EventParseError(
-            f"server event {etype!r} lacks required field 'error'", event_type=etype, field="error"
-        )
-
-    def text(key: str) -> str | None:
-        value = raw.get(key)
-        return None if value is None else str(value)
-
-    return ErrorInfo(
-        type=text("type") or "error",
-        code=text("code"),
-        message=text("message") or "",
-        param=text("param"),
-        event_id=text("event_id"),
-    )
+        raise _bad(etype, "error", "missing")
+    keys = ("type", "code", "message", "param", "event_id")
+    f = {k: None if raw.get(k) is None else str(raw[k]) for k in keys}
+    return ErrorInfo(f["type"] or "error", f["code"], f["message"] or "", f["param"], f["event_id"])
 
 
 def _logprobs(raw: Any) -> tuple[LogProb, ...] | None:
@@ -398,176 +376,211 @@ def _usage(raw: Any, etype: str) -> Usage | None:
     if raw.get("type") == "duration" or ("seconds" in raw and "input_tokens" not in raw):
         return DurationUsage(seconds=num("seconds"))
     details = raw.get("input_token_details")
-    details = details if isinstance(details, dict) else {}
-    input_tokens = int(num("input_tokens"))
-    output_tokens = int(num("output_tokens"))
-    return TokenUsage(
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        total_tokens=int(num("total_tokens")) or input_tokens + output_tokens,
-        audio_tokens=int(num("audio_tokens", details, "usage.input_token_details")),
-        text_tokens=int(num("text_tokens", details, "usage.input_token_details")),
-    )
+    details, path = (details if isinstance(details, dict) else {}), "usage.input_token_details"
+    n_in, n_out = int(num("input_tokens")), int(num("output_tokens"))
+    total = int(num("total_tokens")) or n_in + n_out
+    audio, text = (int(num(key, details, path)) for key in ("audio_tokens", "text_tokens"))
+    return TokenUsage(n_in, n_out, total, audio, text)
 
 
 def _languages(raw: Any) -> tuple[str, ...] | None:
     if not isinstance(raw, list):
         return None
-    codes = []
-    for entry in raw:
-        if isinstance(entry, dict) and isinstance(entry.get("code"), str):
-            codes.append(entry["code"])
-        elif isinstance(entry, str):
-            codes.append(entry)
-    return tuple(codes)
+    codes = [e.get("code") if isinstance(e, dict) else e for e in raw]
+    return tuple(c for c in codes if isinstance(c, str))
 
 
-def _item_id_of_item(obj: dict[str, Any], etype: str) -> str:
+def _item_id_of_item(obj: dict[str, Any], key: str, etype: str) -> str:
     item = obj.get("item")
     item_id = item.get("id") if isinstance(item, dict) else None
     if isinstance(item_id, str):
         return item_id
-    item_id = obj.get("item_id")
-    if isinstance(item_id, str):
-        return item_id
-    raise EventParseError(
-        f"server event {etype!r} lacks required field 'item.id'", event_type=etype, field="item.id"
-    )
+    if isinstance(obj.get("item_id"), str):
+        return str(obj["item_id"])
+    raise _bad(etype, "item.id", "missing")
+
+
+# How each field is read, by name; any other field is a string, optional when its type allows
+# None. Fields are read in declaration order, so the first bad one is the one named.
+_READERS: dict[str, Any] = {
+    "audio_start_ms": lambda o, k, t: int(_number(o.get(k), k, t)),
+    "audio_end_ms": lambda o, k, t: int(_number(o.get(k), k, t)),
+    "content_index": lambda o, k, t: int(_opt(o, k, int, t) or 0),
+    "start": lambda o, k, t: _number(_opt(o, k, (int, float), t) or 0.0, k, t),
+    "end": lambda o, k, t: _number(_opt(o, k, (int, float), t) or 0.0, k, t),
+    "id": lambda o, k, t: str(o.get(k) or ""),
+    "logprobs": lambda o, k, t: _logprobs(o.get(k)),
+    "languages": lambda o, k, t: _languages(o.get(k)),
+    "usage": lambda o, k, t: _usage(o.get(k), t),
+    "error": lambda o, k, t: _error_info(o.get(k), t),
+    "session": lambda o, k, t: o[k] if isinstance(o.get(k), dict) else {},
+    "item": lambda o, k, t: o[k] if isinstance(o.get(k), dict) else {},
+    "ConversationItem.item_id": _item_id_of_item,
+}
+_SERVER_TYPES: dict[str, Any] = {
+    **{c.type: c for c in get_args(ServerEvent) if isinstance(getattr(c, "type", None), str)},
+    "transcription_session.created": SessionCreated,
+    "transcription_session.updated": SessionUpdated,
+    "conversation.item.added": ConversationItem,
+    "conversation.item.done": ConversationItem,
+    "conversation.item.created": ConversationItem,
+}
+
+
+def _load(text: str | bytes, side: str) -> tuple[dict[str, Any], str, str | None]:
+    """One message -> (object, its string ``type``, its string ``event_id`` or None)."""
+    try:
+        obj = json.loads(text)
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
+        raise EventParseError(f"{side} message is not valid JSON", problem="not_json") from e
+    if not isinstance(obj, dict):
+        raise EventParseError(f"{side} message is not a JSON object", problem="not_object")
+    event_id = obj.get("event_id") if isinstance(obj.get("event_id"), str) else None
+    etype = obj.get("type")
+    if not isinstance(etype, str):
+        problem = "missing" if etype is None else "wrong_type"
+        message = f"{side} message lacks a string 'type'"
+        raise EventParseError(
+            message, field="type", problem=problem, event_id=event_id, value=etype
+        )
+    return obj, etype, event_id
 
 
 def parse(text: str | bytes) -> ServerEvent:
-    """Parse one server message (a JSON object) into its typed event.
-
-    Args:
-        text: one websocket message, UTF-8 text (bytes are decoded).
-
-    Returns:
-        A frozen dataclass of :data:`ServerEvent`; an unrecognised ``type`` gives
-        :class:`UnknownEvent` holding the raw object.
+    """One server message (UTF-8 JSON text or bytes) -> its frozen :data:`ServerEvent`
+    (docs/protocol.md §4); an unknown ``type`` gives :class:`UnknownEvent`.
 
     Raises:
         EventParseError: not JSON, not an object, no string ``type``, or a required field of a
             known event missing or mistyped (the error names the field).
     """
-    try:
-        obj = json.loads(text)
-    except (ValueError, UnicodeDecodeError, RecursionError) as e:
-        raise EventParseError("server message is not valid JSON") from e
-    if not isinstance(obj, dict):
-        raise EventParseError("server message is not a JSON object")
-    etype = obj.get("type")
-    if not isinstance(etype, str):
-        raise EventParseError("server message lacks required field 'type'", field="type")
-    event_id = obj.get("event_id") if isinstance(obj.get("event_id"), str) else None
+    obj, etype, event_id = _load(text, "server")
+    cls = _SERVER_TYPES.get(etype)
+    if cls is None:
+        return UnknownEvent(type=etype, raw=obj)
+    values: dict[str, Any] = {}
+    for f in (f for f in fields(cls) if f.name not in ("type", "event_id")):
+        read = _READERS.get(f"{cls.__name__}.{f.name}") or _READERS.get(f.name)
+        if read is None:
+            read = _opt if "None" in str(f.type) else _req
+            values[f.name] = read(obj, f.name, str, etype)
+        else:
+            values[f.name] = read(obj, f.name, etype)
+    event: ServerEvent = cls(**values, event_id=event_id, type=etype)
+    return event
 
-    if etype in ("session.created", "transcription_session.created"):
-        session = obj.get("session")
-        session = session if isinstance(session, dict) else {}
-        return SessionCreated(session=session, event_id=event_id, type=etype)
-    if etype in ("session.updated", "transcription_session.updated"):
-        session = obj.get("session")
-        session = session if isinstance(session, dict) else {}
-        return SessionUpdated(session=session, event_id=event_id, type=etype)
-    if etype == "input_audio_buffer.speech_started":
-        return SpeechStarted(
-            item_id=_req(obj, "item_id", str, etype),
-            audio_start_ms=int(_number(obj.get("audio_start_ms"), "audio_start_ms", etype)),
-            event_id=event_id,
-        )
-    if etype == "input_audio_buffer.speech_stopped":
-        return SpeechStopped(
-            item_id=_req(obj, "item_id", str, etype),
-            audio_end_ms=int(_number(obj.get("audio_end_ms"), "audio_end_ms", etype)),
-            event_id=event_id,
-        )
-    if etype == "input_audio_buffer.committed":
-        return AudioBufferCommitted(
-            item_id=_req(obj, "item_id", str, etype),
-            previous_item_id=_opt(obj, "previous_item_id", str, etype),
-            event_id=event_id,
-        )
-    if etype == "input_audio_buffer.cleared":
-        return AudioBufferCleared(event_id=event_id)
-    if etype in ("conversation.item.added", "conversation.item.done", "conversation.item.created"):
-        item = obj.get("item")
-        return ConversationItem(
-            type=etype,
-            item_id=_item_id_of_item(obj, etype),
-            item=item if isinstance(item, dict) else {},
-            previous_item_id=_opt(obj, "previous_item_id", str, etype),
-            event_id=event_id,
-        )
-    if etype == "conversation.item.input_audio_transcription.delta":
-        return TranscriptionDelta(
-            item_id=_opt(obj, "item_id", str, etype),
-            delta=_req(obj, "delta", str, etype),
-            content_index=int(_opt(obj, "content_index", int, etype) or 0),
-            logprobs=_logprobs(obj.get("logprobs")),
-            event_id=event_id,
-        )
-    if etype == "conversation.item.input_audio_transcription.completed":
-        return TranscriptionCompleted(
-            item_id=_req(obj, "item_id", str, etype),
-            transcript=_req(obj, "transcript", str, etype),
-            content_index=int(_opt(obj, "content_index", int, etype) or 0),
-            logprobs=_logprobs(obj.get("logprobs")),
-            languages=_languages(obj.get("languages")),
-            usage=_usage(obj.get("usage"), etype),
-            event_id=event_id,
-        )
-    if etype == "conversation.item.input_audio_transcription.failed":
-        return TranscriptionFailed(
-            item_id=_req(obj, "item_id", str, etype),
-            error=_error_info(obj.get("error"), etype),
-            content_index=int(_opt(obj, "content_index", int, etype) or 0),
-            event_id=event_id,
-        )
-    if etype == "conversation.item.input_audio_transcription.segment":
-        return TranscriptionSegment(
-            item_id=_req(obj, "item_id", str, etype),
-            id=str(obj.get("id") or ""),
-            text=_req(obj, "text", str, etype),
-            speaker=_opt(obj, "speaker", str, etype),
-            start=_number(_opt(obj, "start", (int, float), etype) or 0.0, "start", etype),
-            end=_number(_opt(obj, "end", (int, float), etype) or 0.0, "end", etype),
-            event_id=event_id,
-        )
-    if etype == "input_audio_buffer.partial_transcription":
-        return PartialTranscription(
-            item_id=_opt(obj, "item_id", str, etype),
-            transcript=_req(obj, "transcript", str, etype),
-            event_id=event_id,
-        )
-    if etype == "error":
-        return ErrorEvent(error=_error_info(obj.get("error"), etype), event_id=event_id)
-    return UnknownEvent(type=etype, raw=obj)
-
-
-# -- client events ---------------------------------------------------------------------------
 
 MIN_COMMIT_MS = 100
-"""Least audio a commit needs, milliseconds: with less the server answers
-``input_audio_buffer_commit_empty`` (docs/protocol.md §3)."""
+"""Least audio a commit needs, in ms: less is refused (docs/protocol.md §3)."""
 
 MAX_APPEND_BYTES = 15 * 1024 * 1024
 """Most decoded audio one ``input_audio_buffer.append`` may carry, bytes (docs/protocol.md §3)."""
+
+_MAX_APPEND_BASE64 = (MAX_APPEND_BYTES * 4) // 3 + 4
+
+
+def parse_client(text: str | bytes) -> ClientEvent:
+    """One client message -> its typed command (docs/protocol.md §3), strict like :func:`parse`:
+    an update's ``session`` must be an object, an append's ``audio`` base64 of at most
+    :data:`MAX_APPEND_BYTES` (length checked before decoding); a non-string ``event_id`` is
+    ignored; another ``type`` gives :class:`UnknownClientEvent`.
+
+    Raises:
+        EventParseError: with ``problem`` ``not_json``, ``not_object``, ``missing``,
+            ``wrong_type``, ``invalid`` (base64) or ``too_large``, naming the field.
+    """
+    obj, etype, event_id = _load(text, "client")
+
+    def required(key: str, kind: type) -> Any:
+        value = obj.get(key)
+        if value is None or not isinstance(value, kind):
+            raise _bad(etype, key, "missing" if value is None else "wrong_type", event_id)
+        return value
+
+    if etype in ("session.update", "transcription_session.update"):
+        return UpdateSession(session=required("session", dict), type=etype, event_id=event_id)
+    if etype == "input_audio_buffer.append":
+        audio = required("audio", str)
+        if len(audio) > _MAX_APPEND_BASE64:
+            raise _bad(etype, "audio", "too_large", event_id)
+        try:
+            data = base64.b64decode(audio, validate=True)
+        except (binascii.Error, ValueError):
+            raise _bad(etype, "audio", "invalid", event_id) from None
+        if len(data) > MAX_APPEND_BYTES:
+            raise _bad(etype, "audio", "too_large", event_id)
+        return AppendAudio(audio=data, event_id=event_id)
+    if etype == "input_audio_buffer.commit":
+        return CommitAudio(event_id=event_id)
+    if etype == "input_audio_buffer.clear":
+        return ClearAudio(event_id=event_id)
+    return UnknownClientEvent(type=etype, raw=obj)
+
+
+def _wire_obj(event: ServerEvent | ClientEvent) -> dict[str, Any]:
+    if isinstance(event, (UnknownEvent, UnknownClientEvent)):
+        return event.raw
+    out: dict[str, Any] = {"type": event.type}
+    if event.event_id is not None:
+        out["event_id"] = event.event_id
+    for f in fields(event):
+        name, value = f.name, getattr(event, f.name)
+        if name in ("type", "event_id") or (value is None and name != "previous_item_id"):
+            continue
+        if name == "logprobs":
+            value = [
+                {
+                    "token": p.token,
+                    "logprob": p.logprob,
+                    "bytes": list(p.token.encode("utf-8", "surrogatepass")),
+                }
+                for p in value
+            ]
+        elif name == "languages":
+            value = [{"code": code} for code in value]
+        elif isinstance(value, ErrorInfo):
+            value = asdict(value)  # an error event's error has all five fields, always
+            if value["event_id"] is None and not isinstance(event, ErrorEvent):
+                del value["event_id"]
+        elif isinstance(value, DurationUsage):
+            value = {"type": "duration", "seconds": value.seconds}
+        elif isinstance(value, TokenUsage):
+            counts = asdict(value)
+            details = {key: counts.pop(key) for key in ("audio_tokens", "text_tokens")}
+            value = {"type": "tokens", **counts, "input_token_details": details}
+        elif isinstance(value, bytes):
+            value = base64.b64encode(value).decode("ascii")
+        out[name] = value
+    return out
+
+
+def to_wire(event: ServerEvent | ClientEvent) -> str:
+    """One event, server or client, as JSON text: the inverse of :func:`parse` and
+    :func:`parse_client` (docs/protocol.md §3, §4) for well-formed events (numbers finite and
+    at most 2**53, ``ErrorInfo.type`` not empty, ``total_tokens`` 0 only with no tokens, a
+    string ``item["id"]`` equal to ``item_id``, an unknown event's ``raw["type"]`` its type).
+    Server events: ``json.dumps`` defaults, ``None`` fields left out but ``previous_item_id``,
+    an ``error`` event's ``error`` with all five fields. Client events: compact as
+    :func:`dumps_event`; an append without ``event_id`` is exactly :func:`append_event`."""
+    if isinstance(event, AppendAudio) and event.event_id is None:
+        return append_event(event.audio).decode("ascii")  # the per-frame path's own text
+    if isinstance(event, get_args(ClientEvent)):
+        return dumps_event(_wire_obj(event))
+    return json.dumps(_wire_obj(event))
+
 
 _APPEND_HEAD = b'{"type":"input_audio_buffer.append","audio":"'
 _APPEND_TAIL = b'"}'
 
 
 def append_event(pcm: bytes | bytearray | memoryview) -> bytes:
-    """``input_audio_buffer.append`` for wire-format audio bytes, as UTF-8 JSON bytes.
-
-    Filled from a fixed template (no ``json.dumps`` on the per-frame path). Callers keep each
-    event well under the 15 MiB limit of docs/protocol.md §3. Send the result as a *text* frame.
-    """
+    """``input_audio_buffer.append`` of wire audio, as UTF-8 JSON bytes from a fixed template
+    (no ``json.dumps`` per frame); keep it under 15 MiB (docs/protocol.md §3); send as text."""
     return b"".join((_APPEND_HEAD, base64.b64encode(pcm), _APPEND_TAIL))
 
 
 def commit_event(event_id: str | None = None) -> str:
-    """``input_audio_buffer.commit`` (docs/protocol.md §3); ``event_id`` ties a reply error to
-    it."""
+    """``input_audio_buffer.commit`` (docs/protocol.md §3); ``event_id`` ties an error to it."""
     if event_id is None:
         return '{"type":"input_audio_buffer.commit"}'
     return json.dumps({"type": "input_audio_buffer.commit", "event_id": event_id})
