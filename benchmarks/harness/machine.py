@@ -17,53 +17,33 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 """The project root (the benchmarks run from here: ``python -m benchmarks``)."""
-
-CLIENT_CPU = 0
-SERVER_CPU = 1
-
-INITIAL_CPUS: frozenset[int] = frozenset(
-    os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
-)
+CLIENT_CPU, SERVER_CPU = 0, 1
+INITIAL_CPUS = frozenset(os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else ())
 """The CPUs this process could use when it started, before :func:`pin_to_cpu`."""
-
-PACKAGES = (
-    "livekit-plugins-openai-stt",
-    "livekit-plugins-openai",
-    "livekit-agents",
-    "livekit",
-    "websockets",
-    "aiohttp",
-    "faster-whisper",
-)
+PACKAGES = ("livekit-plugins-openai-stt", "livekit-plugins-openai", "livekit-agents", "livekit")
+PACKAGES += ("websockets", "aiohttp", "faster-whisper")
 
 
 def pin_to_cpu(cpu: int | None) -> str:
     """Pin this process to ``cpu`` if the machine allows it; returns a note for the report."""
-    if cpu is None or not hasattr(os, "sched_setaffinity"):
-        return "not pinned"
-    if cpu not in INITIAL_CPUS:
-        return "not pinned (cpu unavailable)"
     try:
-        os.sched_setaffinity(0, {cpu})
-    except OSError as e:
-        return f"not pinned ({e})"
+        os.sched_setaffinity(0, {cpu} if cpu in INITIAL_CPUS else ())
+    except (OSError, TypeError, ValueError):
+        return "not pinned"
     return f"pinned to CPU {cpu}"
 
 
 def unpin() -> None:
     """Give this process back every CPU it started with."""
-    if hasattr(os, "sched_setaffinity"):
-        with contextlib.suppress(OSError):
-            os.sched_setaffinity(0, INITIAL_CPUS)
+    if INITIAL_CPUS:
+        os.sched_setaffinity(0, INITIAL_CPUS)
 
 
 def server_cpus(cpu: int | None | str = "auto") -> frozenset[int]:
     """The CPUs a server process gets: ``"auto"``: :data:`SERVER_CPU` alone when another CPU is
     left for the client, else all; ``None``: all (not pinned); an int: that one."""
     if cpu == "auto":
-        if SERVER_CPU in INITIAL_CPUS and len(INITIAL_CPUS) > 1:
-            return frozenset({SERVER_CPU})
-        return INITIAL_CPUS
+        return frozenset({SERVER_CPU}) if {CLIENT_CPU, SERVER_CPU} <= INITIAL_CPUS else INITIAL_CPUS
     return INITIAL_CPUS if cpu is None else frozenset({int(cpu)})
 
 
@@ -87,16 +67,15 @@ def cpu_busy(cpu: int) -> tuple[float, float]:
     import psutil
 
     t = psutil.cpu_times(percpu=True)[cpu]
-    total = sum(t)
-    return total - t.idle - getattr(t, "iowait", 0.0), total
+    return sum(t) - t.idle - getattr(t, "iowait", 0.0), sum(t)
 
 
-def _cpu_model() -> str:
+def _read(path: str, key: str) -> str:
     with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
+        for line in Path(path).read_text().splitlines():
+            if line.lower().startswith(key):
                 return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
+    return ""
 
 
 def _version(dist: str) -> str:
@@ -108,34 +87,24 @@ def _version(dist: str) -> str:
 
 def _revision() -> str:
     """The checkout measured: commit, subject, and whether ``plugin/`` differs from it."""
-
-    def git(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10, check=False
-        )
-
     try:
-        head = git("log", "-1", "--format=%h %s")
-        dirty = git("diff", "--quiet", "HEAD", "--", "plugin").returncode != 0
-    except (OSError, subprocess.SubprocessError):
+        git = ["git", "-C", str(ROOT)]
+        head = subprocess.run([*git, "log", "-1", "--format=%h %s"], capture_output=True, text=True)
+        dirty = subprocess.run([*git, "diff", "--quiet", "HEAD", "--", "plugin"]).returncode
+    except OSError:
         return "unknown"
-    if head.returncode != 0:
-        return "unknown"
-    return head.stdout.strip() + (" (plugin/ has uncommitted changes)" if dirty else "")
+    changed = " (plugin/ has uncommitted changes)" if dirty else ""
+    return head.stdout.strip() + changed if head.returncode == 0 else "unknown"
 
 
 def machine_info() -> dict[str, Any]:
     """Date, CPU model and count, memory, OS, Python, load average, revision, versions."""
-    mem = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                mem = f"{int(line.split()[1]) / 2**20:.1f} GiB"
+    mem = _read("/proc/meminfo", "memtotal").split()
     return {
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "cpu": _cpu_model(),
+        "cpu": _read("/proc/cpuinfo", "model name") or platform.processor(),
         "cores": os.cpu_count(),
-        "memory": mem,
+        "memory": f"{int(mem[0]) / 2**20:.1f} GiB" if mem else "",
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
         "loadavg": os.getloadavg() if hasattr(os, "getloadavg") else None,

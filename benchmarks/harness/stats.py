@@ -73,3 +73,15 @@ def ratio(a: Any, b: Any) -> str:
 
 def pass_fail(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
+
+
+def fixed(digits: int, unit: str = "", scale: float = 1.0) -> Any:
+    """A formatter: ``x * scale`` with ``digits`` decimals and ``unit``; "n/a" for None or NaN."""
+    return lambda x: fmt(x if missing(x) else float(x * scale), digits, unit)
+
+
+def row(
+    figure: str, ours: Any, official: Any, show: Any = str, target: str = "", *, div: bool = True
+) -> Row:
+    """A summary row: both values through ``show``, and their ratio unless ``div`` is False."""
+    return (figure, show(ours), show(official), ratio(ours, official) if div else "", target)

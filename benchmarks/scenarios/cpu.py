@@ -1,16 +1,9 @@
-"""1. CPU seconds per stream-minute: ours, the official plugin and the null STT, alternating.
-
-Every variant runs in ONE process pinned to the client CPU, ``streams`` streams each, all
-connected to the scripted local server (its own process, the other CPU: its CPU is not
-counted). In each round every variant's streams are fed in turn for ``window_s`` (the others
-idle), plus one window with no stream fed (the idle baseline), the order rotating each round,
-so drift on the machine hits every variant alike. CPU = ``time.process_time()`` over the window
-(all threads) minus the idle rate, per stream-minute of audio.
-"""
+"""1. CPU seconds per stream-minute: ours, the official plugin and the null STT, alternating."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import time
 from dataclasses import dataclass, field
@@ -21,7 +14,7 @@ from benchmarks.harness import worker
 from benchmarks.harness.drive import FRAME_S, PHASES, Fleet, Pacer, push_paced
 from benchmarks.harness.plugins import http_context
 from benchmarks.harness.servers import local_server
-from benchmarks.harness.stats import Row, fmt, mean, pass_fail, percentile, ratio
+from benchmarks.harness.stats import Row, fixed, fmt, mean, pass_fail, percentile, row
 
 LABELS = {
     "ours": "openai_stt (ours), pcm16, chunk_ms=100 (default)",
@@ -86,78 +79,63 @@ class Result:
 
 async def task(a: dict[str, Any]) -> dict[str, Any]:
     """All variants in this process, in alternating windows (see the module's docstring)."""
+    cfg, variants = Config(**a["cfg"]), a["variants"]
     frames = speech_frames_48k(20)
-    n, rounds, window_s = a["streams"], a["rounds"], a["window_s"]
-    cpu: dict[str, list[float]] = {v["label"]: [] for v in a["variants"]}
-    wall: dict[str, list[float]] = {v["label"]: [] for v in a["variants"]}
-    late: dict[str, list[float]] = {v["label"]: [] for v in a["variants"]}
+    windows: dict[str, list[tuple[float, float, float]]] = {v["label"]: [] for v in variants}
     idle_cpu = idle_wall = 0.0
     # two official groups of 40 exceed the 50 connections of the default http session
     async with http_context(unlimited=True):
         fleets = []
-        for v in a["variants"]:
+        for v in variants:
             kw = {k: v[k] for k in ("audio_format", "chunk_ms") if k in v}
-            fleet = Fleet(v["plugin"], a["base_url"], v.get("turn_s", 0.0), **kw)
-            await fleet.open(n, frames)
-            fleets.append(fleet)
+            fleets.append(Fleet(v["plugin"], a["base_url"], v.get("turn_s", 0.0), **kw))
+            await fleets[-1].open(cfg.streams, frames)
         k = 0
         for fleet in fleets:  # connect and warm each group
-            k = await fleet.feed(frames, a["warm_s"], start=k)
+            k = await fleet.feed(frames, cfg.warm_s, start=k)
         gc.collect()
         order = [*range(len(fleets)), -1]
-        for r in range(rounds):
-            for gi in order[r % len(order) :] + order[: r % len(order)]:
+        for r in range(cfg.rounds):
+            for i in order[r % len(order) :] + order[: r % len(order)]:
                 p0, w0 = time.process_time(), time.monotonic()
-                if gi < 0:  # the idle baseline: the pacing loop alone
-                    rounds_idle = round(a["idle_window_s"] / FRAME_S)
-                    await push_paced([], frames, rounds_idle, phases=PHASES)
+                if i < 0:  # the idle baseline: the pacing loop alone
+                    await push_paced([], frames, round(cfg.idle_window_s / FRAME_S), phases=PHASES)
                     idle_cpu += time.process_time() - p0
                     idle_wall += time.monotonic() - w0
-                    continue
-                label, pacer = a["variants"][gi]["label"], Pacer(FRAME_S / PHASES)
-                k = await fleets[gi].feed(frames, window_s, start=k, pacer=pacer)
-                cpu[label].append(time.process_time() - p0)
-                wall[label].append(time.monotonic() - w0)
-                late[label].append(pacer.p95_ms())
-        backlog = {v["label"]: f.backlog_ms() for v, f in zip(a["variants"], fleets, strict=True)}
+                else:
+                    pacer = Pacer(FRAME_S / PHASES)
+                    k = await fleets[i].feed(frames, cfg.window_s, start=k, pacer=pacer)
+                    w = (time.process_time() - p0, time.monotonic() - w0, pacer.p95_ms())
+                    windows[variants[i]["label"]].append(w)
         dead = sum(len(f.dead) for f in fleets)
         await asyncio.gather(*(f.aclose() for f in fleets))
     idle = idle_cpu / idle_wall if idle_wall else 0.0
-    per_min = n / 60.0
+    per_min = cfg.streams / 60.0
+
+    def figure(cpu: float, wall: float) -> float:
+        return (cpu - idle * wall) / (per_min * wall)
+
     return {
         "idle_cpu_per_s": idle,
         "dead_streams": dead,
         "variants": {
             label: {
-                "cpu_s_per_stream_minute": (sum(cpu[label]) - idle * sum(wall[label]))
-                / (per_min * sum(wall[label])),
-                "per_window": [
-                    (c - idle * w) / (per_min * w)
-                    for c, w in zip(cpu[label], wall[label], strict=True)
-                ],
-                "lateness_p95_ms": max(late[label]),
-                "backlog_end_ms": backlog[label],
+                "cpu_s_per_stream_minute": figure(sum(x[0] for x in ws), sum(x[1] for x in ws)),
+                "per_window": [figure(c, w) for c, w, _ in ws],
+                "lateness_p95_ms": max(x[2] for x in ws),
             }
-            for label in cpu
+            for label, ws in windows.items()
         },
     }
 
 
 async def measure(cfg: Config) -> Result:
-    result = Result(cfg)
-    variants = cfg.variants()
+    result, variants = Result(cfg), cfg.variants()
     async with local_server(inline=cfg.quick) as server:
         s0 = server.cpu_s()
         for rep in range(cfg.reps):
-            args = {
-                "base_url": server.base_url,
-                "streams": cfg.streams,
-                "variants": variants if rep % 2 == 0 else variants[::-1],
-                "rounds": cfg.rounds,
-                "window_s": cfg.window_s,
-                "idle_window_s": cfg.idle_window_s,
-                "warm_s": cfg.warm_s,
-            }
+            order = variants if rep % 2 == 0 else variants[::-1]
+            args = {"cfg": dataclasses.asdict(cfg), "variants": order, "base_url": server.base_url}
             result.runs.append(await worker.call(task, args, fresh=not cfg.quick))
         result.server_cpu_s = server.cpu_s() - s0
     return result
@@ -165,29 +143,18 @@ async def measure(cfg: Config) -> Result:
 
 def summary(r: Result) -> list[Row]:
     o, f, n = r.value("ours"), r.value("official"), r.value("null")
-    ot, ft = r.value("ours, turns"), r.value("official, turns")
+    turns = f"  with a turn ended every {r.cfg.turn_s:g} s (ours: flush(); official: oracle VAD)"
+    floor = "  reference: LiveKit's per-frame base-class path alone (null STT)"
     return [
-        (
+        row(
             "CPU s per stream-minute (48 kHz 10 ms frames, real time)",
-            fmt(o, 3),
-            fmt(f, 3),
-            ratio(o, f),
+            o,
+            f,
+            fixed(3),
             f"≤ 0.5× official: {pass_fail(o <= 0.5 * f)}",
         ),
-        (
-            f"  with a turn ended every {r.cfg.turn_s:g} s (ours: flush(); official: oracle VAD)",
-            fmt(ot, 3),
-            fmt(ft, 3),
-            ratio(ot, ft),
-            "",
-        ),
-        (
-            "  reference: LiveKit's per-frame base-class path alone (null STT)",
-            fmt(n, 3),
-            fmt(n, 3),
-            "",
-            "",
-        ),
+        row(turns, r.value("ours, turns"), r.value("official, turns"), fixed(3)),
+        row(floor, n, n, fixed(3), div=False),
     ]
 
 

@@ -1,10 +1,6 @@
 """7. Audio lost across connection drops, both plugins; where each commits a turn's end.
 
-The local server (scripted engine, inline: each run needs its own ``Faults``) drops sessions
-on cue. Its transcript of an item is the item's duration ("1.00 seconds of audio"), so audio
-lost = audio pushed - the sum over the finals. :func:`lost_audio` is also the resilience
-section's drop measurement.
-"""
+:func:`lost_audio` is also the resilience section's drop measurement."""
 
 from __future__ import annotations
 
@@ -14,12 +10,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from benchmarks.clips import speech_frames_48k
-from benchmarks.harness.drive import run_stream
+from benchmarks.harness.drive import StreamRun, run_stream
 from benchmarks.harness.plugins import LABELS, OracleVAD, open_stt, text
 from benchmarks.harness.servers import local_server
-from benchmarks.harness.stats import Row, fmt, pass_fail
+from benchmarks.harness.stats import Row, fixed, fmt, pass_fail, row
 
 _SECONDS = re.compile(r"(\d+\.\d+) seconds of audio")
+
+
+def seconds_in_finals(run: StreamRun) -> list[float]:
+    """The audio each FINAL says its item held, seconds (the scripted engine's transcript)."""
+    return [float(m) for _, e in run.finals() for m in _SECONDS.findall(text(e))]
 
 
 async def lost_audio(
@@ -61,7 +62,7 @@ async def lost_audio(
             quiet_s=settle_s if plugin == "official" else None,
         )
         counters = server.local.counters
-    items = [float(m) for _, e in run.finals() for m in _SECONDS.findall(text(e))]
+    items = seconds_in_finals(run)
     lost = seconds - sum(items)
     return {
         "plugin": plugin,
@@ -146,27 +147,21 @@ def _worst_cut_ms(x: dict[str, Any]) -> float:
 
 def summary(r: Result) -> list[Row]:
     (o, no), (f, nf) = r.per_drop("ours"), r.per_drop("official")
-    rows: list[Row] = [
-        (
-            f"Audio lost per connection drop ({no} / {nf} drops)",
-            fmt(o, 0, " ms"),
-            fmt(f, 0, " ms"),
-            "",
-            f"0 lost: {pass_fail(o == 0)}",
-        )
-    ]
-    ctl = {x["plugin"]: x for x in r.controls}
-    rows.append(
-        (
-            "Turn audio committed where the turn ends: worst error "
-            f"({r.cfg.control_turn_s:g} s turns)",
-            fmt(_worst_cut_ms(ctl["ours"]), 0, " ms"),
-            fmt(_worst_cut_ms(ctl["official"]), 0, " ms"),
-            "",
-            "",
-        )
+    ctl = {x["plugin"]: _worst_cut_ms(x) for x in r.controls}
+    cut = (
+        f"Turn audio committed where the turn ends: worst error ({r.cfg.control_turn_s:g} s turns)"
     )
-    return rows
+    return [
+        row(
+            f"Audio lost per connection drop ({no} / {nf} drops)",
+            o,
+            f,
+            fixed(0, " ms"),
+            f"0 lost: {pass_fail(o == 0)}",
+            div=False,
+        ),
+        row(cut, ctl["ours"], ctl["official"], fixed(0, " ms"), div=False),
+    ]
 
 
 def render(r: Result) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import math
 import tracemalloc
@@ -13,7 +14,7 @@ from benchmarks.clips import speech_frames_48k
 from benchmarks.harness import worker
 from benchmarks.harness.drive import Fleet
 from benchmarks.harness.machine import rss_bytes
-from benchmarks.harness.plugins import LABELS, http_context
+from benchmarks.harness.plugins import LABELS, PLUGINS, http_context
 from benchmarks.harness.servers import local_server
 from benchmarks.harness.stats import Row, fmt, median, ratio
 
@@ -44,52 +45,45 @@ class Result:
 
 
 async def task(a: dict[str, Any]) -> dict[str, Any]:
-    """RSS before and at peak of ``streams`` streams of one plugin fed ``seconds`` in real time
-    after a 2-stream warm-up; with ``tracemalloc``, the traced Python heap's peak too."""
+    """RSS before and at peak of ``a["streams"]`` streams of one plugin fed ``seconds`` in real
+    time after a 2-stream warm-up; with ``a["tracemalloc"]``, the traced Python heap's peak."""
+    cfg, n, trace = Config(**a["cfg"]), a["streams"], a["tracemalloc"]
     frames = speech_frames_48k(20)
-    n, trace = a["streams"], a["tracemalloc"]
     async with http_context():
         # warm-up: imports, the aiohttp session, resamplers, first-use caches
-        fleet = Fleet(a["plugin"], a["base_url"], a["turn_s"])
+        fleet = Fleet(a["plugin"], a["base_url"], cfg.turn_s)
         await fleet.open(2)
-        await fleet.feed(frames, a["warm_s"])
+        await fleet.feed(frames, min(cfg.warm_s, cfg.turn_s))
         await fleet.aclose()
         await asyncio.sleep(0.3)
         gc.collect()
-        rss0 = rss_bytes()
+        peak = [rss_bytes()]
         if trace:
             tracemalloc.start()
-        fleet = Fleet(a["plugin"], a["base_url"], a["turn_s"])
+        fleet = Fleet(a["plugin"], a["base_url"], cfg.turn_s)
         await fleet.open(n, frames)
-        peak = [rss0]
-        await fleet.feed(frames, a["seconds"], sample=lambda: peak.append(rss_bytes()))
+        await fleet.feed(frames, cfg.seconds, sample=lambda: peak.append(rss_bytes()))
         peak.append(rss_bytes())
         traced = tracemalloc.get_traced_memory()[1] if trace else math.nan
         tracemalloc.stop()
-        backlog = fleet.backlog_ms()
         await fleet.aclose()
     return {
-        "rss0_mb": rss0 / 2**20,
+        "rss0_mb": peak[0] / 2**20,
         "rss_peak_mb": max(peak) / 2**20,
-        "rss_per_stream_kb": (max(peak) - rss0) / n / 1024,
+        "rss_per_stream_kb": (max(peak) - peak[0]) / n / 1024,
         "traced_peak_per_stream_kb": traced / n / 1024,
-        "backlog_end_ms": backlog,
     }
 
 
 async def measure(cfg: Config) -> Result:
     result = Result(cfg)
+    alternating = [PLUGINS[::-1] if rep % 2 else PLUGINS for rep in range(cfg.reps)]
+    runs = [(p, "rss", cfg.streams) for pair in alternating for p in pair]
+    runs += [(p, "trace", cfg.trace_streams) for p in PLUGINS]
     async with local_server(inline=cfg.quick) as server:
-        common = {"base_url": server.base_url, "seconds": cfg.seconds, "turn_s": cfg.turn_s}
-        common["warm_s"] = min(cfg.warm_s, cfg.turn_s)
-        runs = [
-            (plugin, "rss", cfg.streams)
-            for rep in range(cfg.reps)
-            for plugin in (("ours", "official") if rep % 2 == 0 else ("official", "ours"))
-        ]
-        runs += [(plugin, "trace", cfg.trace_streams) for plugin in ("ours", "official")]
         for plugin, kind, n in runs:
-            args = {**common, "plugin": plugin, "streams": n, "tracemalloc": kind == "trace"}
+            args = {"cfg": dataclasses.asdict(cfg), "plugin": plugin, "base_url": server.base_url}
+            args.update(streams=n, tracemalloc=kind == "trace")
             r = await worker.call(task, args, fresh=not cfg.quick)
             result.runs.append({**r, "plugin": plugin, "kind": kind})
     return result

@@ -1,14 +1,9 @@
-"""1 (cont.). The most concurrent streams one process keeps in real time on one core.
-
-One process pinned to the client CPU; the stream count grows geometrically, each level held
-``step_s`` with every stream ending a turn every ``turn_s`` of its audio, until a level fails
-to keep real time; then one refinement at the midpoint in a fresh process. The scripted local
-server runs on the other CPU (its load is reported).
-"""
+"""1 (cont.). The most concurrent streams one process keeps in real time on one core."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -37,6 +32,8 @@ class Config:
     """At most this long for a level's streams to drain what queued before it is measured."""
     budget_s: float = 75.0
     """No new level starts after this many seconds."""
+    connect_budget_s: float = 90.0
+    """How long a level's new streams may take to connect."""
     turn_s: float = 2.0
     limit_ms: float = 20.0
     """A level passes when pacing lateness p95 and event-loop lag p95 are both at most this."""
@@ -61,19 +58,18 @@ class Result:
 
 
 async def task(a: dict[str, Any]) -> dict[str, Any]:
-    """Ramp the stream count of one plugin until a level fails to keep real time."""
+    """Ramp the stream count of ``a["plugin"]`` until a level fails to keep real time."""
+    cfg = Config(**a["cfg"])
     frames = speech_frames_48k(20)
-    deadline = time.monotonic() + a["budget_s"]
-    plan, n = list(a["levels"]), a["start"]
-    while not a["levels"] and n <= a["max_streams"]:
+    deadline = time.monotonic() + cfg.budget_s
+    plan, n = list(cfg.levels), cfg.start
+    while not cfg.levels and n <= cfg.max_streams:
         plan.append(n)
-        n = max(n + 1, round(n * a["factor"]))
+        n = max(n + 1, round(n * cfg.factor))
     levels: list[dict[str, Any]] = []
-    cpu = a.get("cpu", CLIENT_CPU)
-    pid = a.get("server_pid")
+    pid, cpu = a["server_pid"], a.get("cpu", CLIENT_CPU)
     async with http_context(unlimited=a["unlimited_http"]):
-        fleet = Fleet(a["plugin"], a["base_url"], a["turn_s"])
-        k = 0
+        fleet, k = Fleet(a["plugin"], a["base_url"], cfg.turn_s), 0
         for n in plan:
             if time.monotonic() > deadline:
                 break
@@ -84,54 +80,47 @@ async def task(a: dict[str, Any]) -> dict[str, Any]:
             for s in new:  # more than one chunk_ms block, so that each queues something
                 for f in frames[:12]:
                     s.push_frame(f)
-            while fleet.backlog_ms(new) > 0 and time.monotonic() < t_conn + a["connect_budget_s"]:  # noqa: ASYNC110
+            while fleet.backlog_ms(new) > 0 and time.monotonic() < t_conn + cfg.connect_budget_s:  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
             connect_s, connected = time.monotonic() - t_conn, fleet.backlog_ms(new) == 0
-            k = await fleet.feed(frames, a["warm_s"], start=k)
+            k = await fleet.feed(frames, cfg.warm_s, start=k)
             # new streams connect (the official plugin one at a time) and drain what queued
             # meanwhile before the clock starts (at most settle_s more)
-            settle_end = time.monotonic() + a["settle_s"]
+            settle_end = time.monotonic() + cfg.settle_s
             while fleet.backlog_ms() > 50 and time.monotonic() < settle_end:
                 k = await fleet.feed(frames, 0.5, start=k)
             lag, pacer, backlogs = LoopLag(), Pacer(FRAME_S / PHASES), []
             lag.start()
             s0 = process_cpu_s(pid) if pid else math.nan
             c0, p0, w0 = cpu_busy(cpu), time.process_time(), time.monotonic()
-            k = await fleet.feed(
-                frames,
-                a["step_s"],
-                start=k,
-                pacer=pacer,
-                sample=lambda b=backlogs: b.append(fleet.backlog_ms()),
-            )
-            wall, used = time.monotonic() - w0, time.process_time() - p0
-            c1 = cpu_busy(cpu)
+
+            def sample(b: list[float] = backlogs) -> None:
+                b.append(fleet.backlog_ms())
+
+            k = await fleet.feed(frames, cfg.step_s, start=k, pacer=pacer, sample=sample)
+            wall, used, c1 = time.monotonic() - w0, time.process_time() - p0, cpu_busy(cpu)
             await lag.stop()
             backlogs.append(fleet.backlog_ms())
+            busy = (c1[0] - c0[0]) / (c1[1] - c0[1]) if c1[1] > c0[1] else math.nan
             level = {
                 "streams": n,
                 "lateness_p95_ms": pacer.p95_ms(),
                 "loop_lag_p95_ms": percentile(lag.samples, 95) * 1000,
                 "backlog_end_ms": backlogs[-1],
-                "backlog_max_ms": max(backlogs),
                 "client_core_fraction": used / wall,
                 "server_core_fraction": ((process_cpu_s(pid) if pid else math.nan) - s0) / wall,
                 # the client CPU's busy share not spent by this process: other processes
-                "other_load": max(0.0, (c1[0] - c0[0]) / (c1[1] - c0[1]) - used / wall)
-                if c1[1] > c0[1]
-                else math.nan,
+                "other_load": max(0.0, busy - used / wall),
                 "dead_streams": len(fleet.dead),
                 "stuck_streams": fleet.stuck(),
-                "settled": fleet.backlog_ms() <= 50,
                 "new_streams": len(new),
                 "connect_s": connect_s,
                 "connected": connected,
             }
             level["ok"] = (
-                level["lateness_p95_ms"] <= a["limit_ms"]
-                and level["loop_lag_p95_ms"] <= a["limit_ms"]
-                and level["backlog_end_ms"] <= a["backlog_ms"]
-                and level["dead_streams"] == 0
+                max(level["lateness_p95_ms"], level["loop_lag_p95_ms"]) <= cfg.limit_ms
+                and level["backlog_end_ms"] <= cfg.backlog_ms
+                and not level["dead_streams"]
             )
             levels.append(level)
             if not level["ok"] or not connected:
@@ -143,51 +132,31 @@ async def task(a: dict[str, Any]) -> dict[str, Any]:
 
 
 async def measure(cfg: Config) -> Result:
-    result = Result(cfg)
+    result, fresh = Result(cfg), not cfg.quick
     async with local_server(inline=cfg.quick) as server:
-        common = {
-            "base_url": server.base_url,
-            "server_pid": server.pid,
-            "start": cfg.start,
-            "factor": cfg.factor,
-            "max_streams": cfg.max_streams,
-            "levels": list(cfg.levels),
-            "step_s": cfg.step_s,
-            "warm_s": cfg.warm_s,
-            "settle_s": cfg.settle_s,
-            "connect_budget_s": 90.0,
-            "budget_s": cfg.budget_s,
-            "turn_s": cfg.turn_s,
-            "limit_ms": cfg.limit_ms,
-            "backlog_ms": cfg.backlog_ms,
-        }
-        fresh = not cfg.quick
+
+        async def ramp(plugin: str, c: Config, unlimited_http: bool) -> dict[str, Any]:
+            args = {"cfg": dataclasses.asdict(c), "plugin": plugin, "base_url": server.base_url}
+            args.update(server_pid=server.pid, unlimited_http=unlimited_http)
+            return await worker.call(task, args, fresh=fresh)
+
         for plugin in ("ours", "official"):
             # the official plugin's default aiohttp session allows 50 connections per host
             # (checked separately below); lift that here to measure the plugin's own code
-            args = {**common, "plugin": plugin, "unlimited_http": plugin == "official"}
-            r = await worker.call(task, args, fresh=fresh)
+            r = await ramp(plugin, cfg, plugin == "official")
             if cfg.refine and r["first_fail"] and r["first_fail"] - r["max_ok"] > 1:
                 mid = (r["max_ok"] + r["first_fail"]) // 2
-                again = await worker.call(task, {**args, "levels": [mid]}, fresh=fresh)
+                again = await ramp(
+                    plugin, dataclasses.replace(cfg, levels=(mid,)), plugin == "official"
+                )
                 if again["levels"]:
-                    level = {**again["levels"][-1], "refinement": True}
-                    r["levels"].append(level)
-                    r["max_ok" if level["ok"] else "first_fail"] = mid
+                    r["levels"].append({**again["levels"][-1], "refinement": True})
+                    r["max_ok" if again["levels"][-1]["ok"] else "first_fail"] = mid
             result.plugins[plugin] = r
         if cfg.shipped:
             # the official plugin as shipped: 51 streams on the default job http session
-            args = {
-                **common,
-                "plugin": "official",
-                "unlimited_http": False,
-                "levels": [51],
-                "step_s": 2.0,
-                "warm_s": 1.0,
-                "settle_s": 0.0,
-                "connect_budget_s": 12.0,
-            }
-            r = await worker.call(task, args, fresh=fresh)
+            c = dataclasses.replace(cfg, levels=(51,), step_s=2.0, warm_s=1.0, settle_s=0.0)
+            r = await ramp("official", dataclasses.replace(c, connect_budget_s=12.0), False)
             result.shipped_51 = r["levels"][-1] if r["levels"] else None
     return result
 

@@ -103,31 +103,17 @@ async def measure(cfg: Config) -> Result:
 
 
 def summary(r: Result) -> list[Row]:
-    o, f, g = (
-        r.find("ours", "pcm16", 100),
-        r.find("official", "pcm16"),
-        r.find("ours", "g711_ulaw", 100),
-    )
+    o, f, g = r.find("ours", "pcm16", 100), r.find("official", "pcm16"), r.find("ours", "g711_ulaw")
     assert o and f
-    rows: list[Row] = [
-        (
-            "Websocket bytes per second of audio, pcm16 24 kHz",
-            f"{o['ws_bytes_per_s'] / 1000:.1f} kB",
-            f"{f['ws_bytes_per_s'] / 1000:.1f} kB",
-            ratio(o["ws_bytes_per_s"], f["ws_bytes_per_s"]),
-            "",
-        )
-    ]
+
+    def kb(x: dict[str, Any]) -> str:
+        return f"{x['ws_bytes_per_s'] / 1000:.1f} kB"
+
+    vs = ratio(o["ws_bytes_per_s"], f["ws_bytes_per_s"])
+    rows = [("Websocket bytes per second of audio, pcm16 24 kHz", kb(o), kb(f), vs, "")]
     if g:
-        rows.append(
-            (
-                "  G.711 µ-law 8 kHz",
-                f"{g['ws_bytes_per_s'] / 1000:.1f} kB",
-                "n/a",
-                ratio(g["ws_bytes_per_s"], f["ws_bytes_per_s"]) + " of official pcm16",
-                "",
-            )
-        )
+        vs = ratio(g["ws_bytes_per_s"], f["ws_bytes_per_s"]) + " of official pcm16"
+        rows.append(("  G.711 µ-law 8 kHz", kb(g), "n/a", vs, ""))
     return rows
 
 
