@@ -13,7 +13,8 @@ import os
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from livekit.plugins.openai_stt.server.session import Recognition, ServerSession, TranscriptionJob
+from livekit.plugins.openai_stt.server.jobs import Recognition, TranscriptionJob
+from livekit.plugins.openai_stt.server.session import ServerSession
 
 MAX_BUFFER_S = 2.0
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))
@@ -143,7 +144,7 @@ def test_any_client_frames_give_well_formed_events_and_bounded_buffers(
         if any(a.close is not None for a in outputs):
             break
     for actions in outputs:
-        for event in actions.events:
+        for event in actions.sent:  # typed events, through to_wire
             if isinstance(event, dict):
                 assert isinstance(event.get("type"), str)
                 json.dumps(event)  # serialisable

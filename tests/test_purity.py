@@ -1,5 +1,6 @@
-"""The docs/architecture.md rule: nothing in ``protocol/`` or ``server/session.py`` imports asyncio,
-websockets, aiohttp or livekit, or reads a clock (time comes in as an argument).
+"""The docs/architecture.md rule: nothing in ``protocol/`` or the server's pure modules (its
+session and its rules: ``PURE_SERVER_MODULES``) imports asyncio, websockets, aiohttp or livekit,
+or reads a clock (time comes in as an argument).
 
 Checked on the syntax tree (``ast``), not by grep, and transitively through the package's own
 modules they import (an import of ``..stream`` would bring livekit in by the back door)."""
@@ -14,8 +15,20 @@ import pytest
 PACKAGE = "livekit.plugins.openai_stt"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PACKAGE_DIR = PROJECT_ROOT / "plugin" / "livekit" / "plugins" / "openai_stt"
+#: The server's pure modules: every rule of the local server, none of its I/O.
+PURE_SERVER_MODULES = (
+    "actions",
+    "config",
+    "faults",
+    "handshake",
+    "jobs",
+    "partials",
+    "refusals",
+    "session",
+    "turns",
+)
 PURE_FILES = sorted((PACKAGE_DIR / "protocol").glob("*.py")) + [
-    PACKAGE_DIR / "server" / "session.py"
+    PACKAGE_DIR / "server" / f"{name}.py" for name in PURE_SERVER_MODULES
 ]
 
 FORBIDDEN_TOP = {"asyncio", "websockets", "aiohttp"}
@@ -141,7 +154,7 @@ def check_tree(roots: list[Path]) -> tuple[list[str], list[Path]]:
 
 
 def test_pure_files_exist():
-    names = {p.name for p in PURE_FILES}
+    names = {p.name for p in PURE_FILES if p.parent.name == "protocol"}
     assert {
         "events.py",
         "session.py",
@@ -152,6 +165,18 @@ def test_pure_files_exist():
         "endpoint.py",
     } <= names
     assert all(p.is_file() for p in PURE_FILES)
+
+
+def test_the_server_session_and_its_rules_are_pure_and_its_shell_is_not():
+    server = PACKAGE_DIR / "server"
+    found, checked = check_tree([server / f"{name}.py" for name in PURE_SERVER_MODULES])
+    assert not found, "\n".join(found)
+    # the I/O modules stay outside (they would fail the rule)
+    assert not {server / n for n in ("app.py", "connection.py", "channel.py", "memory.py")} & set(
+        checked
+    )
+    shell, _ = check_tree([server / "connection.py"])
+    assert any("asyncio" in f for f in shell)
 
 
 def test_protocol_and_server_session_import_no_io_and_read_no_clock():

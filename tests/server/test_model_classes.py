@@ -17,21 +17,18 @@ from typing import Any
 
 import pytest
 
-from livekit.plugins.openai_stt.server.session import (
+from livekit.plugins.openai_stt.server.config import ConfigError, parse_turn_detection
+from livekit.plugins.openai_stt.server.handshake import HandshakeReply, check_handshake
+from livekit.plugins.openai_stt.server.jobs import PartialJob, Recognition
+from livekit.plugins.openai_stt.server.partials import (
     DEFAULT_MAX_PARTIAL_S,
-    HandshakeReply,
-    PartialJob,
-    Recognition,
-    ServerSession,
-    TurnDetection,
-    _ConfigError,
-    check_handshake,
     continuation,
-    parse_turn_detection,
     partial_interval,
     stable_delta,
     stable_prefix,
 )
+from livekit.plugins.openai_stt.server.session import ServerSession
+from livekit.plugins.openai_stt.server.turns import TurnDetection
 
 BYTES_PER_MS = 48  # pcm16 at 24 kHz
 DELTA = "conversation.item.input_audio_transcription.delta"
@@ -250,7 +247,7 @@ def partial(s: ServerSession, now: float, text: str, ms: int = 400) -> list[Any]
     s.receive(append(ms), now - 0.5)
     job = s.take_partial(now)
     assert job is not None
-    return s.partial_transcribed(job, Recognition(text)).events
+    return s.partial_transcribed(job, Recognition(text)).sent
 
 
 def test_pre_commit_deltas_carry_the_next_item_id_and_the_final_sends_only_the_rest() -> None:
@@ -266,7 +263,7 @@ def test_pre_commit_deltas_carry_the_next_item_id_and_the_final_sends_only_the_r
     commit = s.receive(ev("input_audio_buffer.commit"), 3.2)
     (committed,) = commit.sent
     assert committed["item_id"] == "item_001"
-    after = s.transcribed(commit.jobs[0], Recognition("And so my fellow Americans")).events
+    after = s.transcribed(commit.jobs[0], Recognition("And so my fellow Americans")).sent
     assert types(after) == [DELTA, DELTA, COMPLETED]
     assert deltas(before) + deltas(after) == after[-1]["transcript"]
 
@@ -278,7 +275,7 @@ def test_a_final_that_disagrees_with_the_streamed_text_still_only_appends() -> N
     streamed = deltas(partial(s, 2.0, "Ask snot what"))
     assert streamed == "Ask snot"
     commit = s.receive(ev("input_audio_buffer.commit"), 2.5)
-    after = s.transcribed(commit.jobs[0], Recognition("Ask not what your country")).events
+    after = s.transcribed(commit.jobs[0], Recognition("Ask not what your country")).sent
     assert types(after) == [DELTA, DELTA, DELTA, COMPLETED]
     assert deltas(after) == " what your country"
     assert after[-1]["transcript"] == "Ask not what your country"  # authoritative
@@ -290,7 +287,7 @@ def test_a_final_that_completes_a_streamed_word_extends_it_exactly() -> None:
     partial(s, 1.0, "And so my fell")
     streamed = deltas(partial(s, 2.0, "And so my fell"))
     commit = s.receive(ev("input_audio_buffer.commit"), 2.5)
-    after = s.transcribed(commit.jobs[0], Recognition("And so my fellow Americans")).events
+    after = s.transcribed(commit.jobs[0], Recognition("And so my fellow Americans")).sent
     assert streamed + deltas(after) == "And so my fellow Americans"
 
 
@@ -300,7 +297,7 @@ def test_a_partial_result_for_a_committed_buffer_is_ignored() -> None:
     job = s.take_partial(1.0)
     assert job is not None
     s.receive(ev("input_audio_buffer.commit"), 1.1)
-    assert s.partial_transcribed(job, Recognition("late words")).events == []
+    assert s.partial_transcribed(job, Recognition("late words")).sent == []
 
 
 def test_after_a_commit_partials_start_afresh_under_the_next_item_id() -> None:
@@ -312,7 +309,7 @@ def test_after_a_commit_partials_start_afresh_under_the_next_item_id() -> None:
     s.receive(append(700), 3.0)
     job = s.take_partial(4.0)
     assert job is not None and job.item_id == "item_002" and job.previous_item_id == "item_001"
-    assert s.partial_transcribed(job, Recognition("four five")).events == []  # first hypothesis
+    assert s.partial_transcribed(job, Recognition("four five")).sent == []  # first hypothesis
 
 
 @pytest.mark.parametrize(
@@ -336,7 +333,7 @@ def test_whisper_1_sends_completed_only() -> None:
     s = session("whisper-1")
     s.receive(append(500), 0.0)
     (job,) = s.receive(ev("input_audio_buffer.commit"), 0.0).jobs
-    assert types(s.transcribed(job, Recognition("Hello there")).events) == [COMPLETED]
+    assert types(s.transcribed(job, Recognition("Hello there")).sent) == [COMPLETED]
 
 
 @pytest.mark.parametrize(
@@ -347,7 +344,7 @@ def test_other_models_send_word_deltas_after_the_commit(model: str) -> None:
     s = session(model)
     s.receive(append(500), 0.0)
     (job,) = s.receive(ev("input_audio_buffer.commit"), 0.0).jobs
-    assert types(s.transcribed(job, Recognition("Hello there")).events) == [DELTA, DELTA, COMPLETED]
+    assert types(s.transcribed(job, Recognition("Hello there")).sent) == [DELTA, DELTA, COMPLETED]
 
 
 # ----------------------------------------------------------------------------- server VAD
@@ -367,7 +364,7 @@ def feed(s: ServerSession, probs: list[float]) -> list[Any]:
     actions = s.receive(append(len(probs) * W * 1000), 0.0)
     assert actions.vad is not None
     out = s.speech_probabilities(probs, actions.vad.epoch)
-    return out.events + [("job", j) for j in out.jobs]
+    return out.sent + [("job", j) for j in out.jobs]
 
 
 @pytest.mark.parametrize(
@@ -502,7 +499,7 @@ def test_probabilities_of_an_old_detector_epoch_are_ignored() -> None:
         ),
         0.0,
     )  # new format: a fresh detector
-    assert s.speech_probabilities([0.9] * 10, epoch).events == []
+    assert s.speech_probabilities([0.9] * 10, epoch).sent == []
     assert s.receive(ev("input_audio_buffer.append", audio="//8="), 0.0).vad.epoch != epoch  # type: ignore[union-attr]
 
 
@@ -547,7 +544,7 @@ def test_turn_detection_is_parsed_with_openai_defaults(
     ],
 )
 def test_invalid_turn_detection_is_refused_naming_the_field(td: dict, param: str) -> None:
-    with pytest.raises(_ConfigError) as info:
+    with pytest.raises(ConfigError) as info:
         parse_turn_detection(td)
     assert info.value.param == param
     s = ServerSession()
@@ -568,7 +565,7 @@ def test_invalid_turn_detection_is_refused_naming_the_field(td: dict, param: str
 
 def test_audio_past_max_buffer_s_is_dropped_with_one_clear_error_until_a_commit() -> None:
     s = session(max_buffer_s=1.0)
-    assert s.receive(append(800), 0.0).events == []
+    assert s.receive(append(800), 0.0).sent == []
     (error,) = s.receive(
         ev(
             "input_audio_buffer.append",
@@ -580,11 +577,11 @@ def test_audio_past_max_buffer_s_is_dropped_with_one_clear_error_until_a_commit(
     assert error["error"]["code"] == "input_audio_buffer_full"
     assert error["error"]["event_id"] == "a7"
     assert "max_buffer_s=1" in error["error"]["message"]
-    assert s.receive(append(300), 0.0).events == []  # one error per overflow
+    assert s.receive(append(300), 0.0).sent == []  # one error per overflow
     assert s.buffered_s == pytest.approx(0.8)
     (job,) = s.receive(ev("input_audio_buffer.commit"), 0.0).jobs
     assert job.duration_s == pytest.approx(0.8)
-    assert s.receive(append(900), 0.0).events == []
+    assert s.receive(append(900), 0.0).sent == []
 
 
 @pytest.mark.parametrize(

@@ -12,19 +12,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from livekit.plugins.openai_stt.protocol.events import TranscriptionCompleted, to_wire
 from livekit.plugins.openai_stt.server import session as session_mod
-from livekit.plugins.openai_stt.server.session import (
-    Close,
-    FaultCounters,
-    Faults,
-    HandshakeReply,
-    Pause,
-    Recognition,
-    ServerSession,
-    check_handshake,
-    split_pieces,
-    usage_for,
-)
+from livekit.plugins.openai_stt.server.actions import Close, Pause
+from livekit.plugins.openai_stt.server.faults import FaultCounters, Faults
+from livekit.plugins.openai_stt.server.handshake import HandshakeReply, check_handshake
+from livekit.plugins.openai_stt.server.jobs import Recognition, split_pieces, usage_for
+from livekit.plugins.openai_stt.server.session import ServerSession
 
 PCM_24K_BYTES_PER_MS = 48
 
@@ -200,7 +194,7 @@ def test_session_update_sets_include_and_format() -> None:
     (updated,) = s.receive(ev("session.update", session=body), 0.0).sent
     assert updated["session"]["include"] == ["item.input_audio_transcription.logprobs"]
     assert updated["session"]["audio"]["input"]["format"] == {"type": "audio/pcmu"}
-    assert s.config.rate == 8000 and s.config.logprobs
+    assert s.config.sample_rate_hz == 8000 and s.config.logprobs
 
 
 @pytest.mark.parametrize(
@@ -285,7 +279,7 @@ def test_openai_compat_model_query_fails_first_update_with_invalid_model_then_cl
     )
     assert error["error"]["event_id"] == "e1"
     assert actions.close == Close(4000, "invalid_model")
-    assert s.receive(append(200), 0.0).events == []
+    assert s.receive(append(200), 0.0).sent == []
 
 
 @pytest.mark.parametrize(
@@ -333,7 +327,7 @@ def test_lenient_and_gateway_accept_any_model_prompt_and_turn_detection(compat: 
         ),
         0.0,
     )
-    assert types(actions.events) == ["session.updated"]
+    assert types(actions.sent) == ["session.updated"]
 
 
 def test_openai_compat_treats_the_beta_update_as_an_unknown_event() -> None:
@@ -352,10 +346,10 @@ def test_openai_compat_treats_the_beta_update_as_an_unknown_event() -> None:
 def test_a_commit_needs_at_least_100ms_buffered(appended_ms: int, committed: bool) -> None:
     s = opened()
     if appended_ms:
-        assert s.receive(append(appended_ms), 0.0).events == []
+        assert s.receive(append(appended_ms), 0.0).sent == []
     actions = s.receive(json.dumps({"type": "input_audio_buffer.commit", "event_id": "c9"}), 0.0)
     if committed:
-        assert types(actions.events) == ["input_audio_buffer.committed"]
+        assert types(actions.sent) == ["input_audio_buffer.committed"]
         assert len(actions.jobs) == 1
         assert actions.jobs[0].duration_s == pytest.approx(appended_ms / 1000)
     else:
@@ -379,7 +373,7 @@ def test_commits_get_unique_item_ids_chained_by_previous_item_id() -> None:
 def test_clear_empties_the_buffer_and_answers_cleared() -> None:
     s = opened()
     s.receive(append(500), 0.0)
-    assert types(s.receive(ev("input_audio_buffer.clear"), 0.0).events) == [
+    assert types(s.receive(ev("input_audio_buffer.clear"), 0.0).sent) == [
         "input_audio_buffer.cleared"
     ]
     (error,) = s.receive(ev("input_audio_buffer.commit"), 0.0).sent
@@ -477,7 +471,8 @@ def test_split_pieces_concatenate_back_to_the_transcript() -> None:
     ],
 )
 def test_usage_is_duration_or_tokens_by_model(model: str, usage: dict[str, Any]) -> None:
-    assert usage_for(model, 2.5, "Hello there") == usage
+    completed = TranscriptionCompleted("i", "x", usage=usage_for(model, 2.5, "Hello there"))
+    assert json.loads(to_wire(completed))["usage"] == usage
 
 
 def commit_one(s: ServerSession, ms: int = 1000) -> Any:
@@ -539,7 +534,7 @@ def test_transcription_disabled_by_null_commits_without_a_job() -> None:
     s.receive(ga_update(transcription=None), 0.0)
     s.receive(append(300), 0.0)
     actions = s.receive(ev("input_audio_buffer.commit"), 0.0)
-    assert types(actions.events) == ["input_audio_buffer.committed"] and actions.jobs == []
+    assert types(actions.sent) == ["input_audio_buffer.committed"] and actions.jobs == []
 
 
 # ---------------------------------------------------------------------------------- faults + cap
@@ -577,26 +572,26 @@ def test_error_code_fault_sends_one_error_event_per_server() -> None:
     faults = Faults(error_code_after_audio_ms=("rate_limit_exceeded", 300))
     counters = FaultCounters()
     s = opened(faults=faults, counters=counters)
-    assert s.receive(append(200), 0.0).events == []
+    assert s.receive(append(200), 0.0).sent == []
     (error,) = s.receive(append(200), 0.0).sent
     assert error["error"]["code"] == "rate_limit_exceeded"
-    assert s.receive(append(200), 0.0).events == []
+    assert s.receive(append(200), 0.0).sent == []
     s2 = opened(faults=faults, counters=counters)
-    assert s2.receive(append(1000), 0.0).events == []
+    assert s2.receive(append(1000), 0.0).sent == []
 
 
 def test_completed_delay_fault_puts_a_pause_before_completed() -> None:
     s = opened(faults=Faults(completed_delay_ms=250))
     events = s.transcribed(commit_one(s), Recognition("a b")).events
     assert events[-2] == Pause(0.25)
-    assert events[-1]["type"] == "conversation.item.input_audio_transcription.completed"
+    assert events[-1].type == "conversation.item.input_audio_transcription.completed"
 
 
 def test_session_cap_sends_session_expired_then_closes_1001() -> None:
     s = ServerSession(max_session_s=60.0)
     s.opened(100.0)
     assert s.expires_at == 160.0
-    assert s.tick(159.9).events == []
+    assert s.tick(159.9).sent == []
     actions = s.tick(160.0)
     (error,) = actions.sent
     assert error["error"]["code"] == "session_expired"
@@ -628,7 +623,7 @@ def test_a_message_after_the_cap_expires_the_session_instead_of_being_handled() 
     s = ServerSession(max_session_s=10.0)
     s.opened(0.0)
     actions = s.receive(append(200), 11.0)
-    assert types(actions.events) == ["error"] and actions.close is not None
+    assert types(actions.sent) == ["error"] and actions.close is not None
 
 
 # ---------------------------------------------------------------------------------- properties

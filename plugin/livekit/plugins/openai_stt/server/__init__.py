@@ -2,21 +2,32 @@
 
 ``async with LocalRealtimeServer(engine="scripted") as server: ...`` then point a client at
 ``server.base_url``. Run from a shell with ``python -m livekit.plugins.openai_stt.server``.
+
+Without a socket (fast tests): ``LocalRealtimeServer(port=None)`` and
+:meth:`LocalRealtimeServer.serve_channel` over the in-memory pair of :func:`memory_channel_pair`.
 """
 
 from .app import LocalRealtimeServer
+from .channel import ChannelClosed, HandshakeRejected, ServerChannel
 from .engines import Engine, ScriptedEngine, SileroVad, WhisperEngine
+from .faults import Faults
+from .jobs import Recognition
+from .memory import memory_channel_pair
 from .scheduler import DecodeScheduler
-from .session import Faults, Recognition, ServerSession
+from .session import ServerSession
 
 __all__ = [
+    "ChannelClosed",
     "DecodeScheduler",
     "Engine",
     "Faults",
+    "HandshakeRejected",
     "LocalRealtimeServer",
     "Recognition",
     "ScriptedEngine",
+    "ServerChannel",
     "ServerSession",
     "SileroVad",
     "WhisperEngine",
+    "memory_channel_pair",
 ]

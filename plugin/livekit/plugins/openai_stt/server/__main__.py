@@ -17,7 +17,10 @@ import sys
 from collections.abc import Sequence
 
 from .app import DEFAULT_MAX_SESSIONS, LocalRealtimeServer
-from .session import COMPAT_MODES, DEFAULT_DELTA_INTERVAL_S, DEFAULT_MAX_BUFFER_S, Faults
+from .config import COMPAT_MODES
+from .faults import Faults
+from .partials import DEFAULT_DELTA_INTERVAL_S
+from .session import DEFAULT_MAX_BUFFER_S
 
 
 def _error_code_after(value: str) -> tuple[str, float]:

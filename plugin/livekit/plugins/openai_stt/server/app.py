@@ -1,55 +1,40 @@
-"""The websockets I/O shell of the local server, and :class:`LocalRealtimeServer`.
+""":class:`LocalRealtimeServer`: the websockets server, and the same sessions over any channel.
 
-All protocol decisions live in :mod:`.session` (pure); this module only moves bytes, keeps
-time (``loop.time()``), runs the recognizer in a worker thread and performs closes.
+All protocol decisions live in the pure modules (``session.py`` and the rules it uses); one
+session's I/O lives in ``connection.py``. This module owns the server: the recognizer, the
+shared decode queue, the handshake check, the session count, and the two ways in: a websocket
+upgrade, or :meth:`LocalRealtimeServer.serve_channel` (any :class:`~.channel.ServerChannel`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
-import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
 from ..log import websockets_logger
-from .engines import (
-    Engine,
-    ScriptedEngine,
-    SileroVad,
-    SpeechDetector,
-    WhisperEngine,
-    wire_to_float32,
-)
+from .channel import HandshakeRejected, ServerChannel, WebsocketChannel
+from .config import COMPAT_MODES
+from .connection import SessionRunner, VadFactory
+from .engines import Engine, SileroVad, as_engine, make_engine
+from .faults import FaultCounters, Faults
+from .handshake import HandshakeReply, check_handshake, header, parse_query
+from .partials import DEFAULT_DELTA_INTERVAL_S
 from .scheduler import DecodeScheduler
-from .session import (
-    COMPAT_MODES,
-    DEFAULT_DELTA_INTERVAL_S,
-    DEFAULT_MAX_BUFFER_S,
-    Actions,
-    FaultCounters,
-    Faults,
-    PartialJob,
-    Pause,
-    Recognition,
-    ServerSession,
-    TranscriptionJob,
-    check_handshake,
-    parse_query,
-)
+from .session import DEFAULT_MAX_BUFFER_S, ServerSession
+from .turns import DEFAULT_VAD_WINDOW_S
 
 logger = logging.getLogger("livekit.plugins.openai_stt.server")
 
-__all__ = ["LocalRealtimeServer"]
+__all__ = ["DEFAULT_MAX_SESSIONS", "LocalRealtimeServer"]
 
 #: Largest websocket message read at all (a bigger one closes the connection with 1009). A
 #: 15 MiB append (docs/protocol.md §3) is ~20 MiB of base64; anything between that and this cap
@@ -58,52 +43,24 @@ MAX_MESSAGE_BYTES = 32 * 1024 * 1024
 #: Default limit on concurrent sessions (``max_sessions``).
 DEFAULT_MAX_SESSIONS = 64
 
-VadFactory = Callable[[str, int], SpeechDetector]
-
-
-def _make_engine(engine: str | Engine) -> Engine:
-    if engine == "whisper":
-        return WhisperEngine()
-    if engine == "scripted":
-        return ScriptedEngine()
-    if isinstance(engine, str):
-        raise ValueError(f"engine must be 'whisper', 'scripted' or an Engine, not {engine!r}")
-    return engine
-
-
-class _Connection:
-    """The shell's state for one websocket: its session, the ordered sender, the session's
-    final queue, the wake-up of its partial loop and its speech detector."""
-
-    def __init__(self, conn: ServerConnection, session: ServerSession) -> None:
-        self.conn = conn
-        self.session = session
-        self.send_lock = asyncio.Lock()
-        self.finals: asyncio.Queue[TranscriptionJob] = asyncio.Queue()
-        self.audio_arrived = asyncio.Event()
-        self.detector: SpeechDetector | None = None
-        self.detector_epoch = -1
-        self.detector_failed = False
-        self.recv_task: asyncio.Task[Any] | None = None
-
 
 class LocalRealtimeServer:
     """A local server speaking the OpenAI Realtime transcription protocol (docs/protocol.md).
 
     ``engine``: ``"whisper"`` (faster-whisper on the bundled tiny.en, loaded once per server in
-    a thread at :meth:`start`), ``"scripted"`` (:class:`ScriptedEngine`, instant) or any object
-    with the engine interface (see :mod:`.engines`). ``api_key``: if set, the only accepted
-    bearer token / ``api-key`` header (otherwise any non-empty token is accepted); a wrong or
-    missing one gets HTTP 401. ``compat``: ``"lenient"`` (default), ``"openai"`` or ``"gateway"``
-    (see :class:`ServerSession`). ``faults``: :class:`Faults` to inject. ``max_session_s``: the
-    session cap in seconds (docs/protocol.md §6); past it, ``error`` ``session_expired`` and
-    close 1001.
+    a thread at :meth:`start`), ``"scripted"`` (:class:`ScriptedEngine`, instant) or any
+    :class:`~.engines.Engine` (an object with only the older ``transcribe`` is adapted).
+    ``api_key``: if set, the only accepted bearer token / ``api-key`` header (otherwise any
+    non-empty token is accepted); a wrong or missing one gets HTTP 401. ``compat``:
+    ``"lenient"`` (default), ``"openai"`` or ``"gateway"`` (see :class:`ServerSession`).
+    ``faults``: :class:`Faults` to inject. ``max_session_s``: the session cap in seconds
+    (docs/protocol.md §6); past it, ``error`` ``session_expired`` and close 1001.
 
-    Models behave as their class does (see :class:`ServerSession`):
-    ``delta_interval_s`` (default 1.0; None or 0: off) is how often the open buffer of a
-    pre-commit-delta model (gpt-realtime-whisper, gpt-live-transcribe) is re-decoded; ``vad``
-    is the speech detector of server VAD sessions: ``"silero"`` (faster-whisper's Silero,
-    :class:`SileroVad`) or a callable ``(format_type, rate) -> detector``.
+    Models behave as their class does (see :class:`ServerSession`): ``delta_interval_s``
+    (default 1.0; None or 0: off) is how often the open buffer of a pre-commit-delta model
+    (gpt-realtime-whisper, gpt-live-transcribe) is re-decoded; ``vad`` is the speech detector
+    of server VAD sessions: ``"silero"`` (:class:`SileroVad`) or a callable
+    ``(format_type, rate) -> detector``.
 
     Many sessions share one recognizer through one decode worker (:class:`DecodeScheduler`:
     finals before partials, partial intervals stretched by the backlog). ``max_sessions``
@@ -112,15 +69,21 @@ class LocalRealtimeServer:
 
     Use as ``async with LocalRealtimeServer(engine="scripted") as server:`` and point a client at
     ``server.base_url`` (``http://127.0.0.1:<port>/v1``; websocket path ``/v1/realtime``, also
-    ``/realtime``). ``GET /health`` answers 200 ``ok``. Items of one session complete in commit
-    order. Logs: one line per session (when it closes) and one per turn.
+    ``/realtime``). ``GET /health`` answers 200 ``ok``. ``port=None`` does not listen at all:
+    sessions then come only through :meth:`serve_channel` (tests with no socket). Items of one
+    session complete in commit order. Logs: one line per session (when it closes) and one per
+    turn.
+
+    Raises:
+        ValueError: an unknown ``compat``, ``engine`` or ``vad`` name, ``max_sessions`` < 1, a
+            negative ``delta_interval_s`` or a ``max_buffer_s`` that is not positive.
     """
 
     def __init__(
         self,
         *,
         host: str = "127.0.0.1",
-        port: int = 0,
+        port: int | None = 0,
         engine: str | Engine = "whisper",
         api_key: str | None = None,
         compat: str = "lenient",
@@ -146,7 +109,7 @@ class LocalRealtimeServer:
         self.host = host
         self._requested_port = port
         self._engine_spec = engine
-        self._engine: Engine | None = None if isinstance(engine, str) else engine
+        self._engine: Any = None if isinstance(engine, str) else engine
         self._api_key = api_key
         self.compat = compat
         self.faults = faults or Faults()
@@ -157,16 +120,18 @@ class LocalRealtimeServer:
         self._vad_factory: VadFactory = SileroVad if isinstance(vad, str) else vad
         self.counters = FaultCounters()
         self._session_ids = itertools.count(1)
+        self._started = False
         self._server: Server | None = None
         self._scheduler: DecodeScheduler | None = None
         self._admitted: set[ServerConnection] = set()
+        self._channels: set[ServerChannel] = set()
         self._port: int | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
 
     @property
-    def engine(self) -> Engine | None:
-        """The recognizer (None before :meth:`start` for ``"whisper"``/``"scripted"``)."""
+    def engine(self) -> Any:
+        """The recognizer as given (None before :meth:`start` for ``"whisper"``/``"scripted"``)."""
         return self._engine
 
     @property
@@ -176,15 +141,15 @@ class LocalRealtimeServer:
 
     @property
     def active_sessions(self) -> int:
-        """Websockets admitted and not yet closed."""
+        """Sessions admitted and not yet over: websockets and :meth:`serve_channel` ones."""
         self._admitted = {c for c in self._admitted if c.state is not State.CLOSED}
-        return len(self._admitted)
+        return len(self._admitted) + len(self._channels)
 
     @property
     def port(self) -> int:
-        """The bound TCP port (RuntimeError before :meth:`start`)."""
+        """The bound TCP port (RuntimeError before :meth:`start`, or with ``port=None``)."""
         if self._port is None:
-            raise RuntimeError("the server is not started")
+            raise RuntimeError("the server is not listening")
         return self._port
 
     @property
@@ -202,13 +167,17 @@ class LocalRealtimeServer:
         return f"[{self.host}]" if ":" in self.host else self.host
 
     async def start(self) -> None:
-        """Load the engine (in a thread), start the decode worker and listen. Idempotent."""
-        if self._server is not None:
+        """Load the engine (in a thread), start the decode worker and, unless ``port`` is
+        None, listen. Idempotent."""
+        if self._started:
             return
+        self._started = True
         if self._engine is None:
-            self._engine = await asyncio.to_thread(_make_engine, self._engine_spec)
+            self._engine = await asyncio.to_thread(make_engine, self._engine_spec)
         self._scheduler = DecodeScheduler()
         await self._scheduler.start()
+        if self._requested_port is None:
+            return
         self._server = await serve(
             self._handle,
             self.host,
@@ -233,10 +202,13 @@ class LocalRealtimeServer:
 
     async def aclose(self) -> None:
         """Close every connection (1001), stop listening and stop the decode thread."""
+        self._started = False
         server, self._server = self._server, None
         if server is not None:
             server.close()
             await server.wait_closed()
+        for channel in list(self._channels):
+            await channel.close(1001, "")
         scheduler, self._scheduler = self._scheduler, None
         if scheduler is not None:
             await scheduler.aclose()
@@ -246,9 +218,11 @@ class LocalRealtimeServer:
     async def serve_forever(self) -> None:
         """Start (if needed) and serve until cancelled."""
         await self.start()
-        assert self._server is not None
         try:
-            await self._server.serve_forever()
+            if self._server is not None:
+                await self._server.serve_forever()
+            else:
+                await asyncio.Event().wait()
         finally:
             await self.aclose()
 
@@ -259,52 +233,88 @@ class LocalRealtimeServer:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
-    # -- HTTP -------------------------------------------------------------------------------
+    # -- the two ways in ---------------------------------------------------------------------
 
-    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+    def _check(self, path: str, headers: Mapping[str, str]) -> HandshakeReply | None:
         reply = check_handshake(
-            path=request.path,
-            headers=dict(request.headers.raw_items()),
+            path=path,
+            headers=headers,
             api_key=self._api_key,
             faults=self.faults,
             counters=self.counters,
             active_sessions=self.active_sessions,
             max_sessions=self.max_sessions,
         )
+        if reply is not None and reply.status != 200:
+            logger.info(
+                "handshake rejected", extra={"status": reply.status, "path": urlsplit(path).path}
+            )
+        return reply
+
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        reply = self._check(request.path, dict(request.headers.raw_items()))
         if reply is None:
             self._admitted.add(connection)
             return None
-        if reply.status != 200:
-            logger.info(
-                "handshake rejected",
-                extra={"status": reply.status, "path": urlsplit(request.path).path},
-            )
         return connection.respond(reply.status, reply.body)
 
-    # -- websocket ----------------------------------------------------------------------------
-
     async def _handle(self, conn: ServerConnection) -> None:
-        loop = asyncio.get_running_loop()
         request = conn.request
         assert request is not None
-        query = parse_query(request.path)
+        try:
+            headers = dict(request.headers.raw_items())
+            await self._run(WebsocketChannel(conn), request.path, headers)
+        finally:
+            self._admitted.discard(conn)
+
+    async def serve_channel(
+        self, channel: ServerChannel, *, path: str, headers: Mapping[str, str]
+    ) -> None:
+        """Serve one session over ``channel``, as if it had arrived as a websocket upgrade of
+        ``path`` (with its query, e.g. ``/v1/realtime?intent=transcription&model=…``) with
+        ``headers``; returns when the connection is over (docs/protocol.md §1).
+
+        The handshake is checked first, as for a socket (credentials, path, ``max_sessions``,
+        the ``reject_handshake_status`` fault, counted in :attr:`counters`). Starts the server
+        if needed (with ``port=None`` nothing listens).
+
+        Raises:
+            HandshakeRejected: the upgrade is refused; ``status``/``body`` are the HTTP answer
+                a socket would have got (200 ``ok`` for ``/health``).
+        """
+        await self.start()
+        reply = self._check(path, headers)
+        if reply is not None:
+            raise HandshakeRejected(reply.status, reply.body)
+        self._channels.add(channel)
+        try:
+            await self._run(channel, path, headers)
+        finally:
+            self._channels.discard(channel)
+
+    async def _run(self, channel: ServerChannel, path: str, headers: Mapping[str, str]) -> None:
+        """One admitted session, from ``session.created`` to its close."""
+        query = parse_query(path)
         session = ServerSession(
             session_id=f"sess_{next(self._session_ids):03d}",
             compat=self.compat,
             query_model=query.get("model"),
-            openai_beta=request.headers.get("OpenAI-Beta") is not None,
+            openai_beta=header(headers, "OpenAI-Beta") is not None,
             faults=self.faults,
             counters=self.counters,
             max_session_s=self.max_session_s,
             delta_interval_s=self.delta_interval_s,
             max_buffer_s=self.max_buffer_s,
-            vad_window_s=float(getattr(self._vad_factory, "window_s", 0.032)),
+            vad_window_s=float(getattr(self._vad_factory, "window_s", DEFAULT_VAD_WINDOW_S)),
         )
-        c = _Connection(conn, session)
-        tasks = [
-            asyncio.create_task(self._run_finals(c)),
-            asyncio.create_task(self._run_partials(c)),
-        ]
+        assert self._scheduler is not None and self._engine is not None
+        runner = SessionRunner(
+            channel,
+            session,
+            scheduler=self._scheduler,
+            engine=as_engine(self._engine),
+            vad_factory=self._vad_factory,
+        )
         opened = time.monotonic()
         logger.debug(
             "session opened",
@@ -315,42 +325,8 @@ class LocalRealtimeServer:
             },
         )
         try:
-            if await self._perform(c, session.opened(loop.time())):
-                while True:
-                    tick_at = session.next_tick_at
-                    assert tick_at is not None
-                    if c.recv_task is None:
-                        c.recv_task = asyncio.ensure_future(conn.recv())
-                    timeout = max(0.0, tick_at - loop.time())
-                    done, _ = await asyncio.wait({c.recv_task}, timeout=timeout)
-                    if not done:  # the session cap or a timed drop: the read goes on meanwhile
-                        actions = session.tick(loop.time())
-                    else:
-                        task, c.recv_task = c.recv_task, None
-                        try:
-                            message = task.result()
-                        except ConnectionClosed:
-                            break
-                        if isinstance(message, str):
-                            actions = session.receive(message, loop.time())
-                        else:
-                            actions = session.binary_received()
-                    if not await self._perform(c, actions):
-                        break
-                    c.audio_arrived.set()
+            await runner.run()
         finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-            if c.recv_task is not None and not c.recv_task.done():
-                c.recv_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
-                    await c.recv_task
-            if self._scheduler is not None:
-                self._scheduler.drop_partial(session.session_id)
-            self._admitted.discard(conn)
             cfg = session.config
             logger.info(
                 "session closed",
@@ -363,169 +339,6 @@ class LocalRealtimeServer:
                     "audio_s": round(session.audio_received_s, 3),
                     "turns": session.turns_committed,
                     "partials": session.partials_run,
-                    "close_code": conn.close_code,
+                    "close_code": channel.close_code,
                 },
             )
-
-    async def _perform(self, c: _Connection, actions: Actions) -> bool:
-        """Send, queue, detect and close as ``actions`` says; False once the connection is
-        over. Batches are sent whole and in the order they were made (one lock per socket)."""
-        conn, session = c.conn, c.session
-        try:
-            async with c.send_lock:
-                for event in actions.events:
-                    if isinstance(event, Pause):
-                        await asyncio.sleep(event.seconds)
-                    else:
-                        await conn.send(json.dumps(event))
-        except ConnectionClosed:
-            return False
-        if actions.jobs:
-            if self._scheduler is not None:
-                self._scheduler.drop_partial(session.session_id)  # the final wins
-            for job in actions.jobs:
-                c.finals.put_nowait(job)
-        if actions.vad is not None:
-            more = self._detect(c, actions.vad)
-            if more is not None and not await self._perform(c, more):
-                return False
-        if actions.close is not None:
-            if actions.close.abort:
-                conn.transport.abort()
-            else:
-                # Keep reading while closing: unread client messages would otherwise fill the
-                # receive queue, pause reading and hide the client's close frame until timeout.
-                drain = asyncio.create_task(self._drain(c))
-                try:
-                    await conn.close(actions.close.code, actions.close.reason)
-                finally:
-                    drain.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await drain
-            return False
-        return True
-
-    def _detect(self, c: _Connection, vad: Any) -> Actions | None:
-        """Run the session's speech detector (on the loop: ~0.1 ms a 32 ms window)."""
-        if c.detector_failed:
-            return None
-        if c.detector is None or c.detector_epoch != vad.epoch:
-            try:
-                c.detector = self._vad_factory(vad.format_type, vad.rate)
-            except Exception:
-                logger.exception(
-                    "speech detector unavailable", extra={"session_id": c.session.session_id}
-                )
-                c.detector_failed = True
-                return c.session.server_error(
-                    "vad_unavailable",
-                    "Server VAD is unavailable on this server (the speech "
-                    "detector could not be loaded); commit turns yourself.",
-                )
-            c.detector_epoch = vad.epoch
-        probabilities = c.detector.push(vad.audio)
-        if not probabilities:
-            return None
-        return c.session.speech_probabilities(probabilities, vad.epoch)
-
-    @staticmethod
-    async def _drain(c: _Connection) -> None:
-        """Discard incoming messages until the connection is closed."""
-        with contextlib.suppress(ConnectionClosed):
-            if c.recv_task is not None:
-                await c.recv_task
-            while True:
-                await c.conn.recv()
-
-    async def _run_finals(self, c: _Connection) -> None:
-        """One session's items, in commit order, through the shared decode queue."""
-        session = c.session
-        while True:
-            job = await c.finals.get()
-            if job.fail:
-                actions = session.transcription_failed(job)
-            else:
-                prompt = session.engine_prompt(job)
-                started = time.monotonic()
-                assert self._scheduler is not None
-                try:
-                    result = await self._scheduler.submit_final(self._recognize, job, prompt)
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    logger.exception(
-                        "transcription failed",
-                        extra={"session_id": session.session_id, "item_id": job.item_id},
-                    )
-                    actions = session.transcription_failed(job)
-                else:
-                    logger.info(
-                        "turn transcribed",
-                        extra={
-                            "session_id": session.session_id,
-                            "item_id": job.item_id,
-                            "audio_s": round(job.duration_s, 3),
-                            "latency_s": round(time.monotonic() - started, 3),
-                            "chars": len(result.text),
-                        },
-                    )
-                    actions = session.transcribed(job, result)
-            if not await self._perform(c, actions):
-                return
-
-    async def _run_partials(self, c: _Connection) -> None:
-        """Partial decodes of the open buffer when the session says one is due."""
-        loop = asyncio.get_running_loop()
-        session = c.session
-        while True:
-            scheduler = self._scheduler
-            assert scheduler is not None
-            job = session.take_partial(loop.time(), scheduler.backlog)
-            if job is not None:
-                try:
-                    result = await scheduler.submit_partial(
-                        session.session_id, self._recognize_partial, job, session.engine_prompt(job)
-                    )
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    logger.debug(
-                        "partial decode failed",
-                        exc_info=True,
-                        extra={"session_id": session.session_id},
-                    )
-                    result = None
-                if result is None:  # dropped (a commit came first) or failed
-                    session.partial_failed(job)
-                    continue
-                if not await self._perform(c, session.partial_transcribed(job, result)):
-                    return
-                continue
-            c.audio_arrived.clear()
-            due = session.partial_due_at(scheduler.backlog)
-            timeout = None if due is None else max(0.0, due - loop.time())
-            with contextlib.suppress(asyncio.TimeoutError, TimeoutError):
-                await asyncio.wait_for(c.audio_arrived.wait(), timeout)
-
-    def _samples(self, audio: bytes, format_type: str, rate: int) -> tuple[Any, Any]:
-        engine = self._engine
-        assert engine is not None
-        target = getattr(engine, "sample_rate_hz", 16000)
-        return engine, wire_to_float32(audio, format_type, rate, target)
-
-    def _recognize(self, job: TranscriptionJob, prompt: str | None) -> Recognition:
-        """Worker thread: wire bytes -> engine samples -> :class:`Recognition`."""
-        engine, samples = self._samples(job.audio, job.format_type, job.rate)
-        recognize: Any = getattr(engine, "recognize", None)
-        if recognize is not None:
-            return recognize(samples, language=job.language, prompt=prompt)
-        return Recognition(engine.transcribe(samples, language=job.language, prompt=prompt))
-
-    def _recognize_partial(self, job: PartialJob, prompt: str | None) -> Recognition:
-        """Worker thread: a partial decode (the engine's cheaper ``recognize_partial``)."""
-        engine, samples = self._samples(job.audio, job.format_type, job.rate)
-        for name in ("recognize_partial", "recognize"):
-            method: Any = getattr(engine, name, None)
-            if method is not None:
-                return method(samples, language=job.language, prompt=prompt)
-        return Recognition(engine.transcribe(samples, language=job.language, prompt=prompt))

@@ -1,19 +1,18 @@
-"""Recognizers for the local server, and wire-audio decoding.
+"""Recognizers for the local server and the speech detector of server VAD.
 
-Engine interface (duck-typed, see :class:`Engine`): an attribute ``sample_rate_hz`` (16000) and a
-blocking ``transcribe(samples, *, language, prompt) -> str`` where ``samples`` is float32 mono in
-[-1, 1] at ``sample_rate_hz``. Engines may also offer ``recognize(...) -> Recognition`` (text plus
-a mean token log probability, for ``logprobs``); the server uses it when present, and
-``recognize_partial(...) -> Recognition`` for the partial decodes of an open buffer (cheaper
-settings; falls back to ``recognize``). The server calls engines from one worker thread at a
-time.
+:class:`Engine` is the one interface the server calls: ``sample_rate_hz`` and two blocking
+methods, ``recognize`` (a committed item) and ``recognize_partial`` (an open buffer, for
+pre-commit deltas; may be cheaper), both taking float32 mono samples in [-1, 1] at
+``sample_rate_hz`` and returning a :class:`~.jobs.Recognition` (text plus a mean token log
+probability, for ``logprobs``). The server calls engines from one worker thread at a time.
+:class:`ScriptedEngine` (instant, for tests) and :class:`WhisperEngine` (faster-whisper)
+implement it; :func:`as_engine` adapts an object written for the older interface (only
+``transcribe(samples, *, language, prompt) -> str``).
 
 :class:`SileroVad` is the streaming speech detector of server VAD: faster-whisper's bundled
 Silero ONNX model, fed wire audio chunk by chunk, one speech probability per 32 ms out.
 
-:func:`wire_to_float32` turns an item's wire bytes (docs/protocol.md §2 formats: pcm16 LE at its
-rate, G.711 mu-law/A-law at 8 kHz) into engine samples, resampling with livekit's
-``rtc.AudioResampler``.
+Wire-audio conversion lives in :mod:`.audio` (re-exported here).
 """
 
 from __future__ import annotations
@@ -26,8 +25,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from ..protocol import g711
-from .session import Recognition
+from .audio import StreamResampler, decode_wire_audio, resample_int16, wire_to_float32
+from .jobs import Recognition
 
 __all__ = [
     "Engine",
@@ -36,7 +35,9 @@ __all__ = [
     "SpeechDetector",
     "StreamResampler",
     "WhisperEngine",
+    "as_engine",
     "decode_wire_audio",
+    "make_engine",
     "resample_int16",
     "trim_repetition",
     "wire_to_float32",
@@ -50,88 +51,84 @@ threshold): on applause or breath it otherwise invents text such as "Thank you."
 
 @runtime_checkable
 class Engine(Protocol):
-    """What the server needs from a recognizer."""
+    """What the server needs from a recognizer (see the module docstring). Blocking calls;
+    ``samples``: float32 mono in [-1, 1] at ``sample_rate_hz``; ``language``: an ISO-639-1 code
+    or None; ``prompt``: context text or None. Exceptions become a ``failed`` item."""
 
     sample_rate_hz: int
 
-    def transcribe(self, samples: np.ndarray, *, language: str | None, prompt: str | None) -> str:
-        """Blocking: float32 mono samples at ``sample_rate_hz`` -> transcript (stripped)."""
+    def recognize(
+        self, samples: np.ndarray, *, language: str | None, prompt: str | None
+    ) -> Recognition:
+        """A committed item -> its transcript (stripped) and mean token log probability."""
+        ...
+
+    def recognize_partial(
+        self, samples: np.ndarray, *, language: str | None, prompt: str | None
+    ) -> Recognition:
+        """An open buffer -> a hypothesis (only its stable prefix is streamed)."""
         ...
 
 
-# --------------------------------------------------------------------------------------------
-# G.711 and resampling
+class _LegacyEngine:
+    """An engine written for the older duck-typed interface: ``transcribe(...) -> str`` and
+    perhaps ``recognize`` / ``recognize_partial`` / ``sample_rate_hz`` (default 16000)."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+        self.sample_rate_hz = int(getattr(engine, "sample_rate_hz", 16000))
+        self._recognize: Callable[..., Recognition] = getattr(engine, "recognize", None) or (
+            lambda samples, **kw: Recognition(engine.transcribe(samples, **kw))
+        )
+        self._partial: Callable[..., Recognition] = (
+            getattr(engine, "recognize_partial", None) or self._recognize
+        )
+
+    def recognize(
+        self, samples: np.ndarray, *, language: str | None, prompt: str | None
+    ) -> Recognition:
+        return self._recognize(samples, language=language, prompt=prompt)
+
+    def recognize_partial(
+        self, samples: np.ndarray, *, language: str | None, prompt: str | None
+    ) -> Recognition:
+        return self._partial(samples, language=language, prompt=prompt)
 
 
-def decode_wire_audio(audio: bytes, format_type: str) -> np.ndarray:
-    """Wire bytes -> int16 samples. ``audio/pcm``: little-endian 16-bit (a trailing odd byte is
-    dropped); ``audio/pcmu`` / ``audio/pcma``: G.711 (:mod:`..protocol.g711`). Raises ValueError
-    for an unknown format."""
-    if format_type == "audio/pcm":
-        n = len(audio) // 2
-        return np.frombuffer(audio[: 2 * n], dtype="<i2").astype(np.int16)
-    if format_type == "audio/pcmu":
-        return g711.decode_ulaw(audio)
-    if format_type == "audio/pcma":
-        return g711.decode_alaw(audio)
-    raise ValueError(f"unknown audio format {format_type!r}")
+def as_engine(engine: Any) -> Engine:
+    """``engine`` itself if it implements :class:`Engine`, else an adapter for the older
+    interface (``transcribe`` only, ``sample_rate_hz`` optional).
+
+    Raises:
+        TypeError: neither ``recognize`` nor ``transcribe``.
+    """
+    if isinstance(engine, Engine):
+        return engine
+    if not callable(getattr(engine, "recognize", None)) and not callable(
+        getattr(engine, "transcribe", None)
+    ):
+        raise TypeError(f"{type(engine).__name__} is not an engine: it has no recognize()")
+    return _LegacyEngine(engine)
 
 
-def resample_int16(samples: np.ndarray, from_hz: int, to_hz: int) -> np.ndarray:
-    """Resample int16 mono with livekit's ``rtc.AudioResampler`` (high quality); the whole
-    buffer is pushed then flushed, so the output holds about ``len * to_hz / from_hz`` samples."""
-    if from_hz == to_hz or len(samples) == 0:
-        return samples
-    from livekit import rtc
+def make_engine(spec: str | Any) -> Any:
+    """``"whisper"`` -> :class:`WhisperEngine` (loads the model: blocking), ``"scripted"`` ->
+    :class:`ScriptedEngine`, any other object is returned as is.
 
-    resampler = rtc.AudioResampler(from_hz, to_hz, quality=rtc.AudioResamplerQuality.HIGH)
-    data = np.ascontiguousarray(samples, dtype=np.int16)
-    frames = resampler.push(rtc.AudioFrame(data.tobytes(), from_hz, 1, len(data)))
-    frames += resampler.flush()
-    if not frames:
-        return np.zeros(0, dtype=np.int16)
-    return np.concatenate([np.frombuffer(f.data, dtype=np.int16) for f in frames])
-
-
-def wire_to_float32(
-    audio: bytes, format_type: str, rate: int, target_hz: int = 16000
-) -> np.ndarray:
-    """An item's wire bytes -> float32 mono in [-1, 1) at ``target_hz``."""
-    pcm = resample_int16(decode_wire_audio(audio, format_type), rate, target_hz)
-    return pcm.astype(np.float32) / 32768.0
+    Raises:
+        ValueError: an unknown name.
+    """
+    if spec == "whisper":
+        return WhisperEngine()
+    if spec == "scripted":
+        return ScriptedEngine()
+    if isinstance(spec, str):
+        raise ValueError(f"engine must be 'whisper', 'scripted' or an Engine, not {spec!r}")
+    return spec
 
 
 # --------------------------------------------------------------------------------------------
 # Speech detection (server VAD)
-
-
-class StreamResampler:
-    """Streaming linear-interpolation resampler for mono chunks (for the speech detector only:
-    cheap, no delay, no anti-aliasing filter, which the detector does not need).
-
-    Output sample ``k`` sits at input position ``k * from_hz / to_hz`` of the whole stream,
-    computed from integers each time, so the output does not depend on how the input is cut.
-    """
-
-    def __init__(self, from_hz: int, to_hz: int) -> None:
-        self.from_hz, self.to_hz = from_hz, to_hz
-        self._next = 0  # index of the next output sample
-        self._tail = np.zeros(0, dtype=np.float32)  # the last input sample seen
-        self._base = 0  # stream index of _tail[0]
-
-    def push(self, samples: np.ndarray) -> np.ndarray:
-        x = np.asarray(samples, dtype=np.float32)
-        if self.from_hz == self.to_hz or len(x) == 0:
-            return x
-        buf = np.concatenate([self._tail, x])
-        last = self._base + len(buf) - 1  # stream index of the newest sample
-        end = last * self.to_hz // self.from_hz + 1  # outputs at positions <= last
-        ks = np.arange(self._next, end, dtype=np.int64)
-        positions = (ks * self.from_hz) / self.to_hz - self._base
-        out = np.interp(positions, np.arange(len(buf)), buf).astype(np.float32)
-        self._next = max(self._next, end)
-        self._tail, self._base = buf[-1:], last
-        return out
 
 
 @runtime_checkable

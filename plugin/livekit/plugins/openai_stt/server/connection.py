@@ -1,0 +1,252 @@
+"""The I/O shell of one session: runs a pure :class:`~.session.ServerSession` over a
+:class:`~.channel.ServerChannel`.
+
+It only moves bytes and keeps time (``loop.time()``): client messages go into the session,
+the :class:`~.actions.Actions` that come out are performed in order (typed events turned into
+text with ``to_wire`` here, at the edge), committed items and partial decodes run on the
+server-wide :class:`~.scheduler.DecodeScheduler`, and the speech detector runs on the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ..protocol.events import to_wire
+from .actions import Actions, Pause
+from .audio import wire_to_float32
+from .channel import ChannelClosed, ServerChannel
+from .engines import Engine, SpeechDetector
+from .jobs import PartialJob, Recognition, TranscriptionJob
+from .scheduler import DecodeScheduler
+from .session import ServerSession
+from .turns import VadInput
+
+__all__ = ["SessionRunner", "VadFactory"]
+
+logger = logging.getLogger("livekit.plugins.openai_stt.server")
+
+VadFactory = Callable[[str, int], SpeechDetector]
+"""``(format_type, rate) -> detector``: a fresh speech detector for one stream of wire audio."""
+
+
+class SessionRunner:
+    """One session over one channel: the ordered sender, the session's final queue, the
+    wake-up of its partial loop and its speech detector. :meth:`run` returns when the
+    connection is over (the client left, or the session closed it)."""
+
+    def __init__(
+        self,
+        channel: ServerChannel,
+        session: ServerSession,
+        *,
+        scheduler: DecodeScheduler,
+        engine: Engine,
+        vad_factory: VadFactory,
+    ) -> None:
+        self.channel = channel
+        self.session = session
+        self.scheduler = scheduler
+        self.engine = engine
+        self.vad_factory = vad_factory
+        self.send_lock = asyncio.Lock()
+        self.finals: asyncio.Queue[TranscriptionJob] = asyncio.Queue()
+        self.audio_arrived = asyncio.Event()
+        self.detector: SpeechDetector | None = None
+        self.detector_epoch = -1
+        self.detector_failed = False
+        self.recv_task: asyncio.Future[str | bytes] | None = None
+
+    async def run(self) -> None:
+        """Open the session, then read, tick and perform until the connection is over."""
+        loop = asyncio.get_running_loop()
+        session, channel = self.session, self.channel
+        tasks = [
+            asyncio.create_task(self._run_finals()),
+            asyncio.create_task(self._run_partials()),
+        ]
+        try:
+            if await self._perform(session.opened(loop.time())):
+                while True:
+                    tick_at = session.next_tick_at
+                    assert tick_at is not None
+                    if self.recv_task is None:
+                        self.recv_task = asyncio.ensure_future(channel.recv())
+                    timeout = max(0.0, tick_at - loop.time())
+                    done, _ = await asyncio.wait({self.recv_task}, timeout=timeout)
+                    if not done:  # the session cap or a timed drop: the read goes on meanwhile
+                        actions = session.tick(loop.time())
+                    else:
+                        received, self.recv_task = self.recv_task, None
+                        try:
+                            message = received.result()
+                        except ChannelClosed:
+                            break
+                        if isinstance(message, str):
+                            actions = session.receive(message, loop.time())
+                        else:
+                            actions = session.binary_received()
+                    if not await self._perform(actions):
+                        break
+                    self.audio_arrived.set()
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            if self.recv_task is not None and not self.recv_task.done():
+                self.recv_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, ChannelClosed):
+                    await self.recv_task
+            self.scheduler.drop_partial(session.session_id)
+
+    async def _perform(self, actions: Actions) -> bool:
+        """Send, queue, detect and close as ``actions`` says; False once the connection is
+        over. Batches are sent whole and in the order they were made (one lock per channel)."""
+        try:
+            async with self.send_lock:
+                for event in actions.events:
+                    if isinstance(event, Pause):
+                        await asyncio.sleep(event.seconds)
+                    else:
+                        await self.channel.send(to_wire(event))
+        except ChannelClosed:
+            return False
+        if actions.jobs:
+            self.scheduler.drop_partial(self.session.session_id)  # the final wins
+            for job in actions.jobs:
+                self.finals.put_nowait(job)
+        if actions.vad is not None:
+            more = self._detect(actions.vad)
+            if more is not None and not await self._perform(more):
+                return False
+        if actions.close is not None:
+            if actions.close.abort:
+                self.channel.abort()
+            else:
+                # Keep reading while closing: unread client messages would otherwise fill the
+                # receive queue, pause reading and hide the client's close frame until timeout.
+                drain = asyncio.create_task(self._drain())
+                try:
+                    await self.channel.close(actions.close.code, actions.close.reason)
+                finally:
+                    drain.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await drain
+            return False
+        return True
+
+    def _detect(self, vad: VadInput) -> Actions | None:
+        """Run the session's speech detector (on the loop: ~0.1 ms a 32 ms window)."""
+        if self.detector_failed:
+            return None
+        if self.detector is None or self.detector_epoch != vad.epoch:
+            try:
+                self.detector = self.vad_factory(vad.format_type, vad.rate)
+            except Exception:
+                logger.exception(
+                    "speech detector unavailable", extra={"session_id": self.session.session_id}
+                )
+                self.detector_failed = True
+                return self.session.server_error(
+                    "vad_unavailable",
+                    "Server VAD is unavailable on this server (the speech "
+                    "detector could not be loaded); commit turns yourself.",
+                )
+            self.detector_epoch = vad.epoch
+        probabilities = self.detector.push(vad.audio)
+        if not probabilities:
+            return None
+        return self.session.speech_probabilities(probabilities, vad.epoch)
+
+    async def _drain(self) -> None:
+        """Discard incoming messages until the connection is closed."""
+        with contextlib.suppress(ChannelClosed):
+            if self.recv_task is not None:
+                await self.recv_task
+            while True:
+                await self.channel.recv()
+
+    async def _run_finals(self) -> None:
+        """This session's items, in commit order, through the shared decode queue."""
+        session = self.session
+        while True:
+            job = await self.finals.get()
+            if job.fail:
+                actions = session.transcription_failed(job)
+            else:
+                prompt = session.engine_prompt(job)
+                started = time.monotonic()
+                try:
+                    result = await self.scheduler.submit_final(self._recognize, job, prompt)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    logger.exception(
+                        "transcription failed",
+                        extra={"session_id": session.session_id, "item_id": job.item_id},
+                    )
+                    actions = session.transcription_failed(job)
+                else:
+                    logger.info(
+                        "turn transcribed",
+                        extra={
+                            "session_id": session.session_id,
+                            "item_id": job.item_id,
+                            "audio_s": round(job.duration_s, 3),
+                            "latency_s": round(time.monotonic() - started, 3),
+                            "chars": len(result.text),
+                        },
+                    )
+                    actions = session.transcribed(job, result)
+            if not await self._perform(actions):
+                return
+
+    async def _run_partials(self) -> None:
+        """Partial decodes of the open buffer when the session says one is due."""
+        loop = asyncio.get_running_loop()
+        session, scheduler = self.session, self.scheduler
+        while True:
+            job = session.take_partial(loop.time(), scheduler.backlog)
+            if job is not None:
+                try:
+                    result = await scheduler.submit_partial(
+                        session.session_id, self._recognize_partial, job, session.engine_prompt(job)
+                    )
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    logger.debug(
+                        "partial decode failed",
+                        exc_info=True,
+                        extra={"session_id": session.session_id},
+                    )
+                    result = None
+                if result is None:  # dropped (a commit came first) or failed
+                    session.partial_failed(job)
+                    continue
+                if not await self._perform(session.partial_transcribed(job, result)):
+                    return
+                continue
+            self.audio_arrived.clear()
+            due = session.partial_due_at(scheduler.backlog)
+            timeout = None if due is None else max(0.0, due - loop.time())
+            with contextlib.suppress(asyncio.TimeoutError, TimeoutError):
+                await asyncio.wait_for(self.audio_arrived.wait(), timeout)
+
+    def _samples(self, job: TranscriptionJob | PartialJob) -> Any:
+        return wire_to_float32(job.audio, job.format_type, job.rate, self.engine.sample_rate_hz)
+
+    def _recognize(self, job: TranscriptionJob, prompt: str | None) -> Recognition:
+        """Worker thread: wire bytes -> engine samples -> :class:`Recognition`."""
+        return self.engine.recognize(self._samples(job), language=job.language, prompt=prompt)
+
+    def _recognize_partial(self, job: PartialJob, prompt: str | None) -> Recognition:
+        """Worker thread: a partial decode (the engine's cheaper ``recognize_partial``)."""
+        samples = self._samples(job)
+        return self.engine.recognize_partial(samples, language=job.language, prompt=prompt)
