@@ -12,8 +12,11 @@ from __future__ import annotations
 import numpy as np
 
 from ..protocol import g711
+from ..protocol.session import WIRE_FORMATS
 
 __all__ = ["StreamResampler", "decode_wire_audio", "resample_int16", "wire_to_float32"]
+
+_PCM, _ULAW, _ALAW = (WIRE_FORMATS[name].ga_type for name in ("pcm16", "g711_ulaw", "g711_alaw"))
 
 
 def decode_wire_audio(audio: bytes, format_type: str) -> np.ndarray:
@@ -23,12 +26,12 @@ def decode_wire_audio(audio: bytes, format_type: str) -> np.ndarray:
     Raises:
         ValueError: an unknown format.
     """
-    if format_type == "audio/pcm":
+    if format_type == _PCM:
         n = len(audio) // 2
         return np.frombuffer(audio[: 2 * n], dtype="<i2").astype(np.int16)
-    if format_type == "audio/pcmu":
+    if format_type == _ULAW:
         return g711.decode_ulaw(audio)
-    if format_type == "audio/pcma":
+    if format_type == _ALAW:
         return g711.decode_alaw(audio)
     raise ValueError(f"unknown audio format {format_type!r}")
 

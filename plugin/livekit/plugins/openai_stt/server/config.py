@@ -56,6 +56,7 @@ LENIENT_PCM_RATES = (8000, 16000, 24000, 44100, 48000)
 BETA_KEYS = ("input_audio_format", "input_audio_transcription", "input_audio_noise_reduction")
 
 _GA_TYPES = tuple(f.ga_type for f in WIRE_FORMATS.values())
+_PCM16 = WIRE_FORMATS["pcm16"]
 _DELAYS: tuple[str, ...] = get_args(DelayLevel)
 #: Options a model refuses in ``compat="openai"`` (``ModelInfo.rejected_options``): their
 #: error code, message and the param under ``session.audio.input``.
@@ -210,23 +211,29 @@ def _apply_noise(cfg: SessionConfig, nr: Any, param: str) -> SessionConfig:
     return dataclasses.replace(cfg, noise_reduction=kind)
 
 
+def _with_format(cfg: SessionConfig, name: str, pcm_rate_hz: int | None = None) -> SessionConfig:
+    """``cfg`` with wire format ``name`` (a pcm16 rate other than the GA one only if given)."""
+    rate = pcm_rate_hz or _PCM16.rate_hz
+    return dataclasses.replace(cfg, audio_format=WIRE_FORMATS[name].name, pcm_rate_hz=rate)
+
+
 def _apply_format(cfg: SessionConfig, fmt: Any, compat: str, param: str) -> SessionConfig:
     if fmt is None:
-        return dataclasses.replace(cfg, audio_format="pcm16", pcm_rate_hz=24000)
+        return _with_format(cfg, _PCM16.name)
     if isinstance(fmt, str) and compat == "lenient" and fmt in WIRE_FORMATS:
-        return dataclasses.replace(cfg, audio_format=WIRE_FORMATS[fmt].name, pcm_rate_hz=24000)
+        return _with_format(cfg, fmt)
     if not isinstance(fmt, dict):
         raise ConfigError("invalid_type", f"Invalid type for '{param}': expected an object.", param)
     found = wire_format_of_ga_type(fmt["type"]) if isinstance(fmt.get("type"), str) else None
     if found is None:
         raise _invalid(fmt.get("type"), _GA_TYPES, f"{param}.type")
-    if found.name != "pcm16":
-        return dataclasses.replace(cfg, audio_format=found.name, pcm_rate_hz=24000)
+    if found is not _PCM16:
+        return _with_format(cfg, found.name)
     rate = fmt.get("rate", found.rate_hz)
     allowed = (found.rate_hz,) if compat == "openai" else LENIENT_PCM_RATES
     if not isinstance(rate, int) or isinstance(rate, bool) or rate not in allowed:
         raise _invalid(rate, allowed, f"{param}.rate", quote=False)
-    return dataclasses.replace(cfg, audio_format="pcm16", pcm_rate_hz=rate)
+    return _with_format(cfg, found.name, rate)
 
 
 def _apply_turn_detection(cfg: SessionConfig, td: Any, param: str) -> SessionConfig:
@@ -280,9 +287,9 @@ def apply_beta_update(cfg: SessionConfig, session: dict[str, Any], compat: str) 
     if "input_audio_format" in session:
         fmt = session["input_audio_format"]
         if fmt is None:
-            cfg = dataclasses.replace(cfg, audio_format="pcm16", pcm_rate_hz=24000)
+            cfg = _with_format(cfg, _PCM16.name)
         elif isinstance(fmt, str) and fmt in WIRE_FORMATS:
-            cfg = dataclasses.replace(cfg, audio_format=WIRE_FORMATS[fmt].name, pcm_rate_hz=24000)
+            cfg = _with_format(cfg, fmt)
         else:
             raise _invalid(fmt, tuple(WIRE_FORMATS), "session.input_audio_format")
     if "input_audio_transcription" in session:
@@ -347,7 +354,7 @@ def session_body(cfg: SessionConfig, session_id: str, dialect: str) -> dict[str,
             "include": include,
         }
     fmt: dict[str, Any] = {"type": cfg.format_type}
-    if cfg.audio_format == "pcm16":
+    if cfg.wire_format is _PCM16:
         fmt["rate"] = cfg.sample_rate_hz
     return {
         "type": "transcription",

@@ -25,8 +25,11 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from ..protocol.session import WIRE_FORMATS
 from .audio import StreamResampler, decode_wire_audio, resample_int16, wire_to_float32
 from .jobs import Recognition
+
+_PCM16 = WIRE_FORMATS["pcm16"]
 
 __all__ = [
     "Engine",
@@ -155,7 +158,7 @@ class SileroVad:
     _WINDOW = 512
     _CONTEXT = 64
 
-    def __init__(self, format_type: str = "audio/pcm", rate: int = 24000) -> None:
+    def __init__(self, format_type: str = _PCM16.ga_type, rate: int = _PCM16.rate_hz) -> None:
         from faster_whisper.vad import get_vad_model
 
         self.format_type = format_type

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..protocol.events import MAX_APPEND_BYTES, EventParseError
+from ..protocol.events import MAX_APPEND_BYTES, MIN_COMMIT_MS, EventParseError
 
 __all__ = ["Refusal", "buffer_full", "commit_too_small", "parse_refusal", "unknown_event"]
 
@@ -61,7 +61,7 @@ def commit_too_small(buffered_s: float, client_event_id: str | None) -> Refusal:
     """A commit with less than 100 ms buffered (docs/protocol.md §3)."""
     message = (
         "Error committing input audio buffer: buffer too small. Expected at least "
-        f"100ms of audio, but buffer only has {buffered_s * 1000:.2f}ms of audio."
+        f"{MIN_COMMIT_MS}ms of audio, but buffer only has {buffered_s * 1000:.2f}ms of audio."
     )
     return Refusal("input_audio_buffer_commit_empty", message, None, client_event_id)
 
