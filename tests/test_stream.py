@@ -1,144 +1,97 @@
-"""The stream against the local server on port 0 (scripted engine): the whole websocket path."""
+"""The stream against the local server (scripted engine): the whole client path.
+
+Most tests run the server in memory (``port=None``, :func:`tests.helpers.memory_connect`): no
+port, no socket, the same handshake check and session. Compatibility modes are parametrised
+only where the URL or the handshake differs, and those tests, like a couple of end-to-end
+rollover checks and the credential-in-logs check, run over real sockets on port 0. The rules
+themselves (replay, duplicate suppression, out-of-order finals, deadlines, rollover) have table
+tests on the pure ``ClientSession`` in ``tests/protocol/test_client.py``."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
 import json
 import logging
 from collections.abc import Mapping
+from typing import Any
 
-import numpy as np
 import pytest
 from livekit import rtc
 from livekit.agents import APIConnectOptions, APIError
 from livekit.agents import stt as lk_stt
 from livekit.plugins import openai_stt
 
-from livekit.plugins.openai_stt import transport
 from livekit.plugins.openai_stt.protocol.endpoint import redact_url
 from livekit.plugins.openai_stt.protocol.errors import classify_close
 from livekit.plugins.openai_stt.server import Faults, LocalRealtimeServer
+from tests.helpers import (
+    FAST_RETRY,
+    Recorder,
+    T,
+    collect,
+    finals,
+    frames,
+    memory_connect,
+    run_turns,
+    tone,
+    until,
+)
 
-T = lk_stt.SpeechEventType
 COMPAT_MODES = ["lenient", "openai", "gateway"]
-_compat = ["lenient"]  # the mode of the running test, set by the autouse fixture below
-FAST_RETRY = APIConnectOptions(max_retry=3, retry_interval=0.05, timeout=5.0)
+MEMORY_BASE_URL = "http://127.0.0.1:9/v1"  # a loopback URL: ?model= on it, as for a gateway
 
 
-def tone(duration_s: float, *, sample_rate: int = 48000, channels: int = 1) -> rtc.AudioFrame:
-    n = int(duration_s * sample_rate)
-    t = np.arange(n) / sample_rate
-    mono = (3000 * np.sin(2 * np.pi * 220 * t)).astype(np.int16)
-    data = np.repeat(mono[:, None], channels, axis=1) if channels > 1 else mono
-    return rtc.AudioFrame(data.tobytes(), sample_rate, channels, n)
-
-
-def frames(duration_s: float, frame_ms: int = 10, **kw: object) -> list[rtc.AudioFrame]:
-    count = int(round(duration_s * 1000 / frame_ms))
-    return [tone(frame_ms / 1000, **kw) for _ in range(count)]  # type: ignore[arg-type]
-
-
-class Recorder:
-    """The transport seam: wraps the real connect and records what the client sends, and
-    the order of connects and closes in ``timeline`` (``("connect", n)``, ``("close", n)``,
-    sockets numbered from 1), and what each socket was sent in ``sent_by[n]``. Sockets
-    numbered in ``broken`` fail their first audio send, as a socket the server dropped would."""
-
-    def __init__(self, broken: frozenset[int] = frozenset()) -> None:
-        self.sent: list[dict] = []
-        self.connects = 0
-        self.closed = 0
-        self.timeline: list[tuple[str, int]] = []
-        self.sent_by: dict[int, list[dict]] = {}
-        self.broken = broken
-
-    async def connect(self, url: str, headers: Mapping[str, str], timeout: float):
-        conn = await transport.connect(url, headers, timeout)
-        self.connects += 1
-        number = self.connects
-        self.timeline.append(("connect", number))
-        self.sent_by[number] = []
-        recorder = self
-
-        class Conn:
-            async def send(self, message):
-                text = message.decode() if isinstance(message, bytes) else message
-                event = json.loads(text)
-                if number in recorder.broken and event["type"] == "input_audio_buffer.append":
-                    raise transport.TransportError(classify_close(1011, "dropped"))
-                recorder.sent.append(event)
-                recorder.sent_by[number].append(event)
-                await conn.send(message)
-
-            async def recv(self):
-                return await conn.recv()
-
-            async def aclose(self):
-                if ("close", number) not in recorder.timeline:
-                    recorder.closed += 1
-                    recorder.timeline.append(("close", number))
-                await conn.aclose()
-
-        return Conn()
-
-    def types(self) -> list[str]:
-        return [m["type"] for m in self.sent]
-
-
-async def collect(stream: lk_stt.RecognizeStream) -> list[lk_stt.SpeechEvent]:
-    return [event async for event in stream]
-
-
-async def run_turns(
-    stt: openai_stt.STT, turns_s: list[float], *, tail_s: float = 0.0, **frame_kw: object
-) -> list[lk_stt.SpeechEvent]:
-    stream = stt.stream(conn_options=FAST_RETRY)
-    try:
-        for seconds in turns_s:
-            for frame in frames(seconds, **frame_kw):
-                stream.push_frame(frame)
-            stream.flush()
-        for frame in frames(tail_s, **frame_kw):
-            stream.push_frame(frame)
-        stream.end_input()
-        return await asyncio.wait_for(collect(stream), 20)
-    finally:
-        await stream.aclose()
-
-
-def finals(events: list[lk_stt.SpeechEvent]) -> list[str]:
-    return [e.alternatives[0].text for e in events if e.type == T.FINAL_TRANSCRIPT]
-
-
-@pytest.fixture(autouse=True, params=COMPAT_MODES)
-def compat_mode(request):
-    """Every stream test runs against each compatibility mode of the local server."""
-    _compat[0] = request.param
-    yield request.param
-    _compat[0] = "lenient"
-
-
-def local_server(**kwargs) -> LocalRealtimeServer:
-    """A scripted local server in the current test's compatibility mode."""
-    kwargs.setdefault("compat", _compat[0])
+def local_server(**kwargs: Any) -> LocalRealtimeServer:
+    """A scripted local server; in memory (``port=None``) unless a ``port`` is given."""
+    kwargs.setdefault("compat", "lenient")
     kwargs.setdefault("engine", "scripted")
+    kwargs.setdefault("port", None)
     return LocalRealtimeServer(**kwargs)
 
 
-def client(server: LocalRealtimeServer, **kwargs) -> openai_stt.STT:
-    """An STT for ``server``, with the URL rule its mode needs (docs/protocol.md §1): OpenAI mode
-    refuses ``?model=``; gateway mode requires it (the loopback default)."""
+def client(server: LocalRealtimeServer, **kwargs: Any) -> openai_stt.STT:
+    """An STT for ``server``: over memory for an in-memory server (a ``Recorder`` given as
+    ``connect`` then wraps the memory connection), else over its socket, with the URL rule its
+    mode needs (docs/protocol.md §1): OpenAI mode refuses ``?model=``; gateway mode requires
+    it (the loopback default)."""
     kwargs.setdefault("api_key", "t")
     if server.compat == "openai":
         kwargs.setdefault("include_model_in_url", False)
-    return openai_stt.STT(base_url=server.base_url, **kwargs)
+    if _listening(server):
+        return openai_stt.STT(base_url=server.base_url, **kwargs)
+    connect = kwargs.get("connect")
+    recorder = getattr(connect, "__self__", None)
+    if isinstance(recorder, Recorder):
+        recorder.inner = memory_connect(server)
+    else:
+        kwargs.setdefault("connect", memory_connect(server))
+    return openai_stt.STT(base_url=MEMORY_BASE_URL, **kwargs)
+
+
+def _listening(server: LocalRealtimeServer) -> bool:
+    try:
+        server.port  # noqa: B018 - raises when the server does not listen
+    except RuntimeError:
+        return False
+    return True
 
 
 @pytest.fixture
 async def server():
     async with local_server() as srv:
         yield srv
+
+
+@pytest.mark.parametrize("compat", COMPAT_MODES)
+async def test_each_compat_mode_transcribes_over_a_real_socket_with_its_url_rule(compat):
+    recorder = Recorder()
+    async with local_server(compat=compat, port=0) as server:
+        stt = client(server, connect=recorder.connect)
+        events = await run_turns(stt, [0.5, 0.8])
+    assert finals(events) == ["0.50 seconds of audio", "0.80 seconds of audio"]
+    assert recorder.connects == 1 and recorder.types()[0] == "session.update"
 
 
 async def test_each_flush_becomes_one_item_with_interims_then_final_then_usage(server):
@@ -223,7 +176,6 @@ async def test_g711_sends_one_byte_a_sample_at_8khz(audio_format):
     async with local_server() as server:
         stt = client(server, api_key="t", audio_format=audio_format, connect=recorder.connect)
         events = await run_turns(stt, [1.0])
-    import base64
 
     appended = sum(
         len(base64.b64decode(m["audio"])) for m in recorder.sent if m["type"].endswith("append")
@@ -244,7 +196,6 @@ async def test_a_drop_mid_turn_replays_the_audio_and_loses_no_words():
     # each turn once: none lost, none duplicated by the replay
     assert finals(events) == ["0.50 seconds of audio"] * 3
     # every append, replayed ones included, holds at most chunk_ms (100 ms) of audio
-    import base64
 
     sizes = [len(base64.b64decode(m["audio"])) for m in recorder.sent if "audio" in m]
     assert max(sizes) <= 4800
@@ -311,7 +262,7 @@ async def test_the_api_key_never_appears_in_logs_of_a_failing_session(caplog):
     secret = "sk-live-DO-NOT-LOG-0123456789"
     caplog.set_level(logging.DEBUG)
     faults = Faults(drop_after_audio_ms=200, drop_sessions=10)
-    async with local_server(faults=faults, api_key=secret) as server:
+    async with local_server(faults=faults, api_key=secret, port=0) as server:  # real headers
         stt = client(server, api_key=secret)
         stream = stt.stream(conn_options=APIConnectOptions(max_retry=1, retry_interval=0.01))
         for frame in frames(0.5):
@@ -469,13 +420,6 @@ async def test_rollover_opens_the_next_session_at_a_turn_boundary_without_losing
     assert recorder.closed == recorder.connects  # every socket, used or opened ahead, closed
 
 
-async def _until(condition, timeout_s: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, "timed out waiting"
-        await asyncio.sleep(0.01)
-
-
 async def _one_turn_then_the_next_session_opened_ahead(
     server: LocalRealtimeServer, recorder: Recorder
 ) -> tuple[openai_stt.STT, lk_stt.RecognizeStream]:
@@ -486,15 +430,17 @@ async def _one_turn_then_the_next_session_opened_ahead(
     for frame in frames(0.3):
         stream.push_frame(frame)
     stream.flush()
-    await _until(lambda: recorder.connects >= 2)
+    await until(lambda: recorder.connects >= 2)
     return stt, stream
 
 
-async def _rollover_with_a_session_opened_ahead(recorder: Recorder) -> tuple[list, list]:
+async def _rollover_with_a_session_opened_ahead(
+    recorder: Recorder, port: int | None = None
+) -> tuple[list, list]:
     """One turn; wait until the next session is open (ahead, at half of a 1 s
     ``session_rollover_s``) and the rollover is due; two more turns; end."""
     errors: list[lk_stt.STTError] = []
-    async with local_server() as server:
+    async with local_server(port=port) as server:
         stt, stream = await _one_turn_then_the_next_session_opened_ahead(server, recorder)
         stt.on("error", errors.append)
         await asyncio.sleep(0.6)  # session 1 is now past 1 s: the next chunk rolls over
@@ -514,9 +460,9 @@ def _audio_and_commits(sent: list[dict]) -> list[str]:
     return [k for k in kinds if k in ("input_audio_buffer.append", "input_audio_buffer.commit")]
 
 
-async def test_rollover_moves_to_the_session_opened_ahead():
+async def test_rollover_moves_to_the_session_opened_ahead_over_real_sockets():
     recorder = Recorder()
-    _, errors = await _rollover_with_a_session_opened_ahead(recorder)
+    _, errors = await _rollover_with_a_session_opened_ahead(recorder, port=0)
     # make-before-break: socket 2 was open and configured before socket 1 closed ...
     assert recorder.timeline[:3] == [("connect", 1), ("connect", 2), ("close", 1)]
     assert recorder.sent_by[2][0]["type"] == "session.update"
@@ -557,7 +503,7 @@ async def test_aclose_during_the_move_to_the_next_session_leaves_no_socket():
         await asyncio.sleep(0.6)
         for frame in frames(0.3):
             stream.push_frame(frame)
-        await _until(lambda: ("close", 1) in recorder.timeline)
+        await until(lambda: ("close", 1) in recorder.timeline)
         await stream.aclose()
     assert recorder.closed == recorder.connects
 
@@ -601,7 +547,6 @@ class ScriptedPeer:
         self.commits_per_session: list[int] = []
 
     async def connect(self, url: str, headers: Mapping[str, str], timeout: float):
-        from livekit.plugins.openai_stt.protocol.errors import classify_close
         from livekit.plugins.openai_stt.transport import TransportError
 
         self.sessions += 1
@@ -737,18 +682,18 @@ async def test_a_timed_drop_between_turns_loses_nothing():
 
 class SendSideDrop:
     """The transport seam: on the first socket, a send fails (1011) while receiving hangs, so
-    the writer, not the reader, is first to see the drop; later sockets are the real server."""
+    the writer, not the reader, is first to see the drop; later sockets are ``inner``'s."""
 
-    def __init__(self) -> None:
+    def __init__(self, inner: Any) -> None:
         self.connects = 0
+        self.inner = inner
 
     async def connect(self, url: str, headers: Mapping[str, str], timeout: float):
-        from livekit.plugins.openai_stt.protocol.errors import classify_close
         from livekit.plugins.openai_stt.transport import TransportError
 
         self.connects += 1
         if self.connects > 1:
-            return await transport.connect(url, headers, timeout)
+            return await self.inner(url, headers, timeout)
         sends = [0]
 
         class Conn:
@@ -767,7 +712,7 @@ class SendSideDrop:
 
 
 async def test_a_drop_seen_first_by_the_writer_is_retried_like_any_drop(server):
-    peer = SendSideDrop()
+    peer = SendSideDrop(memory_connect(server))
     stt = client(server, connect=peer.connect)
     events = await run_turns(stt, [0.5, 0.5])
     assert peer.connects == 2
