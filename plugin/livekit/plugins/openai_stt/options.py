@@ -19,6 +19,7 @@ from .models import ModelInfo, get_model_info
 from .protocol.client import ClientConfig
 from .protocol.endpoint import build_realtime_stt_url
 from .protocol.session import (
+    DIALECTS,
     AudioFormat,
     Dialect,
     SessionConfig,
@@ -27,9 +28,7 @@ from .protocol.session import (
     wire_sample_rate_hz,
 )
 
-__all__ = ["STTOptions", "option_changes", "DIALECTS"]
-
-DIALECTS: tuple[Dialect, ...] = ("ga", "beta", "speaches")
+__all__ = ["STTOptions", "option_changes"]
 
 
 @dataclass(frozen=True)
