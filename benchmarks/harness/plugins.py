@@ -172,7 +172,7 @@ class _OracleStream(vad.VADStream):
             if boundary is not None and seen_s >= boundary + offset - 1e-9:
                 speaking, k = False, k + 1
                 self._emit(vad.VADEventType.END_OF_SPEECH)
-        if speaking and owner.eos_at_end:
+        if speaking:
             self._emit(vad.VADEventType.END_OF_SPEECH)
 
 
@@ -191,13 +191,11 @@ class OracleVAD(vad.VAD):
         self,
         turn_s: float | None = None,
         boundaries_s: Sequence[float] | None = None,
-        eos_at_end: bool = True,
         stagger: bool = False,
     ) -> None:
         super().__init__(capabilities=vad.VADCapabilities(update_interval=0.1))
         self.turn_s = turn_s
         self.boundaries_s = list(boundaries_s) if boundaries_s else None
-        self.eos_at_end = eos_at_end
         self.stagger = stagger
         self.eos_times: list[float] = []
         self._streams = 0

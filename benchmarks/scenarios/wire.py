@@ -103,7 +103,11 @@ async def measure(cfg: Config) -> Result:
 
 
 def summary(r: Result) -> list[Row]:
-    o, f, g = r.find("ours", "pcm16", 100), r.find("official", "pcm16"), r.find("ours", "g711_ulaw")
+    o, f, g = (
+        r.find("ours", "pcm16", 100),
+        r.find("official", "pcm16"),
+        r.find("ours", "g711_ulaw", 100),
+    )
     assert o and f
 
     def kb(x: dict[str, Any]) -> str:
