@@ -27,9 +27,12 @@ from .connection import SessionRunner, VadFactory
 from .engines import Engine, SileroVad, as_engine, make_engine
 from .faults import FaultCounters, Faults
 from .handshake import HandshakeReply, check_handshake, header, parse_query
+from .metrics import CONTENT_TYPE_LATEST, ServerMetrics, log_session_closed
 from .partials import DEFAULT_DELTA_INTERVAL_S
+from .recognizer import RecognizerOptions
 from .scheduler import DecodeScheduler
 from .session import DEFAULT_MAX_BUFFER_S, ServerSession
+from .speculation import Speculator
 from .turns import DEFAULT_VAD_WINDOW_S
 
 logger = logging.getLogger("livekit.plugins.openai_stt.server")
@@ -74,9 +77,20 @@ class LocalRealtimeServer:
     session complete in commit order. Logs: one line per session (when it closes) and one per
     turn.
 
+    The recognizer (``engine="whisper"``; :class:`~.recognizer.RecognizerOptions`):
+    ``model`` (None: the bundled tiny.en; a faster-whisper name, fetched only with
+    ``download=True``; or a CTranslate2 folder), ``device`` (``auto``/``cpu``/``cuda``),
+    ``compute_type``, ``beam_size``, ``cpu_threads`` (per worker), ``language`` (for sessions
+    that set none; None: detect on a multilingual model). ``workers``: decode workers (None: from
+    the core count for whisper, 1 for other engines). ``speculate``: decode a final ahead when a
+    session pauses (None: on for whisper). ``GET /metrics``: Prometheus metrics
+    (:mod:`.metrics`).
+
     Raises:
         ValueError: an unknown ``compat``, ``engine`` or ``vad`` name, ``max_sessions`` < 1, a
             negative ``delta_interval_s`` or a ``max_buffer_s`` that is not positive.
+        RecognizerRefused: (a ``ValueError``) recognizer options the model cannot serve; the
+            rest is checked when the model loads, at :meth:`start`.
     """
 
     def __init__(
@@ -93,6 +107,15 @@ class LocalRealtimeServer:
         max_sessions: int | None = DEFAULT_MAX_SESSIONS,
         max_buffer_s: float = DEFAULT_MAX_BUFFER_S,
         vad: str | VadFactory = "silero",
+        model: str | None = None,
+        device: str = "auto",
+        compute_type: str | None = None,
+        beam_size: int = 5,
+        cpu_threads: int | None = None,
+        workers: int | None = None,
+        language: str | None = None,
+        speculate: bool | None = None,
+        download: bool = False,
     ) -> None:
         if compat not in COMPAT_MODES:
             raise ValueError(f"compat must be one of {COMPAT_MODES}, not {compat!r}")
@@ -119,6 +142,24 @@ class LocalRealtimeServer:
         self.max_buffer_s = max_buffer_s
         self._vad_factory: VadFactory = SileroVad if isinstance(vad, str) else vad
         self.counters = FaultCounters()
+        # -- the recognizer, its workers and the metrics (issue 13)
+        self.recognizer = RecognizerOptions(
+            model=model,
+            device=device,
+            compute_type=compute_type,
+            beam_size=beam_size,
+            cpu_threads=cpu_threads,
+            workers=workers,
+            language=language,
+            download=download,
+        )
+        if engine == "whisper":
+            self.recognizer = self.recognizer.resolved()
+        self.workers = self.recognizer.workers if engine == "whisper" else (workers or 1)
+        self.speculate = engine == "whisper" if speculate is None else speculate
+        self._speculator: Speculator | None = None
+        self._live: set[ServerSession] = set()
+        self.metrics = ServerMetrics(self._live_figures)
         self._session_ids = itertools.count(1)
         self._started = False
         self._server: Server | None = None
@@ -173,9 +214,14 @@ class LocalRealtimeServer:
             return
         self._started = True
         if self._engine is None:
-            self._engine = await asyncio.to_thread(make_engine, self._engine_spec)
-        self._scheduler = DecodeScheduler()
-        await self._scheduler.start()
+            self._engine = await asyncio.to_thread(make_engine, self._engine_spec, self.recognizer)
+        assert self.workers is not None
+        self._scheduler = scheduler = DecodeScheduler(
+            workers=self.workers, on_final_wait=self.metrics.final_wait.observe
+        )
+        await scheduler.start()
+        if self.speculate:
+            self._speculator = Speculator(as_engine(self._engine), lambda: scheduler.backlog == 0)
         if self._requested_port is None:
             return
         self._server = await serve(
@@ -197,6 +243,8 @@ class LocalRealtimeServer:
                 "engine": type(self._engine).__name__,
                 "max_sessions": self.max_sessions,
                 "delta_interval_s": self.delta_interval_s,
+                "workers": self.workers,
+                "recognizer": self.recognizer,
             },
         )
 
@@ -246,12 +294,35 @@ class LocalRealtimeServer:
             max_sessions=self.max_sessions,
         )
         if reply is not None and reply.status != 200:
+            self.metrics.refused_upgrade(reply.status)
             logger.info(
                 "handshake rejected", extra={"status": reply.status, "path": urlsplit(path).path}
             )
         return reply
 
+    def _live_figures(self) -> dict[str, float]:
+        """What ``/metrics`` reads from the server when scraped (:class:`ServerMetrics`)."""
+        scheduler, spec = self._scheduler, self._speculator
+        figures: dict[str, float] = {
+            "sessions_open": self.active_sessions,
+            "audio_s": sum(s.audio_received_s for s in self._live),
+            "workers": self.workers or 0,
+        }
+        if scheduler is not None:
+            figures["queue_depth"] = scheduler.backlog
+            figures["running"] = scheduler.finals_running + scheduler.partials_running
+            figures["partials_shed"] = scheduler.partials_shed
+        if spec is not None:
+            figures["speculation_hits"] = spec.hits
+            figures["speculation_misses"] = spec.misses
+        return figures
+
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        if urlsplit(request.path).path.rstrip("/") == "/metrics":
+            response = connection.respond(200, self.metrics.exposition().decode())
+            del response.headers["Content-Type"]
+            response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+            return response
         reply = self._check(request.path, dict(request.headers.raw_items()))
         if reply is None:
             self._admitted.add(connection)
@@ -308,13 +379,16 @@ class LocalRealtimeServer:
             vad_window_s=float(getattr(self._vad_factory, "window_s", DEFAULT_VAD_WINDOW_S)),
         )
         assert self._scheduler is not None and self._engine is not None
+        spec = self._speculator
+        metered = self.metrics.observe(channel)
         runner = SessionRunner(
-            channel,
+            metered,
             session,
             scheduler=self._scheduler,
-            engine=as_engine(self._engine),
+            engine=spec.session(session.session_id) if spec else as_engine(self._engine),
             vad_factory=self._vad_factory,
         )
+        self._live.add(session)
         opened = time.monotonic()
         logger.debug(
             "session opened",
@@ -327,17 +401,24 @@ class LocalRealtimeServer:
         try:
             await runner.run()
         finally:
-            cfg = session.config
-            logger.info(
-                "session closed",
-                extra={
+            self._live.discard(session)
+            self.metrics.session_over(session.audio_received_s)
+            if spec is not None:
+                spec.forget(session.session_id)
+            cfg, stats = session.config, metered.stats
+            log_session_closed(
+                logger,
+                {
                     "session_id": session.session_id,
                     "model": cfg.model,
                     "format": cfg.format_type,
                     "server_vad": session.vad_active,
                     "duration_s": round(time.monotonic() - opened, 3),
                     "audio_s": round(session.audio_received_s, 3),
+                    "items": session.turns_committed,
                     "turns": session.turns_committed,
+                    "finals": stats.finals,
+                    "errors": stats.errors,
                     "partials": session.partials_run,
                     "close_code": channel.close_code,
                 },

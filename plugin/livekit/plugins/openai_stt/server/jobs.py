@@ -42,11 +42,13 @@ DEFAULT_LOGPROB = -0.1
 
 @dataclass(frozen=True)
 class Recognition:
-    """What an engine heard: ``text`` (no leading/trailing space) and an optional mean log
-    probability per token (natural log, <= 0) used for ``logprobs`` (docs/protocol.md §4)."""
+    """What an engine heard: ``text`` (no leading/trailing space), an optional mean log
+    probability per token (natural log, <= 0) used for ``logprobs`` (docs/protocol.md §4), and
+    the ``language`` it detected (ISO-639-1; None when it was told the language)."""
 
     text: str
     logprob: float | None = None
+    language: str | None = None
 
 
 @dataclass(frozen=True)
@@ -152,14 +154,21 @@ def completed_event(
     job: TranscriptionJob, result: Recognition, next_id: Callable[[], str]
 ) -> TranscriptionCompleted:
     """``completed`` for ``job``: the whole transcript, its usage, logprobs per piece when asked,
-    and ``languages`` for models that return them (gpt-transcribe)."""
+    and ``languages``: for models that return them (gpt-transcribe), and for any model when the
+    engine detected the language (the session set none; a local-server extension), the
+    language found, else the session's."""
     text = result.text
     lp = _logprob(result.logprob)
+    languages = None
+    if result.language is not None:
+        languages = (result.language,)
+    elif get_model_info(job.model).returns_languages:
+        languages = (job.language or "en",)
     return TranscriptionCompleted(
         item_id=job.item_id,
         transcript=text,
         logprobs=tuple(LogProb(p, lp) for p in split_pieces(text)) if job.logprobs else None,
-        languages=(job.language or "en",) if get_model_info(job.model).returns_languages else None,
+        languages=languages,
         usage=usage_for(job.model, job.duration_s, text),
         event_id=next_id(),
     )
