@@ -5,6 +5,7 @@ queue with several workers (scheduler.py). Tables and fakes: no model."""
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 from typing import Any
 
@@ -92,7 +93,7 @@ def test_a_pause_makes_a_partial_due_at_once_and_only_once() -> None:
     p = OpenItemPartials(opened_at=10.0)
     s = 2 * BPS
     assert due(p, s, s) == 11.0  # speaking: the interval
-    assert due(p, s + 3200, s) == 11.0  # 0.1 s of quiet: not a pause yet
+    assert due(p, s + 1600, s) == 11.0  # 50 ms of quiet: not a pause yet
     pause = s + int(QUIET_TAIL_S * BPS)
     assert due(p, pause, s) == 10.0  # a pause: due now
     assert due(p, pause, s, backlog=1) == 12.0  # not when decode jobs wait: the interval
@@ -150,7 +151,7 @@ def test_a_pause_decoded_ahead_answers_the_final_when_only_quiet_follows(
     final_audio: np.ndarray, hit: bool
 ) -> None:
     engine = CountingEngine()
-    spec = Speculator(engine)
+    spec = Speculator(engine, lambda: True)
     session = spec.session("s1")
     ahead = session.recognize_partial(AT_PAUSE, language="en", prompt="p")
     assert ahead.text == f"final of {len(AT_PAUSE)}" and engine.partials == []
@@ -180,10 +181,22 @@ def test_no_reuse_across_prompts_languages_or_sessions_and_none_while_busy() -> 
     spec.forget("a")
 
 
+def test_past_capacity_a_final_is_decoded_fast() -> None:
+    engine = CountingEngine()
+    load = [False]
+    spec = Speculator(engine, under_load=lambda: load[0])
+    s = spec.session("s")
+    assert s.recognize_partial(AT_PAUSE, language=None, prompt=None).text.startswith("partial")
+    assert s.recognize(AT_PAUSE, language=None, prompt=None).text.startswith("final")
+    load[0] = True
+    assert s.recognize(AT_PAUSE, language=None, prompt=None).text.startswith("partial")
+    assert (spec.speculations, spec.fast_finals) == (0, 1)
+
+
 def test_a_final_waits_for_the_decode_ahead_still_running() -> None:
     engine = CountingEngine()
     engine.gate = threading.Event()
-    spec = Speculator(engine)
+    spec = Speculator(engine, lambda: True)
     s = spec.session("s")
     ahead = threading.Thread(
         target=s.recognize_partial, args=(AT_PAUSE,), kwargs={"language": None, "prompt": None}
@@ -259,3 +272,30 @@ async def test_waiting_partials_are_shed_first() -> None:
     assert scheduler.partials_shed == 2
     with pytest.raises(ValueError):
         DecodeScheduler(workers=0)
+
+
+async def test_past_capacity_partials_are_shed_at_start_and_finals_still_run() -> None:
+    scheduler = DecodeScheduler(workers=1)
+    assert scheduler.utilization() == 0.0
+    busy = [0.9]
+    scheduler.utilization = lambda now=None: busy[0]  # type: ignore[method-assign]
+    await scheduler.start()
+    try:
+        assert await scheduler.submit_partial("a", lambda: "p") is None
+        assert await scheduler.submit_final(lambda: "f") == "f"
+        busy[0] = 0.5
+        assert await scheduler.submit_partial("a", lambda: "p") == "p"
+    finally:
+        await scheduler.aclose()
+    assert (scheduler.partials_shed, scheduler.partials_run, scheduler.finals_run) == (1, 1, 1)
+
+
+def test_utilization_follows_the_busy_share_of_the_workers() -> None:
+    scheduler = DecodeScheduler(workers=2)
+    scheduler._busy_at = 0.0
+    scheduler.finals_running = 2
+    assert scheduler.utilization(now=0.0) == 0.0
+    assert scheduler.utilization(now=2.0) == pytest.approx(1 - math.exp(-1))
+    assert scheduler.utilization(now=60.0) == pytest.approx(1.0)
+    scheduler.finals_running = 1
+    assert scheduler.utilization(now=60.0) == pytest.approx(0.5)

@@ -222,10 +222,23 @@ def add_recognizer_arguments(p: argparse.ArgumentParser) -> None:
         help="language of sessions that set none (default: detect on a multilingual model)",
     )
     r.add_argument(
+        "--temperature-fallback",
+        action="store_true",
+        help="re-decode a final at higher temperatures when it looks like a loop "
+        "(faster-whisper's default; slower tail)",
+    )
+    r.add_argument(
         "--speculate",
         action=argparse.BooleanOptionalAction,
         default=None,
         help="decode a final ahead when a session pauses (default: on for whisper)",
+    )
+    r.add_argument(
+        "--fast-finals-under-load",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="past capacity, decode finals as partials are: faster, a few points of WER "
+        "worse (default: on for whisper)",
     )
 
 
@@ -275,6 +288,8 @@ def recognizer_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         "cpu_threads": args.cpu_threads,
         "language": args.language,
         "speculate": args.speculate,
+        "temperature_fallback": args.temperature_fallback,
+        "fast_finals_under_load": args.fast_finals_under_load,
     }
 
 

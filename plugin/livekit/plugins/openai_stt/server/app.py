@@ -24,7 +24,7 @@ from ..log import websockets_logger
 from .channel import HandshakeRejected, ServerChannel, WebsocketChannel
 from .config import COMPAT_MODES
 from .connection import SessionRunner, VadFactory
-from .engines import Engine, SileroVad, as_engine, make_engine
+from .engines import Engine, SileroVad, WhisperEngine, as_engine, make_engine
 from .faults import FaultCounters, Faults
 from .handshake import HandshakeReply, check_handshake, header, parse_query
 from .metrics import CONTENT_TYPE_LATEST, ServerMetrics, log_session_closed
@@ -45,6 +45,13 @@ __all__ = ["DEFAULT_MAX_SESSIONS", "LocalRealtimeServer"]
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024
 #: Default limit on concurrent sessions (``max_sessions``).
 DEFAULT_MAX_SESSIONS = 64
+#: A final that waited this long for a worker, or that starts when the workers were busier
+#: than this share of the last seconds, is decoded fast (``fast_finals_under_load``).
+UNDER_LOAD_WAIT_S = 0.1
+UNDER_LOAD_UTILIZATION = 0.6
+#: No final is decoded ahead when the workers were busier than this (a decode ahead costs a
+#: whole final's decode, wasted if speech resumes).
+SPECULATE_BELOW_UTILIZATION = 0.4
 
 
 class LocalRealtimeServer:
@@ -81,10 +88,11 @@ class LocalRealtimeServer:
     ``model`` (None: the bundled tiny.en; a faster-whisper name, fetched only with
     ``download=True``; or a CTranslate2 folder), ``device`` (``auto``/``cpu``/``cuda``),
     ``compute_type``, ``beam_size``, ``cpu_threads`` (per worker), ``language`` (for sessions
-    that set none; None: detect on a multilingual model). ``workers``: decode workers (None: from
-    the core count for whisper, 1 for other engines). ``speculate``: decode a final ahead when a
-    session pauses (None: on for whisper). ``GET /metrics``: Prometheus metrics
-    (:mod:`.metrics`).
+    that set none; None: detect on a multilingual model), ``temperature_fallback``.
+    ``workers``: decode workers (None: from the core count for whisper, 1 for other engines).
+    ``speculate``: decode a final ahead when a session pauses; ``fast_finals_under_load``: past
+    capacity, decode finals as partials are (both None: on for whisper; ``speculation.py``).
+    ``GET /metrics``: Prometheus metrics (:mod:`.metrics`).
 
     Raises:
         ValueError: an unknown ``compat``, ``engine`` or ``vad`` name, ``max_sessions`` < 1, a
@@ -116,6 +124,8 @@ class LocalRealtimeServer:
         language: str | None = None,
         speculate: bool | None = None,
         download: bool = False,
+        temperature_fallback: bool = False,
+        fast_finals_under_load: bool | None = None,
     ) -> None:
         if compat not in COMPAT_MODES:
             raise ValueError(f"compat must be one of {COMPAT_MODES}, not {compat!r}")
@@ -152,11 +162,18 @@ class LocalRealtimeServer:
             workers=workers,
             language=language,
             download=download,
+            temperature_fallback=temperature_fallback,
         )
+        whisper = engine == "whisper" or isinstance(engine, WhisperEngine)
         if engine == "whisper":
             self.recognizer = self.recognizer.resolved()
+        elif isinstance(engine, WhisperEngine) and workers is None:
+            workers = engine.workers
         self.workers = self.recognizer.workers if engine == "whisper" else (workers or 1)
-        self.speculate = engine == "whisper" if speculate is None else speculate
+        self.speculate = whisper if speculate is None else speculate
+        self.fast_finals_under_load = (
+            whisper if fast_finals_under_load is None else fast_finals_under_load
+        )
         self._speculator: Speculator | None = None
         self._live: set[ServerSession] = set()
         self.metrics = ServerMetrics(self._live_figures)
@@ -220,8 +237,12 @@ class LocalRealtimeServer:
             workers=self.workers, on_final_wait=self.metrics.final_wait.observe
         )
         await scheduler.start()
-        if self.speculate:
-            self._speculator = Speculator(as_engine(self._engine), lambda: scheduler.backlog == 0)
+        if self.speculate or self.fast_finals_under_load:
+            self._speculator = Speculator(
+                as_engine(self._engine),
+                self._room_to_speculate if self.speculate else None,
+                self._under_load if self.fast_finals_under_load else None,
+            )
         if self._requested_port is None:
             return
         self._server = await serve(
@@ -300,6 +321,25 @@ class LocalRealtimeServer:
             )
         return reply
 
+    def _under_load(self) -> bool:
+        """On a worker, about to decode a final: another final waits, this one waited, or the
+        workers were busy most of the last seconds."""
+        scheduler = self._scheduler
+        if scheduler is None:
+            return False
+        return (
+            scheduler.finals_waiting > 0
+            or scheduler.current_wait_s() > UNDER_LOAD_WAIT_S
+            or scheduler.utilization() > UNDER_LOAD_UTILIZATION
+        )
+
+    def _room_to_speculate(self) -> bool:
+        """On a worker, about to decode ahead: nothing waits and the workers have room."""
+        scheduler = self._scheduler
+        if scheduler is None:
+            return False
+        return scheduler.backlog == 0 and scheduler.utilization() < SPECULATE_BELOW_UTILIZATION
+
     def _live_figures(self) -> dict[str, float]:
         """What ``/metrics`` reads from the server when scraped (:class:`ServerMetrics`)."""
         scheduler, spec = self._scheduler, self._speculator
@@ -315,6 +355,7 @@ class LocalRealtimeServer:
         if spec is not None:
             figures["speculation_hits"] = spec.hits
             figures["speculation_misses"] = spec.misses
+            figures["fast_finals"] = spec.fast_finals
         return figures
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:

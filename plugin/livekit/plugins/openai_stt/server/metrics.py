@@ -17,6 +17,7 @@ process do not mix). The series (prefix ``openai_stt_server_``):
 | ``final_queue_wait_seconds`` | histogram | a final's wait for a worker |
 | ``partials_shed_total`` | counter | partial decodes dropped under load before they ran |
 | ``speculative_finals_total{outcome}`` | counter | finals answered by a decode ahead, or not |
+| ``fast_finals_total`` | counter | finals decoded fast (as partials) past capacity |
 | ``errors_total{code}`` | counter | ``error`` events by code; ``transcription_failed`` |
 
 The wire facts (commits, finals, errors) are read off the events a session sends, by a thin
@@ -164,6 +165,11 @@ class _LiveCollector(Collector):
         spec.add_metric(["hit"], float(live.get("speculation_hits", 0)))
         spec.add_metric(["miss"], float(live.get("speculation_misses", 0)))
         yield spec
+        yield CounterMetricFamily(
+            f"{PREFIX}_fast_finals",
+            "Finals decoded fast (as partials are) because finals were queueing.",
+            value=float(live.get("fast_finals", 0)),
+        )
 
 
 _COMMITTED = '"input_audio_buffer.committed"'

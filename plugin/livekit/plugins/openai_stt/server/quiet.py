@@ -29,7 +29,7 @@ FRAME_S = 0.02
 #: How much of the end of the audio sets the speaker's level.
 LOOKBACK_S = 2.0
 #: A quiet run this long after speech counts as a pause.
-QUIET_TAIL_S = 0.15
+QUIET_TAIL_S = 0.1
 _REL = 0.1
 _FLOOR = 10 ** (-50 / 20)
 _SPEECH = 10 ** (-40 / 20)

@@ -9,13 +9,17 @@ With two workers or more, partials never hold every worker: one is kept for fina
 commit never waits behind a partial in flight (a final "jumps the queue" and the partial goes on
 beside it). With one worker a partial only starts when no final waits. :attr:`backlog` (jobs
 waiting) is what sessions use to stretch their partial interval (``partials.partial_interval``),
-so partials thin out under load, and past capacity they are shed first: a final is never shed.
+so partials thin out under load, and past capacity they are shed first: a partial due to start
+while the workers were busy more than :data:`SHED_PARTIALS_ABOVE` of the last few seconds
+(:meth:`DecodeScheduler.utilization`) is dropped instead; a final is never shed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
+import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable
@@ -25,6 +29,12 @@ from typing import Any
 __all__ = ["DecodeScheduler"]
 
 _Job = tuple[Callable[..., Any], tuple[Any, ...], "asyncio.Future[Any]", float]
+
+#: Utilization (busy share of the workers, recent seconds) above which waiting partials are
+#: shed rather than started.
+SHED_PARTIALS_ABOVE = 0.8
+#: Time constant of :meth:`DecodeScheduler.utilization`, seconds.
+UTILIZATION_TAU_S = 2.0
 
 
 class DecodeScheduler:
@@ -58,6 +68,9 @@ class DecodeScheduler:
         self.finals_run = 0
         self.partials_run = 0
         self.partials_dropped = 0
+        self._local = threading.local()
+        self._busy = 0.0
+        self._busy_at = time.monotonic()
 
     @property
     def running(self) -> bool:
@@ -76,6 +89,30 @@ class DecodeScheduler:
     @property
     def idle_workers(self) -> int:
         return self.workers - self.finals_running - self.partials_running
+
+    def utilization(self, now: float | None = None) -> float:
+        """The share of worker time spent decoding, averaged over the last seconds
+        (exponentially, time constant :data:`UTILIZATION_TAU_S`): 0 idle, 1 saturated."""
+        now = time.monotonic() if now is None else now
+        level = (self.finals_running + self.partials_running) / self.workers
+        decay = math.exp(-max(0.0, now - self._busy_at) / UTILIZATION_TAU_S)
+        return self._busy * decay + level * (1 - decay)
+
+    def _mark(self) -> None:
+        """Fold the time since the last change into :meth:`utilization` (call before a change)."""
+        now = time.monotonic()
+        self._busy, self._busy_at = self.utilization(now), now
+
+    def current_wait_s(self) -> float:
+        """On a worker thread: how long the job it runs waited for a worker (0 elsewhere)."""
+        return float(getattr(self._local, "wait_s", 0.0))
+
+    def _call(self, wait_s: float, fn: Callable[..., Any], *args: Any) -> Any:
+        self._local.wait_s = wait_s
+        try:
+            return fn(*args)
+        finally:
+            self._local.wait_s = 0.0
 
     @property
     def partials_shed(self) -> int:
@@ -155,8 +192,13 @@ class DecodeScheduler:
                 return job, False
         while self._partials and self.partials_running < self.partial_slots:
             _key, job = self._partials.popitem(last=False)
-            if not job[2].done():
-                return job, True
+            if job[2].done():
+                continue
+            if self.utilization() > SHED_PARTIALS_ABOVE:  # past capacity: shed, not started
+                self.partials_dropped += 1
+                job[2].set_result(None)
+                continue
+            return job, True
         return None
 
     async def _run(self) -> None:
@@ -168,22 +210,24 @@ class DecodeScheduler:
                 await self._wakeup.wait()
                 continue
             job, partial = picked
+            wait_s = time.monotonic() - job[3]
+            self._mark()
             if partial:
                 self.partials_running += 1
             else:
                 self.finals_running += 1
                 if self._on_final_wait is not None:
-                    self._on_final_wait(time.monotonic() - job[3])
-            task = asyncio.create_task(self._execute(job, partial))
+                    self._on_final_wait(wait_s)
+            task = asyncio.create_task(self._execute(job, partial, wait_s))
             self._running.add(task)
             task.add_done_callback(self._running.discard)
 
-    async def _execute(self, job: _Job, partial: bool) -> None:
+    async def _execute(self, job: _Job, partial: bool, wait_s: float) -> None:
         fn, args, fut, _t = job
         loop = asyncio.get_running_loop()
         assert self._executor is not None
         try:
-            result = await loop.run_in_executor(self._executor, fn, *args)
+            result = await loop.run_in_executor(self._executor, self._call, wait_s, fn, *args)
         except asyncio.CancelledError:
             fut.cancel()
             raise
@@ -194,6 +238,7 @@ class DecodeScheduler:
             if not fut.done():
                 fut.set_result(result)
         finally:
+            self._mark()
             if partial:
                 self.partials_running -= 1
                 self.partials_run += 1

@@ -11,10 +11,15 @@ end: server VAD cuts at the speech stop), with the same language and prompt, the
 result: no decode after the commit. Otherwise the final is decoded as usual. A final that finds
 the session's speculation still running waits for it when it would match.
 
+Past capacity (``under_load()``: another final waits behind this one, or this one waited for
+a worker already), a final that no speculation answers is decoded *fast*, as a partial is
+(``Engine.recognize_partial``: for Whisper a 10 s window and greedy search, about five times
+cheaper, a few points of WER worse): the queue drains instead of growing without bound.
+
 One :class:`Speculator` per server (thread-safe: engines run on worker threads); one
 :class:`SessionEngine` per session (an :class:`~.engines.Engine`, so the session's shell needs
 no change). Counters: ``speculations`` (full decodes ahead), ``hits`` (finals answered by one),
-``misses`` (finals that found one that did not fit).
+``misses`` (finals that found one that did not fit), ``fast_finals`` (finals decoded fast).
 """
 
 from __future__ import annotations
@@ -64,17 +69,26 @@ class Speculator:
     """Server-wide state of the speculative finals of every session (see the module doc).
 
     ``may_speculate()`` is asked, on the worker thread, before each full decode ahead (the
-    server passes "no decode job is waiting"): past capacity a pause gets a cheap partial.
+    server passes "no decode job is waiting"; None: never speculate): past capacity a pause
+    gets a cheap partial. ``under_load()`` is asked before each final that no speculation
+    answers (None: never): True decodes it fast.
     """
 
-    def __init__(self, engine: Engine, may_speculate: Callable[[], bool] | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        may_speculate: Callable[[], bool] | None = None,
+        under_load: Callable[[], bool] | None = None,
+    ) -> None:
         self.engine = engine
-        self.may_speculate = may_speculate or (lambda: True)
+        self.may_speculate = may_speculate or (lambda: False)
+        self.under_load = under_load or (lambda: False)
         self._lock = threading.Lock()
         self._by_session: dict[str, _Speculation] = {}
         self.speculations = 0
         self.hits = 0
         self.misses = 0
+        self.fast_finals = 0
 
     def session(self, session_id: str) -> SessionEngine:
         """The engine one session's decodes go through."""
@@ -132,4 +146,7 @@ class SessionEngine:
                 spec._count("hits")
                 return entry.result
             spec._count("misses")
+        if spec.under_load():
+            spec._count("fast_finals")
+            return engine.recognize_partial(samples, language=language, prompt=prompt)
         return engine.recognize(samples, language=language, prompt=prompt)
