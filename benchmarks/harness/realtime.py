@@ -157,6 +157,7 @@ async def sessions_at_once(
         "pre_commit_deltas": sum(r["pre_commit_deltas"] for r in runs),
         "refused": sum(r["refused"] is not None for r in runs),
         "texts": runs[0]["texts"],
+        "all_texts": [r["texts"] for r in runs],
         "loadavg": os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan"),
     }
 

@@ -36,10 +36,8 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     "final decoded ahead at pauses, 1 x 2": ("--workers", "1", "--cpu-threads", "2", "--speculate"),
     "final decoded ahead at pauses, 2 x 1": ("--workers", "2", "--cpu-threads", "1", "--speculate"),
     "final decoded ahead at pauses, 2 x 2": ("--workers", "2", "--cpu-threads", "2", "--speculate"),
-    "ahead, 1 x 2, beam 3": ("--workers", "1", "--cpu-threads", "2", "--beam-size", "3",
-                             "--speculate"),
-    "ahead, 2 x 2, beam 3": ("--workers", "2", "--cpu-threads", "2", "--beam-size", "3",
-                             "--speculate"),
+    "ahead, 1 x 2, no fast finals": ("--workers", "1", "--cpu-threads", "2", "--speculate",
+                                     "--no-fast-finals-under-load"),
 }  # fmt: skip
 """Server flags of each variant (the rest default: tiny.en, int8, CPU, partials every 1 s)."""
 DEFAULT = "final decoded ahead at pauses, 1 x 2"
@@ -64,9 +62,9 @@ SCRAPED = (
 
 @dataclass
 class Config:
-    variants: tuple[str, ...] = tuple(VARIANTS)
+    variants: tuple[str, ...] = tuple(v for v in VARIANTS if "no fast finals" not in v)
     capacity_variant: str = DEFAULT
-    more_capacity_variants: tuple[str, ...] = ()
+    more_capacity_variants: tuple[str, ...] = ("ahead, 1 x 2, no fast finals",)
     """Further variants ramped like the default (their tables only)."""
     sessions: tuple[int, ...] = (1, 2, 4, 8)
     """The capacity ramp (concurrent real-time sessions)."""
@@ -87,6 +85,7 @@ class Config:
     def small(cls) -> Config:
         return cls(
             variants=(DEFAULT,),
+            more_capacity_variants=(),
             sessions=(1,),
             script_s=6.0,
             plugin_wer_clips=("goforward.wav",),
@@ -167,7 +166,7 @@ async def measure(cfg: Config) -> Result:
     for name in cfg.variants:
         result.variants.append(await measure_variant(name, cfg, turns, reference, clips))
     for name in cfg.more_capacity_variants:
-        result.more_levels[name] = await ramp(name, cfg, turns)
+        result.more_levels[name] = await ramp(name, cfg, turns, reference)
     args = VARIANTS[cfg.capacity_variant]
     async with local_server(
         "whisper", inline=cfg.quick, partials_s=cfg.delta_interval_s, args=args, cpu=None
@@ -175,7 +174,7 @@ async def measure(cfg: Config) -> Result:
         await sessions_at_once(server, turns[:1], 1, MODEL)
         for n in cfg.sessions:
             level = await sessions_at_once(server, turns, n, MODEL)
-            level.pop("texts")
+            _level_wer(level, reference)
             result.levels.append(level)
             result.scraped.append(await scrape(server.port))
         plain = await sessions_at_once(server, turns, 1, "gpt-4o-transcribe")
@@ -185,7 +184,7 @@ async def measure(cfg: Config) -> Result:
     return result
 
 
-async def ramp(name: str, cfg: Config, turns: list[bytes]) -> list[dict[str, Any]]:
+async def ramp(name: str, cfg: Config, turns: list[bytes], reference: str) -> list[dict[str, Any]]:
     """The capacity ramp on variant ``name``, with ``/metrics`` scraped after each level."""
     levels = []
     async with local_server(
@@ -194,10 +193,20 @@ async def ramp(name: str, cfg: Config, turns: list[bytes]) -> list[dict[str, Any
         await sessions_at_once(server, turns[:1], 1, MODEL)
         for n in cfg.sessions:
             level = await sessions_at_once(server, turns, n, MODEL)
-            level.pop("texts")
+            _level_wer(level, reference)
             level["metrics"] = await scrape(server.port)
             levels.append(level)
     return levels
+
+
+def _level_wer(level: dict[str, Any], reference: str) -> None:
+    """Replace a level's transcripts by their WER, pooled over its sessions."""
+    level.pop("texts")
+    errors = words = 0.0
+    for texts in level.pop("all_texts"):
+        e, n = _wer(reference, " ".join(texts))
+        errors, words = errors + e, words + n
+    level["wer"] = errors / words if words else math.nan
 
 
 async def plugin_wer(base_url: str, audio_format: str, clips: tuple[str, ...]) -> dict[str, Any]:
@@ -287,17 +296,26 @@ def _capacity_table(r: Result) -> list[str]:
 def _capacity_rows(levels: list[dict[str, Any]]) -> list[str]:
     lines = [
         "| sessions | commit -> final p50 | p95 | max | server CPU (of the machine) | "
-        "pre-commit deltas | partials shed | finals decoded ahead / fast | load avg |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "WER | pre-commit deltas | partials shed | finals decoded ahead / fast | load avg |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
+    prev: dict[str, float] = {}
     for x in levels:
         m = x["metrics"]
-        shed = m.get("openai_stt_server_partials_shed_total", math.nan)
-        hits = m.get('openai_stt_server_speculative_finals_total{outcome="hit"}', math.nan)
-        fast = m.get("openai_stt_server_fast_finals_total", math.nan)
+
+        shed, hits, fast = (
+            m.get(key, math.nan) - prev.get(key, 0.0)  # counters: this level's share
+            for key in (
+                "openai_stt_server_partials_shed_total",
+                'openai_stt_server_speculative_finals_total{outcome="hit"}',
+                "openai_stt_server_fast_finals_total",
+            )
+        )
+        prev = m
         lines.append(
             f"| {x['sessions']} | {_ms(x['p50_s'])} | {_ms(x['p95_s'])} | {_ms(x['max_s'])} | "
-            f"{x['cpu_util'] * 100:.0f}% | {x['pre_commit_deltas']} | {shed:.0f} | "
+            f"{x['cpu_util'] * 100:.0f}% | {x.get('wer', math.nan):.1%} | "
+            f"{x['pre_commit_deltas']} | {shed:.0f} | "
             f"{hits:.0f} / {fast:.0f} | {x['loadavg']:.2f} |"
         )
     return lines
