@@ -62,9 +62,14 @@ SCRAPED = (
 
 @dataclass
 class Config:
-    variants: tuple[str, ...] = tuple(v for v in VARIANTS if "no fast finals" not in v)
+    variants: tuple[str, ...] = (
+        "before: 1 worker x 2 threads, beam 5, temperature fallback",
+        "greedy (beam 1)",
+        "2 workers x 1 thread",
+        DEFAULT,
+    )
     capacity_variant: str = DEFAULT
-    more_capacity_variants: tuple[str, ...] = ("ahead, 1 x 2, no fast finals",)
+    more_capacity_variants: tuple[str, ...] = ()
     """Further variants ramped like the default (their tables only)."""
     sessions: tuple[int, ...] = (1, 2, 4, 8)
     """The capacity ramp (concurrent real-time sessions)."""
@@ -94,7 +99,12 @@ class Config:
 
     @classmethod
     def long(cls) -> Config:
-        return cls(sessions=(1, 2, 4, 6, 8, 10))
+        """Every variant, and the capacity ramp without fast finals too (``--server-full``)."""
+        return cls(
+            variants=tuple(v for v in VARIANTS if "no fast finals" not in v),
+            more_capacity_variants=("ahead, 1 x 2, no fast finals",),
+            sessions=(1, 2, 4, 6, 8, 10),
+        )
 
 
 @dataclass

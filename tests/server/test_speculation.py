@@ -299,3 +299,31 @@ def test_utilization_follows_the_busy_share_of_the_workers() -> None:
     assert scheduler.utilization(now=60.0) == pytest.approx(1.0)
     scheduler.finals_running = 1
     assert scheduler.utilization(now=60.0) == pytest.approx(0.5)
+
+
+# --------------------------------------------------------------------------- wired in the server
+
+
+async def test_the_server_decodes_the_pause_ahead_and_answers_the_commit_with_it() -> None:
+    import json
+
+    from livekit.plugins.openai_stt.server import LocalRealtimeServer
+
+    from .test_app_models import COMPLETED, append, open_session, recv_until
+
+    engine = CountingEngine()
+    async with LocalRealtimeServer(engine=engine, speculate=True, port=0) as srv:
+        assert srv._speculator is not None
+        async with await open_session(srv, transcription={"model": "gpt-realtime-whisper"}) as ws:
+            pcm = (np.concatenate([speech(1.0, 24000), quiet(0.3, 24000)]) * 32767).astype("<i2")
+            for k in range(0, len(pcm), 2400):  # 100 ms appends
+                await ws.send(append(pcm[k : k + 2400].tobytes()))
+            for _ in range(200):
+                if srv._speculator.speculations:
+                    break
+                await asyncio.sleep(0.01)
+            await ws.send(json.dumps({"type": "input_audio_buffer.commit"}))
+            events = await recv_until(ws, COMPLETED)
+    assert (srv._speculator.speculations, srv._speculator.hits) == (1, 1)
+    assert len(engine.finals) == 1  # the commit's final was the decode ahead
+    assert events[-1]["transcript"] == f"final of {engine.finals[0]}"

@@ -45,13 +45,14 @@ __all__ = ["DEFAULT_MAX_SESSIONS", "LocalRealtimeServer"]
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024
 #: Default limit on concurrent sessions (``max_sessions``).
 DEFAULT_MAX_SESSIONS = 64
-#: A final that waited this long for a worker, or that starts when the workers were busier
-#: than this share of the last seconds, is decoded fast (``fast_finals_under_load``).
-UNDER_LOAD_WAIT_S = 0.1
-UNDER_LOAD_UTILIZATION = 0.6
-#: No final is decoded ahead when the workers were busier than this (a decode ahead costs a
-#: whole final's decode, wasted if speech resumes).
+#: Past capacity, in order: no final is decoded ahead when the workers were busier than
+#: SPECULATE_BELOW_UTILIZATION of the last seconds (a decode ahead costs a whole final's decode,
+#: wasted if speech resumes); partials are shed above ``scheduler.SHED_PARTIALS_ABOVE``; a final
+#: is decoded fast (``fast_finals_under_load``) when another final waits, when it waited
+#: UNDER_LOAD_WAIT_S for a worker, or above UNDER_LOAD_UTILIZATION.
 SPECULATE_BELOW_UTILIZATION = 0.4
+UNDER_LOAD_WAIT_S = 0.1
+UNDER_LOAD_UTILIZATION = 0.9
 
 
 class LocalRealtimeServer:

@@ -120,12 +120,21 @@ class RecognizerOptions:
         """Refuse, before loading, what cannot be served.
 
         Raises:
-            RecognizerRefused: an unknown device; CUDA asked for and no GPU seen; a beam size,
+            RecognizerRefused: faster-whisper not installed (the ``local`` extra); an unknown
+                device; CUDA asked for and no GPU seen; a beam size,
                 worker or thread count under 1; a model folder that does not exist or has no
                 ``model.bin``; a model name when downloads are off and it is not cached; a
                 ``language`` other than English for an ``.en`` model name (or the bundled
                 tiny.en); an unknown language code.
         """
+        try:
+            import ctranslate2  # noqa: F401
+            import faster_whisper  # noqa: F401
+        except ImportError as exc:
+            raise RecognizerRefused(
+                "the whisper engine needs the 'local' extra: "
+                "pip install 'livekit-plugins-openai-stt[local]'"
+            ) from exc
         if self.device not in DEVICES:
             raise RecognizerRefused(
                 f"--device must be one of {', '.join(DEVICES)}, not {self.device!r}"
