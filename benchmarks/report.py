@@ -150,11 +150,11 @@ def assemble(
     return "\n".join(out), rows
 
 
-def config_for(name: str, *, quick: bool, server_full: bool = False) -> Any:
+def config_for(name: str, *, quick: bool) -> Any:
     cls = SECTIONS[name].Config
     if quick:
         return cls.small()
-    return cls.long() if name == "server" and server_full else cls()
+    return cls()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -166,7 +166,6 @@ def main(argv: list[str] | None = None) -> int:
         "--skip", default="", help=f"comma-separated sections to skip: {','.join(SECTIONS)}"
     )
     p.add_argument("--only", default="", help="comma-separated sections to run")
-    p.add_argument("--server-full", action="store_true", help="the server section's long form")
     args = p.parse_args(argv)
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     only = {s.strip() for s in args.only.split(",") if s.strip()}
@@ -185,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, module in SECTIONS.items():
         if name in skip or (only and name not in only):
             continue
-        configs[name] = cfg = config_for(name, quick=args.quick, server_full=args.server_full)
+        configs[name] = cfg = config_for(name, quick=args.quick)
         log(f"{name}: {module.__doc__.splitlines()[0]}")
         t = time.monotonic()
         if name in UNPINNED:
