@@ -38,7 +38,7 @@ lint: $(VENV)/.dev-installed
 
 # Side by side with livekit-plugins-openai; writes BENCHMARKS.md (a few minutes).
 bench: $(VENV)/.bench-installed
-	$(PY) -m benchmarks.run
+	$(PY) -m benchmarks
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -30,6 +30,15 @@ from .protocol.session import (
 
 __all__ = ["STTOptions", "option_changes"]
 
+_LEAST_SECONDS = {
+    "final_timeout_s": 0.1,
+    "max_queued_audio_s": 0.1,
+    "max_retained_audio_s": 1.0,
+    "session_rollover_s": 1.0,  # each rollover opens a session: no storms of them
+    "max_item_s": 2.0,
+}
+"""The least value of each time option, seconds (each must also be finite)."""
+
 
 @dataclass(frozen=True)
 class STTOptions:
@@ -38,8 +47,10 @@ class STTOptions:
     carry credentials are left out of the ``repr``.
 
     Raises:
-        ValueError: on creation, for an unknown dialect or audio format, a ``chunk_ms`` out of
-            10..60000, a non-positive or non-finite time, or ``max_item_s`` under 2 s.
+        ValueError: on creation, naming the option: an unknown dialect or audio format, a
+            ``chunk_ms`` that is not a whole number from 10 to 60000, a time that is not finite
+            or under its least value (``session_rollover_s`` 1 s, ``max_item_s`` 2 s, the
+            others 0.1 s).
     """
 
     model: str
@@ -70,14 +81,15 @@ class STTOptions:
         if self.dialect not in DIALECTS:
             raise ValueError(f"unknown dialect {self.dialect!r}: use ga, beta or speaches")
         wire_sample_rate_hz(self.audio_format)  # ValueError names the formats
-        if not 10 <= self.chunk_ms <= 60_000:  # 60 s of pcm16 is 2.9 MB, far under 15 MiB
-            raise ValueError("chunk_ms must be between 10 and 60000")
-        for name in ("final_timeout_s", "max_queued_audio_s", "session_rollover_s"):
+        chunk = self.chunk_ms
+        if isinstance(chunk, bool) or not isinstance(chunk, int) or not 10 <= chunk <= 60_000:
+            # 60 s of pcm16 is 2.9 MB, far under the 15 MiB an append may carry
+            raise ValueError("chunk_ms must be a whole number of milliseconds from 10 to 60000")
+        for name, least in _LEAST_SECONDS.items():
             value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a positive number of seconds")
-        if not self.max_item_s >= 2.0:
-            raise ValueError("max_item_s must be at least 2 seconds")
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if not (number and math.isfinite(value) and value >= least):
+                raise ValueError(f"{name} must be a finite number of seconds, at least {least}")
         if self.turn_detection is not None:  # a private copy: the caller's dict may change
             object.__setattr__(self, "turn_detection", dict(self.turn_detection))
 

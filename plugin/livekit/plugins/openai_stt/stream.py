@@ -41,7 +41,7 @@ from .protocol.client import (
     SessionEndedOut,
     UnknownEventOut,
 )
-from .protocol.errors import ErrorAction
+from .protocol.errors import Classified, ErrorAction
 from .protocol.transcript import FailureOut, UsageOut
 from .protocol.usage import UsageSummary
 from .speech import api_error, speech_event
@@ -93,7 +93,8 @@ class SpeechStream(stt.RecognizeStream):
         self._opts = opts
         self._opener = opener
         self._usage_total = usage_total
-        self._session = ClientSession(opts.client_config(), opts.model_info)
+        config = dataclasses.replace(opts.client_config(), send_timeout_s=conn_options.timeout)
+        self._session = ClientSession(config, opts.model_info)
         self._input = AudioInput(opts.audio_format, opts.chunk_ms)
         self._bps = 2 if opts.audio_format == "pcm16" else 1
         self._max_queued_samples = int(opts.max_queued_audio_s * opts.sample_rate_hz)
@@ -227,7 +228,9 @@ class SpeechStream(stt.RecognizeStream):
                 if verdict == "move":
                     logger.info("opening the next session", extra={"model": self._opts.model})
                     continue
-                classified = self._session.session_ended(verdict.classified, loop.time())
+                classified = self._session.session_ended(
+                    verdict.classified, loop.time(), self._conn_options.max_retry
+                )
                 if classified.action is not ErrorAction.RECONNECT:
                     raise api_error(classified, verdict.body)
                 logger.info(
@@ -264,12 +267,20 @@ class SpeechStream(stt.RecognizeStream):
         except BaseException as e:
             self._session.connection_lost()
             if isinstance(e, TransportError):
-                raise api_error(e.classified) from None
+                raise self._attempt_failed(e) from None
             raise
         try:
             return await self._replay(conn, connected_at, connecting=False)
         except TransportError as e:
-            raise api_error(e.classified) from None
+            raise self._attempt_failed(e) from None
+
+    def _attempt_failed(self, e: TransportError) -> APIError:
+        """The LiveKit error for an attempt that failed before its session ran."""
+        loop = asyncio.get_running_loop()
+        classified = self._session.session_ended(
+            e.classified, loop.time(), self._conn_options.max_retry
+        )
+        return api_error(classified)
 
     async def _replay(
         self, conn: Connection, connected_at: float, *, connecting: bool = True
@@ -290,18 +301,38 @@ class SpeechStream(stt.RecognizeStream):
                         },
                     )
             self._update_drained()
-            await self._write(conn)
+            await self._write(conn, watched=False)
         except BaseException:
             self._session.connection_lost()
             await conn.aclose()
             raise
         return conn
 
-    async def _write(self, conn: Connection) -> int:
-        """Send what the session has queued; returns the number of client events sent."""
+    async def _write(self, conn: Connection, *, watched: bool = True) -> int:
+        """Send what the session has queued; returns the number of client events sent.
+
+        Each send is bounded by ``send_timeout_s``: by the ticker while a session runs
+        (``watched``), else here (the replay, before the ticker starts), raising
+        ``TransportError`` when a send does not complete in time.
+        """
         messages = self._session.data_to_send()
+        loop = asyncio.get_running_loop()
+        timeout = self._session.config.send_timeout_s
         for message in messages:
-            await conn.send(message)
+            if watched:
+                self._session.writing(loop.time())
+                await conn.send(message)
+                continue
+            try:
+                await asyncio.wait_for(conn.send(message), timeout)
+            except asyncio.TimeoutError:
+                raise TransportError(
+                    Classified(
+                        ErrorAction.RETRY,
+                        f"the server stopped reading: a send took over {timeout}s",
+                    )
+                ) from None
+        self._session.writing(None)
         sent_s = self._session.usage.audio_seconds_sent
         self._usage_total.audio_seconds_sent += sent_s - self._sent_reported_s
         self._sent_reported_s = sent_s

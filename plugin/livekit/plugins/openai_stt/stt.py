@@ -28,6 +28,7 @@ from .opener import DroppedOptionWarnings, SessionOpener
 from .options import STTOptions, option_changes
 from .protocol.endpoint import (
     DEFAULT_BASE_URL,
+    carries_credentials,
     classify_endpoint,
     is_loopback_host,
     redact_url,
@@ -37,6 +38,19 @@ from .protocol.usage import UsageSummary
 from .stream import SpeechStream
 
 __all__ = ["STT", "STTOptions"]
+
+
+def _strings(name: str, values: Sequence[str] | None) -> tuple[str, ...] | None:
+    """A sequence of strings as a tuple (``None`` when empty).
+
+    Raises:
+        ValueError: a single string (it would be split into characters) or a non-string item.
+    """
+    if not values:
+        return None
+    if isinstance(values, str) or not all(isinstance(v, str) for v in values):
+        raise ValueError(f"{name} must be a list of strings, e.g. {name}=[...]")
+    return tuple(values)
 
 
 class STT(stt.STT):
@@ -140,19 +154,29 @@ class STT(stt.STT):
             extra_query=tuple((extra_query or {}).items()),
             chunk_ms=chunk_ms,
             transcription_model=transcription_model,
-            languages=tuple(languages) if languages else None,
-            keywords=tuple(keywords) if keywords else None,
+            languages=_strings("languages", languages),
+            keywords=_strings("keywords", keywords),
             final_timeout_s=final_timeout_s,
             max_queued_audio_s=max_queued_audio_s,
             session_rollover_s=session_rollover_s,
             max_item_s=max_item_s,
         )
         url = self._opts.url()  # validates the base URL now, not at the first stream
-        scheme, host = urlsplit(url).scheme, urlsplit(url).hostname or ""
-        if self._api_key and scheme == "ws" and not is_loopback_host(host) and not allow_insecure:
+        parts = urlsplit(url)
+        credentials = bool(self._api_key) or carries_credentials(
+            url, dict(self._opts.extra_headers), dict(self._opts.extra_query)
+        )
+        remote = not is_loopback_host(parts.hostname or "")
+        if credentials and parts.scheme == "ws" and remote and not allow_insecure:
             raise ValueError(
-                "refusing to send an API key over plaintext ws:// to a non-loopback host; "
-                "use https/wss, or pass allow_insecure=True"
+                "refusing to send credentials (an API key, a user:password, a credential header "
+                "or query parameter) over plaintext ws:// to a non-loopback host; use https/wss, "
+                "or pass allow_insecure=True"
+            )
+        if self._api_key and "@" in parts.netloc:
+            raise ValueError(
+                "base_url carries credentials (user@host) and an API key is set: give one, "
+                "not both (they would be two Authorization headers)"
             )
         self._vad = vad
         self._connect = connect or transport.connect
@@ -218,8 +242,9 @@ class STT(stt.STT):
 
     @property
     def url(self) -> str:
-        """The websocket URL (never holds the key)."""
-        return self._opts.url()
+        """The websocket URL, fit for a log line: never the API key, and credentials in the
+        base URL or ``extra_query`` masked (:func:`~.protocol.endpoint.redact_url`)."""
+        return redact_url(self._opts.url())
 
     def __repr__(self) -> str:
         return (

@@ -191,6 +191,8 @@ class ClientConfig:
         max_retained_audio_s: most audio the ledger keeps for replay, seconds.
         session_rollover_s: move to the next session at a turn boundary after this long.
         language: the configured language, for finals whose server names none.
+        send_timeout_s: a send to the socket that takes longer ends it (the server stopped
+            reading).
 
     Raises:
         ValueError: an unknown audio format.
@@ -203,6 +205,7 @@ class ClientConfig:
     max_retained_audio_s: float = 300.0
     session_rollover_s: float = 55 * 60.0
     language: str | None = None
+    send_timeout_s: float = 10.0
 
     @property
     def sample_rate_hz(self) -> int:
@@ -240,6 +243,9 @@ class ClientSession:
         self._input_ended = False
         self._quick_ends = 0
         self._unknown_types: set[str] = set()
+        self._progress = False  # the current attempt got a commit acknowledged or a final
+        self._fruitless_attempts = 0  # attempts in a row that ended with no progress
+        self._writing_since: float | None = None  # a send under way since then
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -273,6 +279,7 @@ class ClientSession:
         """
         self._transition("opened")
         self._session_started = connected_at
+        self._writing_since = None
         self._ahead_requested = False
         lost = self.assembler.abandon_unfinished()
         self.ledger.forget_items(lost)
@@ -305,13 +312,34 @@ class ClientSession:
         self._outbox.clear()
         self._transition("close")
 
-    def session_ended(self, classified: Classified, now: float) -> Classified:
-        """Decide what a normal end of session (``RECONNECT``) means for the stream.
+    def session_ended(
+        self, classified: Classified, now: float, max_attempts: int | None = None
+    ) -> Classified:
+        """Decide what the end of an attempt (a socket, or a failed open) means for the stream.
 
-        A session the server ends within :data:`QUICK_SESSION_S` of opening made no progress;
-        the :data:`MAX_QUICK_RECONNECTS`-th such end in a row becomes a ``RETRY`` failure
-        rather than another immediate reconnect. Other verdicts are returned unchanged.
+        - ``RECONNECT`` (the server ended the session normally): a session ended within
+          :data:`QUICK_SESSION_S` of opening made no progress; the
+          :data:`MAX_QUICK_RECONNECTS`-th such end in a row becomes a ``RETRY`` failure rather
+          than another immediate reconnect.
+        - ``RETRY``: attempts that made no progress (no commit acknowledged, no final) are
+          counted, whatever their duration; past ``max_attempts`` in a row the failure becomes
+          ``FATAL``, so a silent or never-acknowledging server ends the stream with an error
+          instead of being retried for ever (LiveKit's own count restarts after any attempt
+          longer than ``conn_options.timeout``). An attempt with progress resets the count.
+        - ``FATAL`` is returned unchanged.
         """
+        progress, self._progress = self._progress, False
+        if classified.action is ErrorAction.RETRY:
+            self._fruitless_attempts = 0 if progress else self._fruitless_attempts + 1
+            if max_attempts is not None and self._fruitless_attempts > max_attempts:
+                return Classified(
+                    ErrorAction.FATAL,
+                    f"no progress after {self._fruitless_attempts} attempts "
+                    f"(the last: {classified.message})",
+                    classified.code,
+                    classified.status,
+                )
+            return classified
         if classified.action is not ErrorAction.RECONNECT:
             return classified
         started = self._session_started
@@ -458,12 +486,14 @@ class ClientSession:
                 if classified.action is ErrorAction.REPORT:
                     return [ErrorReportedOut(classified, body)]
                 return [SessionEndedOut(classified, body)]
-        return self._account(self.assembler.receive(event), now)
+        return self._account(self.assembler.receive(event, now), now)
 
     def _account(self, outputs: list[TranscriptOutput], now: float) -> list[Output]:
         """Ledger, deadlines, acknowledgements and usage for the assembler's outputs."""
         trim = False
         for out in outputs:
+            if isinstance(out, (CommittedOut, FinalOut)):
+                self._progress = True
             if isinstance(out, CommittedOut):
                 if self._unacked:
                     self._unacked.popleft()
@@ -504,6 +534,12 @@ class ClientSession:
             message = f"the server did not acknowledge a commit in {timeout}s"
             out.append(SessionEndedOut(Classified(ErrorAction.RETRY, message)))
             return out
+        writing = self._writing_since
+        if writing is not None and now - writing > self.config.send_timeout_s:
+            message = f"the server stopped reading: a send took over {self.config.send_timeout_s}s"
+            out.append(SessionEndedOut(Classified(ErrorAction.RETRY, message)))
+            return out
+        out.extend(self.assembler.due_interims(now))
         overdue = [item_id for item_id, due in self._deadlines.items() if now >= due]
         if overdue:
             error = ev.ErrorInfo(
@@ -520,6 +556,12 @@ class ClientSession:
             self._ahead_requested = True
             out.append(OpenAheadOut())
         return out
+
+    def writing(self, since: float | None) -> None:
+        """A send to the socket started at ``since`` (``None``: none under way). A send that
+        does not complete within ``send_timeout_s`` ends the socket (see :meth:`tick`): a
+        server that stops reading cannot stall the stream, nor let its audio pile up."""
+        self._writing_since = since
 
     def _age(self, now: float) -> float:
         return 0.0 if self._session_started is None else now - self._session_started
