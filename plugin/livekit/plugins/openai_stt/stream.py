@@ -301,42 +301,45 @@ class SpeechStream(stt.RecognizeStream):
                         },
                     )
             self._update_drained()
-            await self._write(conn, watched=False)
+            await self._write_replay(conn)
         except BaseException:
             self._session.connection_lost()
             await conn.aclose()
             raise
         return conn
 
-    async def _write(self, conn: Connection, *, watched: bool = True) -> int:
+    async def _write(self, conn: Connection) -> int:
         """Send what the session has queued; returns the number of client events sent.
 
-        Each send is bounded by ``send_timeout_s``: by the ticker while a session runs
-        (``watched``), else here (the replay, before the ticker starts), raising
-        ``TransportError`` when a send does not complete in time.
+        Each send is watched (``ClientSession.writing``): while a session runs, the ticker
+        ends the socket when one takes longer than ``send_timeout_s``.
         """
         messages = self._session.data_to_send()
         loop = asyncio.get_running_loop()
-        timeout = self._session.config.send_timeout_s
         for message in messages:
-            if watched:
-                self._session.writing(loop.time())
-                await conn.send(message)
-                continue
-            try:
-                await asyncio.wait_for(conn.send(message), timeout)
-            except asyncio.TimeoutError:
-                raise TransportError(
-                    Classified(
-                        ErrorAction.RETRY,
-                        f"the server stopped reading: a send took over {timeout}s",
-                    )
-                ) from None
+            self._session.writing(loop.time())
+            await conn.send(message)
         self._session.writing(None)
         sent_s = self._session.usage.audio_seconds_sent
         self._usage_total.audio_seconds_sent += sent_s - self._sent_reported_s
         self._sent_reported_s = sent_s
         return len(messages)
+
+    async def _write_replay(self, conn: Connection) -> None:
+        """Send the replay, before the ticker runs: bounded here, as a whole, by
+        ``send_timeout_s`` plus 0.1 s an event (an append holds 0.1 s of audio: a link slower
+        than real time cannot carry the stream anyway).
+
+        Raises:
+            TransportError: the server stopped reading.
+        """
+        count = self._session.events_to_send
+        timeout = self._session.config.send_timeout_s + 0.1 * count
+        try:
+            await asyncio.wait_for(self._write(conn), timeout)
+        except asyncio.TimeoutError:
+            message = f"the server stopped reading: the replay took over {timeout:.1f}s"
+            raise TransportError(Classified(ErrorAction.RETRY, message)) from None
 
     async def _run_session(self, conn: Connection) -> _Verdict:
         """Run one socket's writer, reader and ticker until the first of them ends."""

@@ -602,6 +602,11 @@ class ClientSession:
         return out
 
     @property
+    def events_to_send(self) -> int:
+        """Client events queued and not yet drained by :meth:`data_to_send`."""
+        return len(self._outbox)
+
+    @property
     def finals_owed(self) -> int:
         """Commits sent and not acknowledged, plus committed items with no final yet."""
         return self.assembler.pending_items
