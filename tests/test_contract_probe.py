@@ -106,6 +106,8 @@ async def test_probe_writes_the_whole_table_against_the_local_server(
             for row in ROWS_OF_OPTION[option]:
                 assert rows[row][columns.index(model)].startswith("rejected `"), (model, row)
     assert "code `unsupported_prompt`, param `session.audio.input.transcription.prompt`" in text
+    for model in columns:  # the effective session after each model's baseline
+        assert f"<summary><code>{model}</code></summary>" in text
 
     # one transcription per model through STT.stream(): a final each (the scripted engine
     # counts seconds, so the WER is shown but means nothing)

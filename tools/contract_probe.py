@@ -314,6 +314,8 @@ class Outcome:
     status: int | None = None
     not_echoed: list[str] = field(default_factory=list)
     answered_by: str | None = None
+    session: dict[str, Any] | None = None
+    """The effective session a ``session.updated`` reported."""
 
     @property
     def refused(self) -> bool:
@@ -496,6 +498,7 @@ async def _answer(
                 "accepted",
                 answered_by=str(etype),
                 not_echoed=_differing(sent["session"], got, require_key=False),
+                session=got if isinstance(got, dict) else None,
             )
         if etype == "error":
             raw_err = msg.get("error")
@@ -885,6 +888,32 @@ def render_markdown(report: ProbeReport) -> str:
         "",
     ]
     out += _comparisons(report) or ["No disagreement."]
+    out += [
+        "",
+        "### The session after the baseline",
+        "",
+        "The effective session each model's first baseline `session.updated` reported: the "
+        "server's defaults for what the baseline leaves out (turn detection, noise reduction, "
+        "format, include).",
+        "",
+    ]
+    for model in report.models:
+        first_base = next(iter(report.results[model].values()), None)
+        body = first_base.baseline.session if first_base else None
+        if body is None:
+            out.append(f"- `{model}`: no `session.updated` to show.")
+            continue
+        shown = target.scrub(json.dumps(body, indent=2, sort_keys=True))
+        out += [
+            f"<details><summary><code>{model}</code></summary>",
+            "",
+            "```json",
+            shown,
+            "```",
+            "",
+            "</details>",
+            "",
+        ]
     out += [
         "",
         "### Fields tried",
