@@ -57,6 +57,7 @@ def live(s: ClientSession, now: float = 0.0) -> ClientSession:
     s.connecting()
     s.opened(now, now)
     s.data_to_send()
+    s.receive(ev.SessionUpdated(session={}), now)  # the server confirmed the session
     return s
 
 
@@ -372,6 +373,52 @@ def test_error_events_are_classified_once(
     s = live(session())
     (out,) = s.receive(ev.ErrorEvent(error=ev.ErrorInfo(type=error_type, code=code)), 0.0)
     assert isinstance(out, expected)
+
+
+@pytest.mark.parametrize(
+    ("confirmed", "event_id", "fatal"),
+    [
+        (True, None, False),  # a later error: the session goes on
+        (True, "session_update_2", True),  # it answers an update of ours
+        (False, None, True),  # before the session was confirmed
+    ],
+)
+def test_an_error_that_answers_the_session_configuration_is_fatal(
+    confirmed: bool, event_id: str | None, fatal: bool
+) -> None:
+    s = session()
+    s.connecting()
+    s.opened(0.0, 0.0)
+    if confirmed:
+        s.receive(ev.SessionUpdated(session={}), 0.0)
+    info = ev.ErrorInfo(type="invalid_request_error", code="invalid_event", event_id=event_id)
+    (out,) = s.receive(ev.ErrorEvent(error=info), 0.1)
+    assert isinstance(out, SessionEndedOut if fatal else ErrorReportedOut)
+    if fatal:
+        assert isinstance(out, SessionEndedOut) and out.classified.action is ErrorAction.FATAL
+
+
+@pytest.mark.parametrize(
+    ("message", "close_code", "fatal"),
+    [
+        ("Upstream realtime handshake rejected with HTTP 401", 1008, True),
+        ("Invalid model name passed in model=nope", 1011, True),
+        ("a transient upstream hiccup", 1011, False),
+        ("", 4003, True),
+    ],
+)
+def test_a_gateway_failure_before_a_close_is_fatal_at_once(
+    message: str, close_code: int, fatal: bool
+) -> None:
+    from livekit.plugins.openai_stt.protocol.errors import classify_close
+
+    s = live(session())
+    if message:
+        s.receive(ev.ErrorEvent(error=ev.ErrorInfo(type="server_error", message=message)), 0.1)
+    verdict = s.session_ended(classify_close(close_code, "closing"), 0.2, max_attempts=3)
+    assert (verdict.action is ErrorAction.FATAL) is fatal
+    if fatal and message:
+        assert message in verdict.message
 
 
 def test_an_unknown_event_type_is_reported_once() -> None:

@@ -151,34 +151,38 @@ GA_CASES = [
         ("prompt", "languages", "keywords", "turn_detection"),
         id="grw-everything",
     ),
-    # -- gpt-live-transcribe: languages/keywords yes; prompt, delay, turn detection no
-    pytest.param(LIVE, {}, {"model": LIVE, "language": "en"}, None, (), id="live-defaults"),
+    # -- gpt-live-transcribe: languages (never language), keywords, prompt; delay, turn
+    # detection no
+    pytest.param(LIVE, {}, {"model": LIVE, "languages": ["en"]}, None, (), id="live-defaults"),
     pytest.param(
         LIVE,
         {"languages": LANGS, "keywords": KEYWORDS},
-        {
-            "model": LIVE,
-            "language": "en",
-            "languages": ["en", "fr"],
-            "keywords": ["LiveKit", "Siobhan"],
-        },
+        {"model": LIVE, "languages": ["en", "fr"], "keywords": ["LiveKit", "Siobhan"]},
         None,
         (),
         id="live-languages-keywords",
     ),
     pytest.param(
         LIVE,
-        {"prompt": PROMPT, "delay": "low", "turn_detection": SERVER_VAD},
-        {"model": LIVE, "language": "en"},
+        {"language": "en-US", "languages": ("fr_FR", "en")},
+        {"model": LIVE, "languages": ["en", "fr"]},  # ISO-639-1, once each, never both fields
         None,
-        ("prompt", "delay", "turn_detection"),
-        id="live-prompt-delay-vad-dropped",
+        (),
+        id="live-regional-tags-merged",
+    ),
+    pytest.param(
+        LIVE,
+        {"prompt": PROMPT, "delay": "low", "turn_detection": SERVER_VAD},
+        {"model": LIVE, "languages": ["en"], "prompt": PROMPT},
+        None,
+        ("delay", "turn_detection"),
+        id="live-prompt-yes-delay-vad-dropped",
     ),
     # -- gpt-transcribe: prompt and languages/keywords yes; delay and turn detection no
     pytest.param(
         GT,
         {"prompt": PROMPT, "keywords": KEYWORDS},
-        {"model": GT, "language": "en", "prompt": PROMPT, "keywords": ["LiveKit", "Siobhan"]},
+        {"model": GT, "languages": ["en"], "prompt": PROMPT, "keywords": ["LiveKit", "Siobhan"]},
         None,
         (),
         id="gt-prompt-keywords",
@@ -186,7 +190,7 @@ GA_CASES = [
     pytest.param(
         GT,
         {"languages": ("es",), "delay": "high", "turn_detection": SERVER_VAD},
-        {"model": GT, "language": "en", "languages": ["es"]},
+        {"model": GT, "languages": ["en", "es"]},
         None,
         ("delay", "turn_detection"),
         id="gt-delay-vad-dropped",
@@ -295,8 +299,9 @@ def test_noise_reduction_and_logprobs_are_sent_for_every_model(model, noise, log
     update = build_session_update(
         SessionConfig(model=model, noise_reduction=noise, logprobs=logprobs), get_model_info(model)
     )
+    language = {"languages": ["en"]} if model in (LIVE, GT) else {"language": "en"}
     expected = ga(
-        {"model": model, "language": "en"},
+        {"model": model, **language},
         noise={"type": noise} if noise else None,
         include=[LOGPROBS_INCLUDE] if logprobs else None,
     )
@@ -503,6 +508,8 @@ def accepted_configs(draw, dialect):
     if dialect == "ga" and audio_format == "pcm16":
         pcm_rate = draw(st.sampled_from([8000, 16000, 24000, 44100, 48000]))
     vad = st.sampled_from([SERVER_VAD, SEMANTIC_VAD, {"type": "server_vad", "threshold": 0.7}])
+    noise = draw(st.sampled_from([None, "near_field", "far_field"]))
+    codes = st.lists(st.sampled_from(["en", "fr", "de", "es"]), unique=True, min_size=1, max_size=3)
     config = SessionConfig(
         model=model,
         language=draw(st.none() | st.sampled_from(["en", "fr", "de"]))
@@ -512,11 +519,16 @@ def accepted_configs(draw, dialect):
         delay=draw(st.none() | st.sampled_from(typing.get_args(models.DelayLevel)))
         if info.accepts_delay
         else None,
-        noise_reduction=draw(st.sampled_from([None, "near_field", "far_field"])),
+        noise_reduction=noise,
+        noise_reduction_strength=draw(st.none() | st.floats(0.0, 2.0))
+        if noise and dialect == "ga"
+        else None,
         turn_detection=draw(st.none() | vad) if info.server_vad else None,
         audio_format=audio_format,
         logprobs=draw(st.booleans()),
-        languages=draw(st.none() | names) if info.accepts_languages_and_keywords else None,
+        languages=draw(st.none() | codes.map(tuple))
+        if info.accepts_languages_and_keywords
+        else None,
         keywords=draw(st.none() | names) if info.accepts_languages_and_keywords else None,
         pcm_rate_hz=pcm_rate,
     )

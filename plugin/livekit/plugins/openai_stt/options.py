@@ -15,7 +15,7 @@ from typing import Any
 
 from livekit.agents.utils import is_given
 
-from .models import ModelInfo, get_model_info
+from .models import DEFAULT_SERVER_VAD, ModelInfo, get_model_info
 from .protocol.client import ClientConfig
 from .protocol.endpoint import build_realtime_stt_url
 from .protocol.session import (
@@ -28,7 +28,12 @@ from .protocol.session import (
     wire_sample_rate_hz,
 )
 
-__all__ = ["STTOptions", "option_changes"]
+__all__ = ["MAX_CONTEXT_CHARS", "STTOptions", "option_changes"]
+
+MAX_CONTEXT_CHARS = 800
+"""Most characters of conversation context sent in the prompt. OpenAI documents no limit for
+realtime transcription prompts; a third party reports a refusal over 1,024 characters
+(unconfirmed), so the context stays well under it."""
 
 _LEAST_SECONDS = {
     "final_timeout_s": 0.1,
@@ -61,6 +66,12 @@ class STTOptions:
     delay: str | None = None
     noise_reduction: str | None = None
     turn_detection: Mapping[str, Any] | None = None
+    """Explicit turn detection (``None``: the client commits), used when not
+    :attr:`turn_detection_auto`."""
+    turn_detection_auto: bool = False
+    """Turn detection as the model's default (:data:`~.models.DEFAULT_SERVER_VAD` for models
+    with server VAD, else none): what a bare ``stream()`` of the official plugin gets."""
+    noise_reduction_strength: float | None = None
     logprobs: bool = False
     audio_format: AudioFormat = "pcm16"
     dialect: Dialect = "ga"
@@ -76,6 +87,18 @@ class STTOptions:
     max_queued_audio_s: float = 120.0
     session_rollover_s: float = 55 * 60.0
     max_item_s: float = 120.0
+    temperature: float | None = None
+    """Sampling temperature of the HTTP transcription path (``recognize()``); not sent on the
+    realtime socket."""
+    use_realtime: bool = True
+    """``False``: the STT declares no streaming; an ``AgentSession`` then transcribes each turn
+    with ``recognize()`` over HTTP (as the official plugin does)."""
+    session_keyterms: tuple[str, ...] | None = None
+    """Keyterms from LiveKit (``AgentSession(stt_context_options=...)``), sent with
+    :attr:`keywords` to models that take keywords."""
+    context: str | None = None
+    """Recent conversation (LiveKit's chat context), sent after :attr:`prompt` to models that
+    take a prompt, bounded by :data:`MAX_CONTEXT_CHARS`."""
 
     def __post_init__(self) -> None:
         if self.dialect not in DIALECTS:
@@ -111,15 +134,35 @@ class STTOptions:
         return SessionConfig(
             model=self.transcription_model or self.model,
             language=self.language,
-            prompt=self.prompt,
+            prompt=self.effective_prompt,
             delay=self.delay,
             noise_reduction=self.noise_reduction,
-            turn_detection=dict(self.turn_detection) if self.turn_detection else None,
+            noise_reduction_strength=self.noise_reduction_strength,
+            turn_detection=self.effective_turn_detection,
             audio_format=self.audio_format,
             logprobs=self.logprobs,
             languages=self.languages,
-            keywords=self.keywords,
+            keywords=self.effective_keywords,
         )
+
+    @property
+    def effective_turn_detection(self) -> dict[str, Any] | None:
+        """What the session asks for: the model's default when :attr:`turn_detection_auto`."""
+        if self.turn_detection_auto:
+            return dict(DEFAULT_SERVER_VAD) if self.model_info.server_vad else None
+        return dict(self.turn_detection) if self.turn_detection is not None else None
+
+    @property
+    def effective_keywords(self) -> tuple[str, ...] | None:
+        """:attr:`keywords` then :attr:`session_keyterms`, without repeats."""
+        merged = tuple(dict.fromkeys((*(self.keywords or ()), *(self.session_keyterms or ()))))
+        return merged or None
+
+    @property
+    def effective_prompt(self) -> str | None:
+        """:attr:`prompt`, then :attr:`context` (bounded), or ``None``."""
+        parts = [p for p in (self.prompt, self.context) if p]
+        return "\n".join(parts) or None
 
     def session_update(self) -> SessionUpdate:
         """The ``session.update`` of :attr:`dialect` for :attr:`model` (docs/protocol.md §2)."""

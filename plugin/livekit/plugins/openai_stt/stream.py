@@ -19,11 +19,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import time
+from collections import deque
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from livekit import rtc
 from livekit.agents import APIConnectOptions, APIError, stt
 from livekit.agents import vad as vad_mod
+from livekit.agents.language import LanguageCode
 from livekit.agents.types import NOT_GIVEN, NotGivenOr
 from livekit.agents.utils import aio
 
@@ -42,7 +46,7 @@ from .protocol.client import (
     UnknownEventOut,
 )
 from .protocol.errors import Classified, ErrorAction
-from .protocol.transcript import FailureOut, UsageOut
+from .protocol.transcript import FailureOut, SpeechEndedOut, SpeechStartedOut, UsageOut
 from .protocol.usage import UsageSummary
 from .speech import api_error, speech_event
 from .transport import Connection, TransportError
@@ -99,6 +103,10 @@ class SpeechStream(stt.RecognizeStream):
         self._bps = 2 if opts.audio_format == "pcm16" else 1
         self._max_queued_samples = int(opts.max_queued_audio_s * opts.sample_rate_hz)
         self._queued = 0  # wire samples waiting in the input channel
+        self._pushed = 0  # wire samples pushed since the stream began (the audio clock)
+        # (samples pushed, wall time) of each block of the last two minutes: audio times of
+        # server events map back to the wall clock (speech_start_time, speech_end_time)
+        self._wall_marks: deque[tuple[int, float]] = deque(maxlen=1200)
         self._queue_overflowed = False
         self._connected = False
         self._sent_reported_s = 0.0
@@ -175,6 +183,14 @@ class SpeechStream(stt.RecognizeStream):
             noise_reduction=noise_reduction,
             turn_detection=turn_detection,
         )
+        if "turn_detection" in changes:
+            changes["turn_detection_auto"] = False
+        self.apply_options(changes)
+
+    def apply_options(self, changes: Mapping[str, Any]) -> None:
+        """Apply changes to this stream's :class:`~.options.STTOptions` (field name -> value,
+        as ``STT.update_options`` normalises them): a ``session.update`` behind the audio
+        already pushed, or a reconnect with replay for a model change."""
         if not changes:
             return
         if "model" in changes and changes["model"] != self._opts.model:
@@ -190,7 +206,10 @@ class SpeechStream(stt.RecognizeStream):
     # -- input ----------------------------------------------------------------------------
 
     def _enqueue(self, block: bytes) -> None:
-        self._queued += len(block) // self._bps
+        samples = len(block) // self._bps
+        self._queued += samples
+        self._pushed += samples
+        self._wall_marks.append((self._pushed, time.time()))
         if (
             not self._connected
             and self._queued > self._max_queued_samples
@@ -202,6 +221,15 @@ class SpeechStream(stt.RecognizeStream):
                 extra={"max_queued_audio_s": self._opts.max_queued_audio_s},
             )
         self._input_ch.send_nowait(block)  # type: ignore[arg-type]
+
+    def _wall_time(self, audio_s: float) -> float | None:
+        """The wall-clock time (``time.time()``) the audio at ``audio_s`` (stream clock,
+        seconds) was pushed, or ``None`` when it is older than the marks kept."""
+        sample = audio_s * self._opts.sample_rate_hz
+        for pushed, wall in self._wall_marks:
+            if pushed >= sample:
+                return wall - (pushed - sample) / self._opts.sample_rate_hz
+        return None
 
     def _check_queue(self) -> None:
         if self._queue_overflowed:
@@ -251,6 +279,7 @@ class SpeechStream(stt.RecognizeStream):
             APIError: connecting, configuring or replaying failed (classified).
         """
         loop = asyncio.get_running_loop()
+        asked = loop.time()
         taken = await self._opener.take(self._opts)
         if taken is not None and not self._session.ahead_usable(taken[1], loop.time()):
             await taken[0].aclose()
@@ -258,12 +287,16 @@ class SpeechStream(stt.RecognizeStream):
             taken = None
         if taken is not None:
             try:
-                return await self._replay(*taken)
+                conn = await self._replay(*taken)
+                self._report_connection_acquired(loop.time() - asked, True)
+                return conn
             except TransportError:  # it died while waiting: open another, no failure
                 logger.info("the session opened ahead was closed; opening another")
         self._session.connecting()
         try:
+            asked = loop.time()
             conn, connected_at = await self._opener.open(self._opts)
+            self._report_connection_acquired(loop.time() - asked, False)
         except BaseException as e:
             self._session.connection_lost()
             if isinstance(e, TransportError):
@@ -375,7 +408,9 @@ class SpeechStream(stt.RecognizeStream):
                     self._session.update_session(self._opener.session_update(self._opts))
                     await self._write(conn)
                 else:  # a flush from the framework, or the VAD's end of speech
-                    self._session.commit(loop.time())
+                    preflight = self._session.open_text()
+                    if self._session.commit(loop.time()):
+                        self._preflight(preflight)
                     await self._write(conn)
                 self._update_drained()
             self._session.end_input(loop.time())
@@ -445,6 +480,13 @@ class SpeechStream(stt.RecognizeStream):
                 event = speech_event(
                     out, time_base_s=self._time_base or 0.0, language=self._opts.language
                 )
+                if isinstance(out, SpeechStartedOut) and event is not None:
+                    event.speech_start_time = self._wall_time(out.audio_start_s)
+                elif isinstance(out, SpeechEndedOut) and event is not None:
+                    silence_s = self._server_vad_silence_s()
+                    wall = self._wall_time(out.audio_end_s)
+                    if wall is not None and silence_s is not None:
+                        event.speech_end_time = wall - silence_s
                 if event is not None:
                     self._send_event(event)
             return None
@@ -454,6 +496,17 @@ class SpeechStream(stt.RecognizeStream):
     def _send_event(self, event: stt.SpeechEvent) -> None:
         with contextlib.suppress(aio.ChanClosed):
             self._event_ch.send_nowait(event)
+
+    def _preflight(self, text: str) -> None:
+        """PREFLIGHT_TRANSCRIPT at the end of a turn, from the text the model streamed before
+        the commit (models with ``deltas_before_commit``): a delta only appends, so this text
+        stands unless the final differs, and LiveKit starts preemptive generation on it (and
+        runs it again when the final differs)."""
+        if text.strip() and self._opts.model_info.deltas_before_commit:
+            data = stt.SpeechData(language=LanguageCode(self._opts.language or ""), text=text)
+            self._send_event(
+                stt.SpeechEvent(type=stt.SpeechEventType.PREFLIGHT_TRANSCRIPT, alternatives=[data])
+            )
 
     def _report_failure(self, out: FailureOut) -> None:
         body = {"item_id": out.item_id, "code": out.error.code, "message": out.error.message}
@@ -468,6 +521,15 @@ class SpeechStream(stt.RecognizeStream):
         message = f"transcription failed: {out.error.message}"
         self._emit_error(APIError(message, body=body, retryable=True), True)
 
+    def _server_vad_silence_s(self) -> float | None:
+        """The silence ``speech_stopped``'s ``audio_end_ms`` includes (types: it "includes the
+        min_silence_duration_ms"): ``silence_duration_ms`` of server_vad (500 unless set), or
+        ``None`` for semantic VAD (its silence is not known)."""
+        td = self._opts.effective_turn_detection or {}
+        if td.get("type") != "server_vad":
+            return None
+        return float(td.get("silence_duration_ms", 500)) / 1000.0
+
     def _update_drained(self) -> None:
         """``_drained`` is set exactly when no final is owed."""
         if self._session.finals_owed:
@@ -481,9 +543,19 @@ class SpeechStream(stt.RecognizeStream):
         assert self._vad_stream is not None
         async for event in self._vad_stream:
             if event.type == vad_mod.VADEventType.START_OF_SPEECH:
-                self._send_event(stt.SpeechEvent(type=stt.SpeechEventType.START_OF_SPEECH))
+                self._send_event(
+                    stt.SpeechEvent(
+                        type=stt.SpeechEventType.START_OF_SPEECH,
+                        speech_start_time=time.time() - event.speech_duration,
+                    )
+                )
             elif event.type == vad_mod.VADEventType.END_OF_SPEECH:
-                self._send_event(stt.SpeechEvent(type=stt.SpeechEventType.END_OF_SPEECH))
+                self._send_event(
+                    stt.SpeechEvent(
+                        type=stt.SpeechEventType.END_OF_SPEECH,
+                        speech_end_time=time.time() - event.silence_duration,
+                    )
+                )
                 if not self._input_ch.closed:
                     for block in self._input.flush(resampler=False):  # the turn's audio first
                         self._enqueue(block)

@@ -27,6 +27,7 @@ one is opened ahead (make-before-break).
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import math
 from collections import deque
@@ -38,7 +39,7 @@ import numpy as np
 from ..models import ModelInfo
 from . import events as ev
 from . import g711
-from .errors import Classified, ErrorAction, classify_error_event
+from .errors import Classified, ErrorAction, classify_error_event, names_permanent_failure
 from .ledger import AudioLedger
 from .session import AudioFormat, wire_bytes_per_sample, wire_sample_rate_hz
 from .transcript import (
@@ -59,6 +60,7 @@ __all__ = [
     "TRANSITIONS",
     "InvalidTransition",
     "ErrorReportedOut",
+    "SESSION_UPDATE_ID_PREFIX",
     "SessionEndedOut",
     "OpenAheadOut",
     "ReplayOut",
@@ -80,6 +82,10 @@ QUICK_SESSION_S = 5.0
 """A session the server ends sooner than this after it opened made no progress."""
 MAX_QUICK_RECONNECTS = 3
 """Sessions ended at once by the server in a row before the stream gives up."""
+SESSION_UPDATE_ID_PREFIX = "session_update_"
+"""Our ``session.update`` events carry an ``event_id`` with this prefix, so that an ``error``
+answering one is known for what it is (docs/protocol.md §3: an error names the client event
+that caused it)."""
 QUIET_RMS = 300.0
 """int16 RMS (about -40 dBFS) taken as a pause when cutting a long item."""
 _QUIET_TAIL_MS = 20
@@ -246,6 +252,8 @@ class ClientSession:
         self._progress = False  # the current attempt got a commit acknowledged or a final
         self._fruitless_attempts = 0  # attempts in a row that ended with no progress
         self._writing_since: float | None = None  # a send under way since then
+        self._configured = False  # the server confirmed the session (session.updated)
+        self._last_error: ev.ErrorInfo | None = None  # the socket's last error event
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -280,6 +288,8 @@ class ClientSession:
         self._transition("opened")
         self._session_started = connected_at
         self._writing_since = None
+        self._configured = False
+        self._last_error = None
         self._ahead_requested = False
         lost = self.assembler.abandon_unfinished()
         self.ledger.forget_items(lost)
@@ -329,6 +339,14 @@ class ClientSession:
         - ``FATAL`` is returned unchanged.
         """
         progress, self._progress = self._progress, False
+        said, self._last_error = self._last_error, None
+        if said is not None and names_permanent_failure(said):  # a gateway's refusal, then a close
+            classified = dataclasses.replace(classified, action=ErrorAction.FATAL)
+        if classified.action is ErrorAction.FATAL and said is not None and said.message:
+            if said.message not in classified.message:  # the close, and what came before it
+                message = f"{classified.message}; the server said: {said.message}"
+                classified = dataclasses.replace(classified, message=message)
+            return classified
         if classified.action is ErrorAction.RETRY:
             self._fruitless_attempts = 0 if progress else self._fruitless_attempts + 1
             if max_attempts is not None and self._fruitless_attempts > max_attempts:
@@ -428,6 +446,11 @@ class ClientSession:
             self._queue_audio(self.ledger.appended, min_samples=1)
             self._outbox.append(update)
 
+    def open_text(self) -> str:
+        """The text the server streamed so far for the audio not yet committed (the turn a
+        commit now would end), or ``""``."""
+        return self.assembler.open_text()
+
     def set_model(self, model: ModelInfo) -> None:
         """The model changed: items completed from now on are priced with ``model``."""
         self.model = model
@@ -472,10 +495,19 @@ class ClientSession:
                 return []
             self._unknown_types.add(event.type)
             return [UnknownEventOut(event.type)]
+        if isinstance(event, ev.SessionUpdated):
+            self._configured = True
         if isinstance(event, ev.ErrorEvent):
             classified = classify_error_event(event.error)
             if classified.action is not ErrorAction.IGNORE:
                 info = event.error
+                self._last_error = info
+                if self._answers_configuration(info):
+                    classified = Classified(
+                        ErrorAction.FATAL,
+                        f"the server refused the session configuration: {classified.message}",
+                        classified.code,
+                    )
                 body: dict[str, str | None] = {
                     "type": info.type,
                     "code": info.code,
@@ -488,13 +520,27 @@ class ClientSession:
                 return [SessionEndedOut(classified, body)]
         return self._account(self.assembler.receive(event, now), now)
 
+    def _answers_configuration(self, info: ev.ErrorInfo) -> bool:
+        """An error that names one of our ``session.update`` events, or arrives before the
+        server confirmed the session: the session is not configured as asked, and streaming on
+        would transcribe wrongly or not at all."""
+        ours = (info.event_id or "").startswith(SESSION_UPDATE_ID_PREFIX)
+        return ours or not self._configured
+
     def _account(self, outputs: list[TranscriptOutput], now: float) -> list[Output]:
         """Ledger, deadlines, acknowledgements and usage for the assembler's outputs."""
         trim = False
         for out in outputs:
             if isinstance(out, (CommittedOut, FinalOut)):
                 self._progress = True
-            if isinstance(out, CommittedOut):
+            if isinstance(out, CommittedOut) and out.by_server:
+                # server VAD committed: our next commit starts there (no empty commit), and a
+                # replay commits there too
+                point = int(round(out.audio_end_s * self.sample_rate_hz))
+                self.ledger.server_committed(point)
+                self._deadlines[out.item_id] = now + self.config.final_timeout_s
+                self.ledger.item_committed(out.item_id, point)
+            elif isinstance(out, CommittedOut):
                 if self._unacked:
                     self._unacked.popleft()
                 self._deadlines[out.item_id] = now + self.config.final_timeout_s

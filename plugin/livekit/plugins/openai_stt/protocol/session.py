@@ -27,6 +27,8 @@ __all__ = [
     "SessionConfig",
     "SessionUpdate",
     "build_session_update",
+    "iso_639_1",
+    "transcription_fields",
     "parse_session_update",
     "wire_format",
     "wire_format_of_ga_type",
@@ -123,6 +125,9 @@ class SessionConfig:
     local server also others (ignored for G.711, which is always 8000).
     ``transcription_enabled``: ``False`` is a ``transcription`` of ``null``: the session
     commits audio but transcribes nothing.
+    ``noise_reduction_strength``: higher suppresses more; the server's default is 1 when noise
+    reduction is first enabled, and leaving it out keeps the current value (types
+    ``NoiseReduction.strength``; GA only).
     """
 
     model: str
@@ -137,6 +142,7 @@ class SessionConfig:
     keywords: tuple[str, ...] | None = None
     pcm_rate_hz: int = 24000
     transcription_enabled: bool = True
+    noise_reduction_strength: float | None = None
 
     @property
     def wire_format(self) -> WireFormat:
@@ -170,13 +176,41 @@ class SessionUpdate:
     """True when the session asks the server to detect turns (it then commits by itself)."""
 
 
-def _transcription(config: SessionConfig, model: ModelInfo, dropped: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {"model": config.model}
-    if config.language:
+_DROPPED_LANGUAGES = "\x00languages dropped"
+
+
+def iso_639_1(code: str) -> str:
+    """The base language of a tag, lower-case: ``"en-US"`` and ``"en_us"`` -> ``"en"``
+    (OpenAI rejects regional tags; livekit/agents PR #6705)."""
+    return code.strip().replace("_", "-").split("-", 1)[0].lower()
+
+
+def _languages(
+    config: SessionConfig, model: ModelInfo, dropped: list[str], out: dict[str, Any]
+) -> None:
+    """``language`` or ``languages``, never both (docs/protocol.md §2; OpenAI cookbook: "Do not
+    send both"). A model that takes only ``languages`` gets a single language as a one-item
+    list; one that takes only ``language`` gets ``language`` and ``languages`` is left out."""
+    single = iso_639_1(config.language) if config.language else None
+    several = list(dict.fromkeys(iso_639_1(c) for c in config.languages or () if c.strip()))
+    takes_list = model.accepts_languages_and_keywords
+    if takes_list and (several or not model.accepts_language):
+        merged = list(dict.fromkeys([single, *several] if single else several))
+        if merged:
+            out["languages"] = merged
+        return
+    if single:
         if model.accepts_language:
-            out["language"] = config.language
+            out["language"] = single
         else:
             dropped.append("language")
+    if several:
+        out[_DROPPED_LANGUAGES] = True  # reported after prompt and delay
+
+
+def _transcription(config: SessionConfig, model: ModelInfo, dropped: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {"model": config.model}
+    _languages(config, model, dropped, out)
     if config.prompt:
         if model.accepts_prompt:
             out["prompt"] = config.prompt
@@ -187,14 +221,24 @@ def _transcription(config: SessionConfig, model: ModelInfo, dropped: list[str]) 
             out["delay"] = config.delay
         else:
             dropped.append("delay")
-    for name in ("languages", "keywords"):
-        value = getattr(config, name)
-        if value:
-            if model.accepts_languages_and_keywords:
-                out[name] = list(value)
-            else:
-                dropped.append(name)
+    if out.pop(_DROPPED_LANGUAGES, False):
+        dropped.append("languages")
+    if config.keywords:
+        if model.accepts_languages_and_keywords:
+            out["keywords"] = list(config.keywords)
+        else:
+            dropped.append("keywords")
     return out
+
+
+def transcription_fields(
+    config: SessionConfig, model: ModelInfo
+) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """The ``transcription`` object for ``model`` (``model``, ``language`` or ``languages``,
+    ``prompt``, ``delay``, ``keywords``: only what the model takes) and the options left out.
+    Also the form fields of an HTTP transcription request (docs/protocol.md §2)."""
+    dropped: list[str] = []
+    return _transcription(config, model, dropped), tuple(dropped)
 
 
 def build_session_update(
@@ -229,7 +273,14 @@ def build_session_update(
             turn_detection = dict(config.turn_detection)
         else:
             dropped.append("turn_detection")
-    noise = {"type": config.noise_reduction} if config.noise_reduction else None
+    noise: dict[str, Any] | None = None
+    if config.noise_reduction:
+        noise = {"type": config.noise_reduction}
+        if config.noise_reduction_strength is not None:
+            if dialect == "ga":  # types `NoiseReduction.strength` (GA only)
+                noise["strength"] = config.noise_reduction_strength
+            else:
+                dropped.append("noise_reduction_strength")
     include = [LOGPROBS_INCLUDE] if config.logprobs else []
 
     if dialect == "ga":
@@ -321,13 +372,20 @@ def _parse_transcription(raw: dict[str, Any] | None, etype: str, path: str) -> d
     }
 
 
-def _parse_noise(raw: dict[str, Any] | None, etype: str, path: str) -> str | None:
+def _parse_noise(
+    raw: dict[str, Any] | None, etype: str, path: str
+) -> tuple[str | None, float | None]:
     if raw is None:
-        return None
+        return None, None
     kind = raw.get("type")
     if not isinstance(kind, str):
         raise _bad(etype, f"{path}.type")
-    return kind
+    strength = raw.get("strength")
+    if strength is not None and (
+        isinstance(strength, bool) or not isinstance(strength, (int, float))
+    ):
+        raise _bad(etype, f"{path}.strength")
+    return kind, None if strength is None else float(strength)
 
 
 def parse_session_update(payload: dict[str, Any], dialect: Dialect = "ga") -> SessionConfig:
@@ -387,5 +445,6 @@ def parse_session_update(payload: dict[str, Any], dialect: Dialect = "ga") -> Se
     td = _opt_dict(container, td_key, etype, f"{prefix}.{td_key}")
     fields["turn_detection"] = None if td is None else dict(td)
     nr = _opt_dict(container, nr_key, etype, f"{prefix}.{nr_key}")
-    fields["noise_reduction"] = _parse_noise(nr, etype, f"{prefix}.{nr_key}")
+    noise, strength = _parse_noise(nr, etype, f"{prefix}.{nr_key}")
+    fields["noise_reduction"], fields["noise_reduction_strength"] = noise, strength
     return SessionConfig(**fields)

@@ -59,6 +59,8 @@ class CommittedOut:
     item_id: str
     audio_start_s: float
     audio_end_s: float
+    by_server: bool = False
+    """The server committed by itself (server VAD), not in answer to a commit of ours."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,9 @@ class FinalOut:
     audio_end_s: float
     language: str | None
     confidence: float | None
+    languages: tuple[str, ...] | None = None
+    """Every language the server detected (``completed.languages``, gpt-transcribe), most
+    prevalent first; ``None`` when it sent none."""
 
 
 @dataclass(frozen=True)
@@ -337,6 +342,13 @@ class TranscriptAssembler:
             return [SpeechEndedOut(event.item_id, end)]
         return []
 
+    def open_text(self) -> str:
+        """The text of the newest item not yet committed (pre-commit deltas), or ``""``."""
+        for item in reversed(self._items.values()):
+            if not item.committed:
+                return item.text
+        return ""
+
     def due_interims(self, now: float) -> list[Output]:
         """Interim transcripts held back by the rate bound whose time has come."""
         out: list[Output] = []
@@ -404,11 +416,17 @@ class TranscriptAssembler:
         known = self._items.get(item_id)
         if item_id in self._done or (known is not None and known.committed):
             return []  # its final came first (the commit was taken then), or a repeat
-        if self._commit_spans and item_id not in self._speech_end_s:
+        by_server = not self._commit_spans or item_id in self._speech_end_s
+        if not by_server:
             start, end, _ = self._commit_spans.popleft()
         else:  # server VAD committed by itself (it reported the end of speech of this item)
             start = self._committed_until_s
             end = max(start, self._speech_end_s.get(item_id, start))
+            # a commit of ours still in flight now covers only what follows: no audio is
+            # counted in two items
+            self._commit_spans = deque(
+                (max(s, end), max(e, end), event_id) for s, e, event_id in self._commit_spans
+            )
         self._committed_until_s = max(self._committed_until_s, end)
         item = self._items.get(item_id)
         if item is None:
@@ -427,7 +445,7 @@ class TranscriptAssembler:
         item.audio_start_s = min(max(item.audio_start_s, start), item.audio_end_s)
         item.span_start_s = start
         item.committed_audio_s = max(0.0, end - start)
-        out: list[Output] = [CommittedOut(item_id, start, end)]
+        out: list[Output] = [CommittedOut(item_id, start, end, by_server)]
         held = self._held.pop(item_id, None)  # its end came first: deliver it now
         if isinstance(held, ev.TranscriptionCompleted):
             out += self._on_completed(held)
@@ -466,6 +484,7 @@ class TranscriptAssembler:
                 audio_end_s=item.audio_end_s,
                 language=language,
                 confidence=mean_token_probability(logprobs),
+                languages=event.languages or None,
             ),
         ]
         audio_seconds = item.committed_audio_s
