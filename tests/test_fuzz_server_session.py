@@ -1,7 +1,11 @@
 """Fuzzing the local server's pure session with arbitrary client frames (hypothesis).
 
 Whatever a client sends, the session answers with well-formed server events, never raises,
-and keeps its buffered audio bounded (issue 5 §7, docs/protocol.md §3).
+and keeps its buffered audio bounded (issue 5 §7, docs/protocol.md §3). The strategies include
+the shapes that once crashed a session (issue 14: JSON nested 1,000 deep, ``1e999`` / ``NaN`` /
+``Infinity`` in ``turn_detection``, ``eagerness: ["low"]``, ``input_audio_format: []`` or
+``{}``, odd-length pcm16): each must be refused with an ``invalid_request_error``, never a
+``server_error``. A ``turn_detection`` the session confirms is one it runs (issue 12).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ MAX_BUFFER_S = 2.0
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
     lambda children: (
         st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
     ),
@@ -38,10 +42,34 @@ formats = st.sampled_from(
         {"type": "opus"},
         None,
         "pcm16",
+        [],
+        {},
+        {"type": ["audio/pcm"]},
+        {"type": "audio/pcm", "rate": float("inf")},
     ]
 )
+INF, NAN = float("inf"), float("nan")
 turn_detection = st.sampled_from(
-    [None, {"type": "server_vad"}, {"type": "semantic_vad", "eagerness": "auto"}, {"type": 3}, []]
+    [
+        None,
+        {"type": "server_vad"},
+        {"type": "semantic_vad", "eagerness": "auto"},
+        {"type": 3},
+        [],
+        {"type": "server_vad", "silence_duration_ms": INF},
+        {"type": "server_vad", "prefix_padding_ms": NAN},
+        {"type": "server_vad", "threshold": -INF},
+        {"type": "server_vad", "silence_duration_ms": 1e300},
+        {"type": "semantic_vad", "eagerness": ["low"]},
+        {"type": "semantic_vad", "eagerness": {}},
+        {"type": ["server_vad"]},
+        {"type": "server_vad", "extra": [[[]]]},
+    ]
+)
+DEEP = "[" * 1000 + "]" * 1000
+RAW_TD = (
+    '{"type":"session.update","session":{"type":"transcription","audio":{"input":'
+    '{"turn_detection":{"type":"server_vad","silence_duration_ms":%s}}}}}'
 )
 
 
@@ -83,7 +111,23 @@ frames = st.one_of(
         st.dictionaries(st.sampled_from(["include", "type", "audio"]), json_values, max_size=2),
     ),
     st.builds(
-        beta_update, models, st.sampled_from(["pcm16", "g711_ulaw", "x", None]), turn_detection
+        beta_update,
+        models,
+        st.sampled_from(["pcm16", "g711_ulaw", "x", None, [], {}]),
+        turn_detection,
+    ),
+    st.sampled_from(
+        [
+            '{"type":"session.update","session":' + DEEP + "}",
+            '{"type":"session.update","session":{"a":' + DEEP + "}}",
+            DEEP,
+            RAW_TD % "1e999",
+            RAW_TD % "NaN",
+            RAW_TD % "-Infinity",
+            '{"type":"session.update","session":{"input_audio_format":[]}}',
+            '{"type":"session.update","session":{"input_audio_format":{}}}',
+            '{"type":"input_audio_buffer.append","audio":"AQ=="}',  # one byte
+        ]
     ),
     st.builds(
         lambda data: json.dumps(
@@ -147,7 +191,22 @@ def test_any_client_frames_give_well_formed_events_and_bounded_buffers(
         for event in actions.sent:  # typed events, through to_wire
             if isinstance(event, dict):
                 assert isinstance(event.get("type"), str)
-                json.dumps(event)  # serialisable
+                json.dumps(event, allow_nan=False)  # serialisable, finite
                 if event["type"] == "error":
                     error = event["error"]
                     assert {"type", "code", "message", "param"} <= set(error)
+                    assert error["type"] != "server_error", error
+    confirmed = [
+        e["session"]
+        for a in outputs
+        for e in a.sent
+        if e["type"] in ("session.updated", "transcription_session.updated")
+    ]
+    if confirmed and not session.closed:  # the last confirmed turn detection is the one run
+        last = confirmed[-1]
+        ga_input = last.get("audio", {}).get("input", {})
+        td = last.get("turn_detection", ga_input.get("turn_detection"))
+        if td is None:
+            assert not session.vad_active, last
+        elif session.config.transcription_enabled:
+            assert session.vad_active, last

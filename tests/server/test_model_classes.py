@@ -376,8 +376,7 @@ def feed(s: ServerSession, probs: list[float]) -> list[Any]:
         ("gpt-4o-transcribe-2025-03-20", VAD, True),
         ("my-local-model", VAD, True),  # unknown names honour what the client asked
         ("gpt-4o-transcribe", None, False),
-        ("gpt-realtime-whisper", VAD, False),  # client commits (lenient: stored, echoed)
-        ("gpt-live-transcribe", VAD, False),
+        ("gpt-realtime-whisper", None, False),  # client commits (VAD is refused: test_hardening)
     ],
 )
 def test_server_vad_runs_for_vad_models_with_turn_detection(

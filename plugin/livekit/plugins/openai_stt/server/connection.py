@@ -30,6 +30,9 @@ __all__ = ["SessionRunner", "VadFactory"]
 
 logger = logging.getLogger("livekit.plugins.openai_stt.server")
 
+#: OpenAI's message for an internal error ("server_error").
+INTERNAL_ERROR = "The server had an error while processing your request. Sorry about that!"
+
 VadFactory = Callable[[str, int], SpeechDetector]
 """``(format_type, rate) -> detector``: a fresh speech detector for one stream of wire audio."""
 
@@ -79,7 +82,7 @@ class SessionRunner:
                     timeout = max(0.0, tick_at - loop.time())
                     done, _ = await asyncio.wait({self.recv_task}, timeout=timeout)
                     if not done:  # the session cap or a timed drop: the read goes on meanwhile
-                        actions = session.tick(loop.time())
+                        actions = self._guarded(session.tick, loop.time())
                     else:
                         received, self.recv_task = self.recv_task, None
                         try:
@@ -87,9 +90,9 @@ class SessionRunner:
                         except ChannelClosed:
                             break
                         if isinstance(message, str):
-                            actions = session.receive(message, loop.time())
+                            actions = self._guarded(session.receive, message, loop.time())
                         else:
-                            actions = session.binary_received()
+                            actions = self._guarded(session.binary_received)
                     if not await self._perform(actions):
                         break
                     self.audio_arrived.set()
@@ -104,6 +107,17 @@ class SessionRunner:
                 with contextlib.suppress(asyncio.CancelledError, ChannelClosed):
                     await self.recv_task
             self.scheduler.drop_partial(session.session_id)
+
+    def _guarded(self, call: Callable[..., Actions], *args: Any) -> Actions:
+        """``call(*args)``; a bug that raises becomes an ``error`` event (``server_error``)
+        and the session goes on, instead of a dead handler and close 1011 (issue 14)."""
+        try:
+            return call(*args)
+        except Exception:
+            logger.exception(
+                "session handler failed", extra={"session_id": self.session.session_id}
+            )
+            return self.session.server_error("server_error", INTERNAL_ERROR)
 
     async def _perform(self, actions: Actions) -> bool:
         """Send, queue, detect and close as ``actions`` says; False once the connection is

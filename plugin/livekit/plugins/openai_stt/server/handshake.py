@@ -5,6 +5,7 @@ Both the websockets path and ``LocalRealtimeServer.serve_channel`` ask it before
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
@@ -56,7 +57,8 @@ def check_handshake(
       is accepted, e.g. Azure's ``/openai/v1/realtime``) -> 404.
     - the ``reject_handshake_status`` fault -> that status (counts in ``counters``).
     - no ``Authorization: Bearer <token>`` and no ``api-key: <key>`` header -> 401; with
-      ``api_key`` set, a token that differs -> 401. The key never appears in the answer.
+      ``api_key`` set, a token that differs -> 401 (compared in constant time,
+      ``hmac.compare_digest``). The key never appears in the answer.
     - ``active_sessions`` already at ``max_sessions`` (None: no limit) -> 503 with a body
       saying the server is full (a client retries 5xx with backoff, docs/protocol.md §5).
     """
@@ -79,7 +81,7 @@ def check_handshake(
         token = azure.strip()
     if token is None:
         return HandshakeReply(401, "missing credentials: send Authorization: Bearer <key>\n")
-    if api_key is not None and token != api_key:
+    if api_key is not None and not hmac.compare_digest(token.encode(), api_key.encode()):
         return HandshakeReply(401, "invalid credentials\n")
     if max_sessions is not None and active_sessions >= max_sessions:
         return HandshakeReply(

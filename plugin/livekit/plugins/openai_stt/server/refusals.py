@@ -9,7 +9,14 @@ from typing import Any
 
 from ..protocol.events import MAX_APPEND_BYTES, MIN_COMMIT_MS, EventParseError
 
-__all__ = ["Refusal", "buffer_full", "commit_too_small", "parse_refusal", "unknown_event"]
+__all__ = [
+    "Refusal",
+    "buffer_full",
+    "commit_too_small",
+    "odd_sample_bytes",
+    "parse_refusal",
+    "unknown_event",
+]
 
 
 @dataclass(frozen=True)
@@ -74,3 +81,13 @@ def buffer_full(buffered_s: float, max_buffer_s: float, client_event_id: str | N
         "audio is dropped until the buffer is committed or cleared."
     )
     return Refusal("input_audio_buffer_full", message, "audio", client_event_id)
+
+
+def odd_sample_bytes(nbytes: int, bytes_per_sample: int, client_event_id: str | None) -> Refusal:
+    """An append that is not a whole number of samples (pcm16: an odd byte count). Kept, it
+    would shift every later sample by a byte (issue 14), so it is refused whole."""
+    message = (
+        f"Invalid 'audio': the session's audio format has {bytes_per_sample} bytes a sample, "
+        f"but the append has {nbytes} bytes (not a whole number of samples)."
+    )
+    return Refusal("invalid_value", message, "audio", client_event_id)

@@ -34,7 +34,14 @@ from .partials import (
     OpenItemPartials,
     continuation,
 )
-from .refusals import Refusal, buffer_full, commit_too_small, parse_refusal, unknown_event
+from .refusals import (
+    Refusal,
+    buffer_full,
+    commit_too_small,
+    odd_sample_bytes,
+    parse_refusal,
+    unknown_event,
+)
 from .turns import DEFAULT_VAD_WINDOW_S, TurnDetection, TurnDetector, TurnStarted, VadInput
 
 __all__ = ["DEFAULT_MAX_BUFFER_S", "MIN_COMMIT_S", "ServerSession"]
@@ -312,9 +319,12 @@ class ServerSession:
         try:
             if flat:  # speaches' shape: beta fields inside a session.update (docs/protocol.md §7)
                 new = rules.apply_beta_update(self.config, body, self.compat)
+                rules.check_turn_detection(new, "session.turn_detection")
             else:
+                rules.check_known_fields(body, self.compat)
                 new = rules.apply_ga_update(self.config, body, self.compat)
                 rules.check_model_rules(new, self.compat)
+                rules.check_turn_detection(new, "session.audio.input.turn_detection")
         except rules.ConfigError as exc:
             error = self._error(exc.code, exc.message, param=exc.param, client_event_id=client_id)
             return Actions([error])
@@ -371,6 +381,9 @@ class ServerSession:
 
     def _on_append(self, event: ev.AppendAudio) -> Actions:
         audio, bps = event.audio, self.config.bytes_per_second
+        width = self.config.wire_format.bytes_per_sample
+        if len(audio) % width:
+            return self._refuse(odd_sample_bytes(len(audio), width, event.event_id))
         if (len(self._buffer) + len(audio)) / bps > self.max_buffer_s:
             if self._overflowed:
                 return Actions()

@@ -1,0 +1,239 @@
+"""Regression tables for the local server's hardening (issue 14 "Local server", issue 12 slips):
+pure sessions with ``now`` as data; the shell over the in-memory pair where a connection is
+needed. No port, no sleep."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import pytest
+
+from livekit.plugins.openai_stt.server import handshake as handshake_mod
+from livekit.plugins.openai_stt.server.handshake import check_handshake
+from livekit.plugins.openai_stt.server.session import ServerSession
+
+MODES = ("lenient", "openai", "gateway")
+
+
+def ev(type_: str, **fields: Any) -> str:
+    return json.dumps({"type": type_, **fields})
+
+
+def ga(**input_fields: Any) -> str:
+    return ev("session.update", session={"type": "transcription", "audio": {"input": input_fields}})
+
+
+def opened(compat: str = "lenient", **kwargs: Any) -> ServerSession:
+    query_model = "gpt-4o-transcribe" if compat == "gateway" else None  # gateway needs one
+    s = ServerSession(compat=compat, query_model=query_model, **kwargs)
+    s.opened(0.0)
+    return s
+
+
+def append_bytes(data: bytes) -> str:
+    return ev("input_audio_buffer.append", audio=base64.b64encode(data).decode())
+
+
+def sent(s: ServerSession, text: str, now: float = 1.0) -> list[dict[str, Any]]:
+    return s.receive(text, now).sent
+
+
+# ------------------------------------------------------------ issue 14.1: malformed values
+
+RAW_TD = (
+    '{"type":"session.update","session":{"type":"transcription","audio":{"input":'
+    '{"transcription":{"model":"gpt-4o-transcribe"},"turn_detection":%s}}}}'
+)
+DEEP = "[" * 1000 + "]" * 1000
+MALFORMED = {
+    "nested 1,000 deep": '{"type":"session.update","session":' + DEEP + "}",
+    "nested 1,000 deep inside": '{"type":"session.update","session":{"audio":' + DEEP + "}}",
+    "1e999 silence": RAW_TD % '{"type":"server_vad","silence_duration_ms":1e999}',
+    "NaN padding": RAW_TD % '{"type":"server_vad","prefix_padding_ms":NaN}',
+    "Infinity threshold": RAW_TD % '{"type":"server_vad","threshold":Infinity}',
+    "-Infinity silence": RAW_TD % '{"type":"server_vad","silence_duration_ms":-Infinity}',
+    "eagerness list": RAW_TD % '{"type":"semantic_vad","eagerness":["low"]}',
+    "eagerness object": RAW_TD % '{"type":"semantic_vad","eagerness":{}}',
+    "format list": '{"type":"session.update","session":{"input_audio_format":[]}}',
+    "format object": '{"type":"session.update","session":{"input_audio_format":{}}}',
+    "beta format list": '{"type":"transcription_session.update","session":'
+    '{"input_audio_format":[]}}',
+}
+
+
+@pytest.mark.parametrize("compat", MODES)
+@pytest.mark.parametrize("name", sorted(MALFORMED))
+def test_a_malformed_value_gets_an_error_event_and_the_session_goes_on(
+    name: str, compat: str
+) -> None:
+    s = opened(compat)
+    (reply,) = sent(s, MALFORMED[name])
+    if compat == "gateway" and name.startswith("format"):  # flat fields: lenient mode only
+        assert reply["type"] == "session.updated"
+    else:
+        assert reply["type"] == "error" and reply["error"]["type"] == "invalid_request_error"
+    assert not s.closed
+    (after,) = sent(s, ga(transcription={"model": "gpt-4o-transcribe"}), 2.0)
+    assert after["type"] == "session.updated"
+
+
+def test_extra_fields_of_turn_detection_are_not_echoed_in_lenient_mode() -> None:
+    s = opened()
+    td = {"type": "server_vad", "threshold": 0.4, "x": [[[[]]]], "create_response": {"a": 1}}
+    (updated,) = sent(s, ga(transcription={"model": "gpt-4o-transcribe"}, turn_detection=td))
+    assert updated["session"]["audio"]["input"]["turn_detection"] == {
+        "type": "server_vad",
+        "threshold": 0.4,
+    }
+
+
+# ------------------------------------------------------------ issue 14.6: odd pcm16, fields, key
+
+
+@pytest.mark.parametrize("compat", MODES)
+def test_an_odd_length_pcm16_append_is_refused_and_the_samples_stay_aligned(compat: str) -> None:
+    s = opened(compat)
+    sent(s, append_bytes(b"\x01\x00" * 2400))
+    (error,) = sent(s, append_bytes(b"\x07"))
+    assert error["error"]["code"] == "invalid_value" and error["error"]["param"] == "audio"
+    assert s.buffered_s == pytest.approx(0.1)  # the stray byte was not kept
+    assert sent(s, append_bytes(b"\x01\x00" * 10)) == []
+
+
+def test_g711_appends_of_any_length_are_accepted() -> None:
+    s = opened()
+    sent(s, ga(format={"type": "audio/pcmu"}))
+    assert sent(s, append_bytes(b"\xff" * 801)) == []
+
+
+PCM_WITH_X = {"type": "audio/pcm", "x": 1}
+
+
+@pytest.mark.parametrize(
+    ("session", "param"),
+    [
+        ({"type": "transcription", "modalities": ["text"]}, "session.modalities"),
+        ({"type": "transcription", "audio": {"output": {}}}, "session.audio.output"),
+        (
+            {"type": "transcription", "audio": {"input": {"format": PCM_WITH_X}}},
+            "session.audio.input.format.x",
+        ),
+        (
+            {"type": "transcription", "audio": {"input": {"transcription": {"temperature": 0}}}},
+            "session.audio.input.transcription.temperature",
+        ),
+        (
+            {
+                "type": "transcription",
+                "audio": {
+                    "input": {
+                        "transcription": {"model": "gpt-4o-transcribe"},
+                        "turn_detection": {"type": "server_vad", "eagerness": "low"},
+                    }
+                },
+            },
+            "session.audio.input.turn_detection.eagerness",
+        ),
+        ({"input_audio_format": "pcm16"}, "session.input_audio_format"),
+    ],
+)
+def test_unknown_session_fields_get_unknown_parameter_in_openai_mode(
+    session: dict[str, Any], param: str
+) -> None:
+    s = opened("openai")
+    (error,) = sent(s, ev("session.update", session=session))
+    assert error["error"] == {
+        "type": "invalid_request_error",
+        "code": "unknown_parameter",
+        "message": f"Unknown parameter: '{param}'.",
+        "param": param,
+        "event_id": None,
+    }
+    (lenient,) = sent(opened("lenient"), ev("session.update", session=session))
+    assert lenient["type"] == "session.updated"  # other modes ignore unknown fields
+
+
+def test_every_field_the_client_builds_is_known_in_openai_mode() -> None:
+    full = {
+        "type": "transcription",
+        "audio": {
+            "input": {
+                "format": {"type": "audio/pcm", "rate": 24000},
+                "transcription": {"model": "gpt-4o-transcribe", "language": "en", "prompt": "p"},
+                "turn_detection": {
+                    "type": "server_vad",
+                    "threshold": 0.5,
+                    "prefix_padding_ms": 300,
+                    "silence_duration_ms": 500,
+                    "create_response": False,
+                    "interrupt_response": False,
+                    "idle_timeout_ms": None,
+                },
+                "noise_reduction": {"type": "far_field"},
+            }
+        },
+        "include": ["item.input_audio_transcription.logprobs"],
+    }
+    (updated,) = sent(opened("openai"), ev("session.update", session=full))
+    assert updated["type"] == "session.updated"
+
+
+def test_the_key_is_compared_with_hmac_compare_digest(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[bytes, bytes]] = []
+
+    def spy(a: bytes, b: bytes) -> bool:
+        calls.append((a, b))
+        return a == b
+
+    monkeypatch.setattr(handshake_mod.hmac, "compare_digest", spy)
+    for token in ("k", "wrong"):
+        check_handshake(
+            path="/v1/realtime", headers={"Authorization": f"Bearer {token}"}, api_key="k"
+        )
+    assert calls == [(b"k", b"k"), (b"wrong", b"k")]
+
+
+# ------------------------------------------------------------ issue 12.1: confirmed VAD runs
+
+
+@pytest.mark.parametrize("compat", MODES)
+@pytest.mark.parametrize("model", ["gpt-realtime-whisper", "gpt-live-transcribe", "gpt-transcribe"])
+@pytest.mark.parametrize(
+    "td", [{"type": "server_vad"}, {"type": "semantic_vad", "eagerness": "low"}]
+)
+def test_turn_detection_for_a_model_without_server_vad_is_refused_in_every_mode(
+    compat: str, model: str, td: dict[str, Any]
+) -> None:
+    s = opened(compat)
+    (error,) = sent(s, ga(transcription={"model": model}, turn_detection=td))
+    assert error["error"]["code"] == "unsupported_turn_detection"
+    assert error["error"]["param"] == "session.audio.input.turn_detection"
+    assert not s.vad_active and s.config.turn_detection is None
+
+
+def test_switching_a_vad_session_to_a_model_without_vad_is_refused() -> None:
+    s = opened()
+    td = {"type": "server_vad"}
+    sent(s, ga(transcription={"model": "gpt-4o-transcribe"}, turn_detection=td))
+    assert s.vad_active
+    (error,) = sent(s, ga(transcription={"model": "gpt-realtime-whisper"}))
+    assert error["error"]["code"] == "unsupported_turn_detection"
+    assert s.vad_active and s.config.model == "gpt-4o-transcribe"  # unchanged
+
+
+def test_speaches_flat_turn_detection_for_gpt_realtime_whisper_is_refused() -> None:
+    s = opened()
+    flat = {"input_audio_transcription": {"model": "gpt-realtime-whisper"}, "turn_detection": {}}
+    flat["turn_detection"] = {"type": "server_vad"}
+    (error,) = sent(s, ev("session.update", session=flat))
+    assert error["error"]["param"] == "session.turn_detection"
+
+
+@pytest.mark.parametrize("model", ["gpt-4o-transcribe", "whisper-1", "my-local-model"])
+def test_turn_detection_the_session_confirms_is_the_one_it_runs(model: str) -> None:
+    s = opened()
+    (updated,) = sent(s, ga(transcription={"model": model}, turn_detection={"type": "server_vad"}))
+    assert updated["session"]["audio"]["input"]["turn_detection"] == {"type": "server_vad"}
+    assert s.vad_active
