@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from typing import Any
 
 import pytest
 
 from livekit.plugins.openai_stt.server import handshake as handshake_mod
+from livekit.plugins.openai_stt.server.actions import Close
 from livekit.plugins.openai_stt.server.handshake import check_handshake
+from livekit.plugins.openai_stt.server.jobs import Recognition
+from livekit.plugins.openai_stt.server.limits import SessionLimits, sequential_ids
 from livekit.plugins.openai_stt.server.session import ServerSession
 
 MODES = ("lenient", "openai", "gateway")
@@ -38,6 +42,10 @@ def append_bytes(data: bytes) -> str:
 
 def sent(s: ServerSession, text: str, now: float = 1.0) -> list[dict[str, Any]]:
     return s.receive(text, now).sent
+
+
+def types(events: list[dict[str, Any]]) -> list[str]:
+    return [e["type"] for e in events]
 
 
 # ------------------------------------------------------------ issue 14.1: malformed values
@@ -237,3 +245,128 @@ def test_turn_detection_the_session_confirms_is_the_one_it_runs(model: str) -> N
     (updated,) = sent(s, ga(transcription={"model": model}, turn_detection={"type": "server_vad"}))
     assert updated["session"]["audio"]["input"]["turn_detection"] == {"type": "server_vad"}
     assert s.vad_active
+
+
+# ------------------------------------------------------------ issue 14.3: decode backlog bound
+
+
+def commit_ms(s: ServerSession, ms: int, now: float = 1.0) -> list[dict[str, Any]]:
+    sent(s, append_bytes(b"\x01\x00" * (24 * ms)), now)
+    return sent(s, ev("input_audio_buffer.commit", event_id=f"c{ms}"), now)
+
+
+def test_a_commit_past_the_decode_backlog_is_refused_with_rate_limit_exceeded() -> None:
+    s = opened(limits=SessionLimits(max_pending_s=2.0))
+    first = s.receive(append_bytes(b"\x01\x00" * 24 * 1500), 1.0)
+    assert first.sent == []
+    (committed,) = (a := s.receive(ev("input_audio_buffer.commit"), 1.0)).sent
+    job = a.jobs[0]
+    assert s.limits.pending_s == pytest.approx(1.5)
+    (error,) = commit_ms(s, 600)  # 1.5 + 0.6 > 2.0
+    assert error["error"]["code"] == "rate_limit_exceeded"
+    assert error["error"]["type"] == "tokens" and error["error"]["event_id"] == "c600"
+    assert "Limit 2 s, Used 1.5 s, Requested 0.6 s" in error["error"]["message"]
+    assert s.buffered_s == pytest.approx(0.6)  # kept for a later commit
+    s.transcribed(job, Recognition("done"))
+    assert s.limits.pending_s == 0
+    assert types(s.receive(ev("input_audio_buffer.commit"), 2.0).sent) == [
+        "input_audio_buffer.committed"
+    ]
+
+
+def test_one_long_commit_is_admitted_when_nothing_is_pending() -> None:
+    s = opened(limits=SessionLimits(max_pending_s=1.0))
+    assert types(commit_ms(s, 3000)) == ["input_audio_buffer.committed"]
+
+
+def test_a_failed_item_frees_its_share_of_the_backlog() -> None:
+    s = opened(limits=SessionLimits(max_pending_s=1.0))
+    sent(s, append_bytes(b"\x01\x00" * 24 * 800))
+    job = s.receive(ev("input_audio_buffer.commit"), 1.0).jobs[0]
+    s.transcription_failed(job)
+    assert s.limits.pending_s == 0
+
+
+def test_a_vad_turn_past_the_backlog_is_dropped_with_the_error_and_the_next_gets_a_new_id() -> None:
+    s = opened(limits=SessionLimits(max_pending_s=0.5), vad_window_s=0.1)
+    sent(s, ga(transcription={"model": "gpt-4o-transcribe"}, turn_detection={"type": "server_vad"}))
+    out: list[Any] = []
+    ids = []
+    for _ in range(2):
+        probs = [0.9] * 10 + [0.0] * 8
+        a = s.receive(append_bytes(b"\x01\x00" * int(24000 * 0.1 * len(probs))), 1.0)
+        assert a.vad is not None
+        r = s.speech_probabilities(probs, a.vad.epoch)
+        out.append(types(r.sent))
+        ids += [e["item_id"] for e in r.sent if e["type"].endswith("speech_started")]
+    assert out[0][-1] == "input_audio_buffer.committed"
+    assert out[1][-1] == "error" and "input_audio_buffer.committed" not in out[1]
+    assert len(set(ids)) == 2 and s.buffered_s < 0.5
+
+
+# ------------------------------------------------------------ issue 14.4: idle sessions reaped
+
+
+def test_an_idle_session_gets_idle_timeout_then_close_1001() -> None:
+    s = ServerSession(limits=SessionLimits(idle_timeout_s=30.0))
+    s.opened(100.0)
+    assert s.next_tick_at == 130.0
+    sent(s, append_bytes(b"\x01\x00" * 240), 110.0)
+    assert s.next_tick_at == 140.0  # every client message restarts the clock
+    assert s.tick(139.9).close is None
+    actions = s.tick(140.0)
+    (error,) = actions.sent
+    assert error["error"]["code"] == "idle_timeout"
+    assert actions.close == Close(1001, "idle timeout")
+
+
+def test_a_message_after_the_idle_timeout_is_handled_as_activity() -> None:
+    s = ServerSession(limits=SessionLimits(idle_timeout_s=30.0))
+    s.opened(0.0)
+    assert s.receive(append_bytes(b"\x01\x00" * 240), 45.0).close is None
+
+
+def test_no_idle_timeout_leaves_only_the_cap() -> None:
+    s = ServerSession(limits=SessionLimits(idle_timeout_s=None, max_session_s=60.0))
+    s.opened(0.0)
+    assert s.next_tick_at == 60.0
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, float("nan"), float("inf")])
+def test_limits_must_be_positive_numbers(bad: float) -> None:
+    for name in ("max_session_s", "idle_timeout_s", "max_pending_s"):
+        with pytest.raises(ValueError, match=name):
+            SessionLimits(**{name: bad})
+
+
+# ------------------------------------------------------------ issue 12.2: unique item ids
+
+
+def test_item_ids_are_item_and_a_random_suffix_unique_across_sessions() -> None:
+    ids = []
+    for _ in range(3):  # three sessions, as after reconnects
+        s = opened()
+        for _ in range(2):
+            (committed,) = commit_ms(s, 200)
+            ids.append(committed["item_id"])
+    assert all(re.fullmatch(r"item_[A-Za-z0-9]{21}", i) for i in ids), ids
+    assert len(set(ids)) == len(ids)
+
+
+def test_sequential_ids_number_each_prefix_for_tables() -> None:
+    next_id = sequential_ids()
+    assert [next_id("item"), next_id("sess"), next_id("item")] == [
+        "item_001",
+        "sess_001",
+        "item_002",
+    ]
+
+
+def test_pre_commit_deltas_speech_started_and_committed_share_the_open_items_id() -> None:
+    s = opened()
+    sent(s, ga(transcription={"model": "gpt-4o-transcribe"}, turn_detection={"type": "server_vad"}))
+    a = s.receive(append_bytes(b"\x01\x00" * 24 * 1000), 1.0)
+    assert a.vad is not None
+    r = s.speech_probabilities([0.9] * 10 + [0.0] * 30, a.vad.epoch)
+    by_type = {e["type"]: e["item_id"] for e in r.sent if "item_id" in e}
+    assert len(set(by_type.values())) == 1 and len(by_type) == 3

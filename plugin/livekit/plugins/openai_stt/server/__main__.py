@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from .app import DEFAULT_MAX_SESSIONS, LocalRealtimeServer
 from .config import COMPAT_MODES
 from .faults import Faults
+from .limits import DEFAULT_IDLE_TIMEOUT_S, DEFAULT_MAX_PENDING_S
 from .partials import DEFAULT_DELTA_INTERVAL_S
 from .session import DEFAULT_MAX_BUFFER_S
 
@@ -60,6 +61,16 @@ def _positive(value: str) -> float:
         raise argparse.ArgumentTypeError("expected a number") from exc
     if x <= 0:
         raise argparse.ArgumentTypeError("must be positive")
+    return x
+
+
+def _non_negative(value: str) -> float:
+    try:
+        x = float(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError("expected a number") from exc
+    if not 0 <= x < float("inf"):
+        raise argparse.ArgumentTypeError("must be 0 or more")
     return x
 
 
@@ -113,6 +124,20 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_MAX_BUFFER_S,
         help="uncommitted audio kept per session, in seconds; past it appends get "
         "an error (default 600)",
+    )
+    p.add_argument(
+        "--max-pending-s",
+        type=_positive,
+        default=DEFAULT_MAX_PENDING_S,
+        help="committed audio per session awaiting the recognizer, in seconds; a commit past "
+        f"it gets rate_limit_exceeded (default {DEFAULT_MAX_PENDING_S:g})",
+    )
+    p.add_argument(
+        "--idle-timeout-s",
+        type=_non_negative,
+        default=DEFAULT_IDLE_TIMEOUT_S,
+        help="close a session that sent nothing for this many seconds, freeing its slot "
+        f"(default {DEFAULT_IDLE_TIMEOUT_S:g}; 0: never)",
     )
     p.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     f = p.add_argument_group("fault injection")
@@ -196,6 +221,8 @@ def server_from_args(args: argparse.Namespace) -> LocalRealtimeServer:
         delta_interval_s=args.delta_interval_s or None,
         max_sessions=args.max_sessions,
         max_buffer_s=args.max_buffer_s,
+        idle_timeout_s=args.idle_timeout_s or None,
+        max_pending_s=args.max_pending_s,
     )
 
 

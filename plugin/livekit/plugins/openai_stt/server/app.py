@@ -9,7 +9,6 @@ upgrade, or :meth:`LocalRealtimeServer.serve_channel` (any :class:`~.channel.Ser
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import time
 from collections.abc import Mapping
@@ -27,6 +26,7 @@ from .connection import SessionRunner, VadFactory
 from .engines import Engine, SileroVad, as_engine, make_engine
 from .faults import FaultCounters, Faults
 from .handshake import HandshakeReply, check_handshake, header, parse_query
+from .limits import DEFAULT_IDLE_TIMEOUT_S, DEFAULT_MAX_PENDING_S, SessionLimits, random_id
 from .partials import DEFAULT_DELTA_INTERVAL_S
 from .scheduler import DecodeScheduler
 from .session import DEFAULT_MAX_BUFFER_S, ServerSession
@@ -65,7 +65,10 @@ class LocalRealtimeServer:
     Many sessions share one recognizer through one decode worker (:class:`DecodeScheduler`:
     finals before partials, partial intervals stretched by the backlog). ``max_sessions``
     (default 64; None: no limit) concurrent sessions are served; past it the upgrade gets HTTP
-    503. ``max_buffer_s`` (default 600) caps each session's uncommitted audio.
+    503. ``max_buffer_s`` (default 600) caps each session's uncommitted audio,
+    ``max_pending_s`` (default 120) its committed audio awaiting the decoder (a commit past it
+    gets ``rate_limit_exceeded``), and ``idle_timeout_s`` (default 120; None: never) closes a
+    session that sent nothing for that long, so idle sockets cannot hold every slot.
 
     Use as ``async with LocalRealtimeServer(engine="scripted") as server:`` and point a client at
     ``server.base_url`` (``http://127.0.0.1:<port>/v1``; websocket path ``/v1/realtime``, also
@@ -76,7 +79,8 @@ class LocalRealtimeServer:
 
     Raises:
         ValueError: an unknown ``compat``, ``engine`` or ``vad`` name, ``max_sessions`` < 1, a
-            negative ``delta_interval_s`` or a ``max_buffer_s`` that is not positive.
+            negative ``delta_interval_s``, or a ``max_buffer_s``, ``max_session_s``,
+            ``idle_timeout_s`` or ``max_pending_s`` that is not positive.
     """
 
     def __init__(
@@ -93,6 +97,8 @@ class LocalRealtimeServer:
         max_sessions: int | None = DEFAULT_MAX_SESSIONS,
         max_buffer_s: float = DEFAULT_MAX_BUFFER_S,
         vad: str | VadFactory = "silero",
+        idle_timeout_s: float | None = DEFAULT_IDLE_TIMEOUT_S,
+        max_pending_s: float = DEFAULT_MAX_PENDING_S,
     ) -> None:
         if compat not in COMPAT_MODES:
             raise ValueError(f"compat must be one of {COMPAT_MODES}, not {compat!r}")
@@ -106,6 +112,7 @@ class LocalRealtimeServer:
             raise ValueError("delta_interval_s must not be negative")
         if max_buffer_s <= 0:
             raise ValueError("max_buffer_s must be positive")
+        SessionLimits(max_session_s, idle_timeout_s, max_pending_s)  # validates them
         self.host = host
         self._requested_port = port
         self._engine_spec = engine
@@ -117,9 +124,10 @@ class LocalRealtimeServer:
         self.delta_interval_s = delta_interval_s or None
         self.max_sessions = max_sessions
         self.max_buffer_s = max_buffer_s
+        self.idle_timeout_s = idle_timeout_s
+        self.max_pending_s = max_pending_s
         self._vad_factory: VadFactory = SileroVad if isinstance(vad, str) else vad
         self.counters = FaultCounters()
-        self._session_ids = itertools.count(1)
         self._started = False
         self._server: Server | None = None
         self._scheduler: DecodeScheduler | None = None
@@ -296,13 +304,13 @@ class LocalRealtimeServer:
         """One admitted session, from ``session.created`` to its close."""
         query = parse_query(path)
         session = ServerSession(
-            session_id=f"sess_{next(self._session_ids):03d}",
+            session_id=random_id("sess"),
             compat=self.compat,
             query_model=query.get("model"),
             openai_beta=header(headers, "OpenAI-Beta") is not None,
             faults=self.faults,
             counters=self.counters,
-            max_session_s=self.max_session_s,
+            limits=SessionLimits(self.max_session_s, self.idle_timeout_s, self.max_pending_s),
             delta_interval_s=self.delta_interval_s,
             max_buffer_s=self.max_buffer_s,
             vad_window_s=float(getattr(self._vad_factory, "window_s", DEFAULT_VAD_WINDOW_S)),

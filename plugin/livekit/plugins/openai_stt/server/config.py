@@ -38,6 +38,7 @@ __all__ = [
     "ConfigError",
     "apply_beta_update",
     "apply_ga_update",
+    "apply_update",
     "check_known_fields",
     "check_model_rules",
     "check_turn_detection",
@@ -388,6 +389,29 @@ def check_turn_detection(cfg: SessionConfig, param: str) -> None:
     if not model_runs_server_vad(cfg.model):
         code, what, _ = _REJECTIONS["turn_detection"]
         raise ConfigError(code, f"{what} is not supported for this transcription model", param)
+
+
+def apply_update(
+    cfg: SessionConfig, body: dict[str, Any], compat: str, beta: bool
+) -> tuple[SessionConfig, bool]:
+    """One ``session.update`` (or, ``beta``, ``transcription_session.update``) body applied to
+    ``cfg`` with every rule of ``compat``: the new configuration, and whether the body was
+    flat (the beta shape; in lenient mode also speaches' flat fields in a ``session.update``,
+    docs/protocol.md §7), which decides the shape of the echo.
+
+    Raises:
+        ConfigError: the first rule broken (the configuration is unchanged).
+    """
+    flat = beta or (compat == "lenient" and any(k in body for k in BETA_KEYS))
+    if flat:
+        new = apply_beta_update(cfg, body, compat)
+        check_turn_detection(new, "session.turn_detection")
+    else:
+        check_known_fields(body, compat)
+        new = apply_ga_update(cfg, body, compat)
+        check_model_rules(new, compat)
+        check_turn_detection(new, "session.audio.input.turn_detection")
+    return new, flat
 
 
 def check_model_rules(cfg: SessionConfig, compat: str) -> None:
