@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 from .app import DEFAULT_MAX_SESSIONS, LocalRealtimeServer
 from .config import COMPAT_MODES
+from .connection import DEFAULT_SEND_TIMEOUT_S
 from .faults import Faults
 from .limits import DEFAULT_IDLE_TIMEOUT_S, DEFAULT_MAX_PENDING_S
 from .partials import DEFAULT_DELTA_INTERVAL_S
@@ -59,8 +60,8 @@ def _positive(value: str) -> float:
         x = float(value)
     except ValueError as exc:
         raise argparse.ArgumentTypeError("expected a number") from exc
-    if x <= 0:
-        raise argparse.ArgumentTypeError("must be positive")
+    if not 0 < x < float("inf"):
+        raise argparse.ArgumentTypeError("must be a positive number")
     return x
 
 
@@ -92,7 +93,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--api-key",
         default=os.environ.get("OPENAI_STT_SERVER_API_KEY"),
-        help="only accept this bearer token (default: any; env OPENAI_STT_SERVER_API_KEY)",
+        help="only accept this bearer token (default: any; env OPENAI_STT_SERVER_API_KEY); "
+        "required to listen on an address that is not loopback",
+    )
+    p.add_argument(
+        "--insecure-public",
+        action="store_true",
+        help="listen on a non-loopback --host without --api-key (any token is accepted)",
     )
     p.add_argument(
         "--compat",
@@ -138,6 +145,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_IDLE_TIMEOUT_S,
         help="close a session that sent nothing for this many seconds, freeing its slot "
         f"(default {DEFAULT_IDLE_TIMEOUT_S:g}; 0: never)",
+    )
+    p.add_argument(
+        "--send-timeout-s",
+        type=_positive,
+        default=DEFAULT_SEND_TIMEOUT_S,
+        help="drop a connection whose message cannot be sent for this many seconds (a client "
+        f"that stopped reading; default {DEFAULT_SEND_TIMEOUT_S:g})",
     )
     p.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     f = p.add_argument_group("fault injection")
@@ -223,6 +237,8 @@ def server_from_args(args: argparse.Namespace) -> LocalRealtimeServer:
         max_buffer_s=args.max_buffer_s,
         idle_timeout_s=args.idle_timeout_s or None,
         max_pending_s=args.max_pending_s,
+        send_timeout_s=args.send_timeout_s,
+        insecure_public=args.insecure_public,
     )
 
 
@@ -244,7 +260,12 @@ async def _serve(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        server_from_args(args)  # refuse bad combinations (a public bind without a key) early
+    except ValueError as exc:
+        parser.error(str(exc))
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

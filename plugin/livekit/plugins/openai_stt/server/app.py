@@ -20,9 +20,10 @@ from websockets.http11 import Request, Response
 from websockets.protocol import State
 
 from ..log import websockets_logger
+from ..protocol.endpoint import is_loopback_host
 from .channel import HandshakeRejected, ServerChannel, WebsocketChannel
 from .config import COMPAT_MODES
-from .connection import SessionRunner, VadFactory
+from .connection import DEFAULT_SEND_TIMEOUT_S, SessionRunner, VadFactory
 from .engines import Engine, SileroVad, as_engine, make_engine
 from .faults import FaultCounters, Faults
 from .handshake import HandshakeReply, check_handshake, header, parse_query
@@ -51,7 +52,9 @@ class LocalRealtimeServer:
     a thread at :meth:`start`), ``"scripted"`` (:class:`ScriptedEngine`, instant) or any
     :class:`~.engines.Engine` (an object with only the older ``transcribe`` is adapted).
     ``api_key``: if set, the only accepted bearer token / ``api-key`` header (otherwise any
-    non-empty token is accepted); a wrong or missing one gets HTTP 401. ``compat``:
+    non-empty token is accepted); a wrong or missing one gets HTTP 401. A ``host`` that is not
+    loopback (e.g. ``0.0.0.0``) needs an ``api_key``, unless ``insecure_public`` says that an
+    open server is meant. ``compat``:
     ``"lenient"`` (default), ``"openai"`` or ``"gateway"`` (see :class:`ServerSession`).
     ``faults``: :class:`Faults` to inject. ``max_session_s``: the session cap in seconds
     (docs/protocol.md §6); past it, ``error`` ``session_expired`` and close 1001.
@@ -68,7 +71,9 @@ class LocalRealtimeServer:
     503. ``max_buffer_s`` (default 600) caps each session's uncommitted audio,
     ``max_pending_s`` (default 120) its committed audio awaiting the decoder (a commit past it
     gets ``rate_limit_exceeded``), and ``idle_timeout_s`` (default 120; None: never) closes a
-    session that sent nothing for that long, so idle sockets cannot hold every slot.
+    session that sent nothing for that long, so idle sockets cannot hold every slot. A message
+    that cannot be sent within ``send_timeout_s`` (default 10: the client stopped reading)
+    drops the connection, so the cap and the keepalive hold.
 
     Use as ``async with LocalRealtimeServer(engine="scripted") as server:`` and point a client at
     ``server.base_url`` (``http://127.0.0.1:<port>/v1``; websocket path ``/v1/realtime``, also
@@ -78,9 +83,10 @@ class LocalRealtimeServer:
     turn.
 
     Raises:
-        ValueError: an unknown ``compat``, ``engine`` or ``vad`` name, ``max_sessions`` < 1, a
+        ValueError: a public ``host`` with neither ``api_key`` nor ``insecure_public``, an
+            unknown ``compat``, ``engine`` or ``vad`` name, ``max_sessions`` < 1, a
             negative ``delta_interval_s``, or a ``max_buffer_s``, ``max_session_s``,
-            ``idle_timeout_s`` or ``max_pending_s`` that is not positive.
+            ``idle_timeout_s``, ``max_pending_s`` or ``send_timeout_s`` that is not positive.
     """
 
     def __init__(
@@ -99,6 +105,8 @@ class LocalRealtimeServer:
         vad: str | VadFactory = "silero",
         idle_timeout_s: float | None = DEFAULT_IDLE_TIMEOUT_S,
         max_pending_s: float = DEFAULT_MAX_PENDING_S,
+        send_timeout_s: float = DEFAULT_SEND_TIMEOUT_S,
+        insecure_public: bool = False,
     ) -> None:
         if compat not in COMPAT_MODES:
             raise ValueError(f"compat must be one of {COMPAT_MODES}, not {compat!r}")
@@ -113,6 +121,14 @@ class LocalRealtimeServer:
         if max_buffer_s <= 0:
             raise ValueError("max_buffer_s must be positive")
         SessionLimits(max_session_s, idle_timeout_s, max_pending_s)  # validates them
+        if not 0 < send_timeout_s < float("inf"):
+            raise ValueError("send_timeout_s must be a positive number of seconds")
+        if port is not None and not is_loopback_host(host) and not api_key and not insecure_public:
+            raise ValueError(
+                f"refusing to listen on {host!r} (not a loopback address) without an API key: "
+                "anyone who can reach it could use it. Pass api_key (--api-key), or "
+                "insecure_public=True (--insecure-public) to accept any token on purpose."
+            )
         self.host = host
         self._requested_port = port
         self._engine_spec = engine
@@ -126,6 +142,7 @@ class LocalRealtimeServer:
         self.max_buffer_s = max_buffer_s
         self.idle_timeout_s = idle_timeout_s
         self.max_pending_s = max_pending_s
+        self.send_timeout_s = send_timeout_s
         self._vad_factory: VadFactory = SileroVad if isinstance(vad, str) else vad
         self.counters = FaultCounters()
         self._started = False
@@ -322,6 +339,7 @@ class LocalRealtimeServer:
             scheduler=self._scheduler,
             engine=as_engine(self._engine),
             vad_factory=self._vad_factory,
+            send_timeout_s=self.send_timeout_s,
         )
         opened = time.monotonic()
         logger.debug(

@@ -26,9 +26,14 @@ from .scheduler import DecodeScheduler
 from .session import ServerSession
 from .turns import VadInput
 
-__all__ = ["SessionRunner", "VadFactory"]
+__all__ = ["DEFAULT_SEND_TIMEOUT_S", "SessionRunner", "VadFactory"]
 
 logger = logging.getLogger("livekit.plugins.openai_stt.server")
+
+#: Longest wait for one message to go out (``send_timeout_s``): a client that stops reading
+#: fills the socket's buffers and would otherwise hold its session, its cap and its keepalive
+#: for ever (issue 14); past it the connection is dropped.
+DEFAULT_SEND_TIMEOUT_S = 10.0
 
 #: OpenAI's message for an internal error ("server_error").
 INTERNAL_ERROR = "The server had an error while processing your request. Sorry about that!"
@@ -40,7 +45,8 @@ VadFactory = Callable[[str, int], SpeechDetector]
 class SessionRunner:
     """One session over one channel: the ordered sender, the session's final queue, the
     wake-up of its partial loop and its speech detector. :meth:`run` returns when the
-    connection is over (the client left, or the session closed it)."""
+    connection is over (the client left, the session closed it, or a send took longer than
+    ``send_timeout_s``: then the connection is aborted)."""
 
     def __init__(
         self,
@@ -50,8 +56,10 @@ class SessionRunner:
         scheduler: DecodeScheduler,
         engine: Engine,
         vad_factory: VadFactory,
+        send_timeout_s: float = DEFAULT_SEND_TIMEOUT_S,
     ) -> None:
         self.channel = channel
+        self.send_timeout_s = send_timeout_s
         self.session = session
         self.scheduler = scheduler
         self.engine = engine
@@ -128,7 +136,7 @@ class SessionRunner:
                     if isinstance(event, Pause):
                         await asyncio.sleep(event.seconds)
                     else:
-                        await self.channel.send(to_wire(event))
+                        await self._send(to_wire(event))
         except ChannelClosed:
             return False
         if actions.jobs:
@@ -154,6 +162,22 @@ class SessionRunner:
                         await drain
             return False
         return True
+
+    async def _send(self, text: str) -> None:
+        """One message out within ``send_timeout_s``, else abort the connection.
+
+        Raises:
+            ChannelClosed: the connection is over (or was just aborted).
+        """
+        try:
+            await asyncio.wait_for(self.channel.send(text), self.send_timeout_s)
+        except (asyncio.TimeoutError, TimeoutError):
+            logger.warning(
+                "client not reading: connection dropped",
+                extra={"session_id": self.session.session_id, "timeout_s": self.send_timeout_s},
+            )
+            self.channel.abort()
+            raise ChannelClosed(None) from None
 
     def _detect(self, vad: VadInput) -> Actions | None:
         """Run the session's speech detector (on the loop: ~0.1 ms a 32 ms window)."""
