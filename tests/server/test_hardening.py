@@ -4,13 +4,21 @@ needed. No port, no sleep."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import re
 from typing import Any
 
+import numpy as np
 import pytest
 
+from livekit.plugins.openai_stt.protocol.events import LogProb
+from livekit.plugins.openai_stt.server import (
+    LocalRealtimeServer,
+    ScriptedEngine,
+    memory_channel_pair,
+)
 from livekit.plugins.openai_stt.server import handshake as handshake_mod
 from livekit.plugins.openai_stt.server.actions import Close
 from livekit.plugins.openai_stt.server.handshake import check_handshake
@@ -370,3 +378,94 @@ def test_pre_commit_deltas_speech_started_and_committed_share_the_open_items_id(
     r = s.speech_probabilities([0.9] * 10 + [0.0] * 30, a.vad.epoch)
     by_type = {e["type"]: e["item_id"] for e in r.sent if "item_id" in e}
     assert len(set(by_type.values())) == 1 and len(by_type) == 3
+
+
+# ------------------------------------------------------------ issue 12.3: logprobs per token
+
+LOGPROBS = {"type": "transcription", "include": ["item.input_audio_transcription.logprobs"]}
+WORDS = (LogProb(" Hi", -0.5), LogProb(" the", -0.01), LogProb("re", -0.2), LogProb(" you", -1.0))
+
+
+def logprob_session(model: str = "gpt-4o-transcribe") -> ServerSession:
+    s = opened()
+    body = {**LOGPROBS, "audio": {"input": {"transcription": {"model": model}}}}
+    sent(s, ev("session.update", session=body))
+    return s
+
+
+def test_each_delta_carries_the_recognizers_own_token_logprobs() -> None:
+    s = logprob_session()
+    sent(s, append_bytes(b"\x01\x00" * 2400))
+    job = s.receive(ev("input_audio_buffer.commit"), 1.0).jobs[0]
+    events = s.transcribed(job, Recognition("Hi there you", -0.4, WORDS)).sent
+    deltas = [e for e in events if e["type"].endswith(".delta")]
+    assert [[(lp["token"], lp["logprob"]) for lp in d["logprobs"]] for d in deltas] == [
+        [("Hi", -0.5)],
+        [(" the", -0.01), ("re", -0.2)],
+        [(" you", -1.0)],
+    ]
+    completed = events[-1]
+    assert [lp["logprob"] for lp in completed["logprobs"]] == [-0.5, -0.01, -0.2, -1.0]
+
+
+def test_tokens_that_do_not_spell_the_text_fall_back_to_the_mean() -> None:
+    s = logprob_session()
+    sent(s, append_bytes(b"\x01\x00" * 2400))
+    job = s.receive(ev("input_audio_buffer.commit"), 1.0).jobs[0]
+    events = s.transcribed(job, Recognition("Hello world", -0.3, WORDS)).sent
+    assert {lp["logprob"] for e in events for lp in e["logprobs"]} == {-0.3}
+
+
+def test_deltas_after_pre_commit_text_take_the_tokens_of_the_rest() -> None:
+    s = logprob_session("gpt-realtime-whisper")
+    result = Recognition("Hi there you", -0.4, WORDS)
+    sent(s, append_bytes(b"\x01\x00" * 24000))
+    for now in (1.0, 2.0, 3.0):
+        partial = s.take_partial(now)
+        if partial is not None:
+            s.partial_transcribed(partial, Recognition("Hi there", -0.9))
+    job = s.receive(ev("input_audio_buffer.commit"), 4.0).jobs[0]
+    job_events = s.transcribed(job, result).sent
+    deltas = [e for e in job_events if e["type"].endswith(".delta")]
+    assert deltas[-1]["delta"] == " you" and deltas[-1]["logprobs"][0]["logprob"] == -1.0
+
+
+async def test_the_scripted_engine_gives_distinct_deterministic_logprobs_per_token() -> None:
+    engine = ScriptedEngine(["one two three four five six"])
+    r = engine.recognize(np.zeros(1600, dtype=np.float32), logprobs=True)
+    assert [t.logprob for t in r.tokens or ()] == pytest.approx(
+        [-0.05, -0.1, -0.15, -0.2, -0.25, -0.05]
+    )
+    assert engine.recognize(np.zeros(1600, dtype=np.float32)).tokens is None
+
+
+async def test_the_server_sends_different_logprobs_for_different_words() -> None:
+    async with LocalRealtimeServer(port=None, engine=ScriptedEngine(["one two three"])) as srv:
+        end, client = memory_channel_pair()
+        task = asyncio.create_task(
+            srv.serve_channel(end, path="/v1/realtime", headers={"Authorization": "Bearer k"})
+        )
+        body = {**LOGPROBS, "audio": {"input": {"transcription": {"model": "gpt-4o-transcribe"}}}}
+        await client.send(ev("session.update", session=body))
+        await client.send(append_bytes(b"\x01\x00" * 4800))
+        await client.send(ev("input_audio_buffer.commit"))
+        events = []
+        while not events or not events[-1]["type"].endswith(".completed"):
+            events.append(json.loads(await asyncio.wait_for(client.recv(), 5.0)))
+        await client.close()
+        await asyncio.wait_for(task, 5.0)
+    values = [lp["logprob"] for lp in events[-1]["logprobs"]]
+    assert values == [-0.05, -0.1, -0.15]
+
+
+@pytest.mark.slow
+def test_whisper_gives_each_word_its_own_probability(demo_clip: Any) -> None:
+    from examples.evaluation import read_wav
+    from livekit.plugins.openai_stt.server.audio import resample_int16
+    from livekit.plugins.openai_stt.server.engines import WhisperEngine
+
+    pcm, rate = read_wav(demo_clip)
+    mono = resample_int16(pcm[: 5 * rate, 0], rate, 16000).astype(np.float32) / 32768
+    result = WhisperEngine(cpu_threads=1).recognize(mono, logprobs=True)
+    assert result.tokens and len({t.logprob for t in result.tokens}) > 1
+    assert "".join(t.token for t in result.tokens).split() == result.text.split()

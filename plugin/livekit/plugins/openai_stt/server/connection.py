@@ -20,7 +20,7 @@ from ..protocol.events import to_wire
 from .actions import Actions, Pause
 from .audio import wire_to_float32
 from .channel import ChannelClosed, ServerChannel
-from .engines import Engine, SpeechDetector
+from .engines import Engine, SpeechDetector, accepts_logprobs
 from .jobs import PartialJob, Recognition, TranscriptionJob
 from .scheduler import DecodeScheduler
 from .session import ServerSession
@@ -63,6 +63,7 @@ class SessionRunner:
         self.session = session
         self.scheduler = scheduler
         self.engine = engine
+        self._logprobs_kw = accepts_logprobs(engine)
         self.vad_factory = vad_factory
         self.send_lock = asyncio.Lock()
         self.finals: asyncio.Queue[TranscriptionJob] = asyncio.Queue()
@@ -281,8 +282,16 @@ class SessionRunner:
         return wire_to_float32(job.audio, job.format_type, job.rate, self.engine.sample_rate_hz)
 
     def _recognize(self, job: TranscriptionJob, prompt: str | None) -> Recognition:
-        """Worker thread: wire bytes -> engine samples -> :class:`Recognition`."""
-        return self.engine.recognize(self._samples(job), language=job.language, prompt=prompt)
+        """Worker thread: wire bytes -> engine samples -> :class:`Recognition` (with the
+        recognizer's per-token log probabilities when asked and the engine gives them)."""
+        samples, language = self._samples(job), job.language
+        if job.logprobs and self._logprobs_kw:
+            recognize: Any = self.engine.recognize
+            result: Recognition = recognize(
+                samples, language=language, prompt=prompt, logprobs=True
+            )
+            return result
+        return self.engine.recognize(samples, language=language, prompt=prompt)
 
     def _recognize_partial(self, job: PartialJob, prompt: str | None) -> Recognition:
         """Worker thread: a partial decode (the engine's cheaper ``recognize_partial``)."""

@@ -553,13 +553,11 @@ class ServerSession(ServerVad):
         self._transcripts.pop(job.previous_item_id or "", None)
         actions = Actions()
         if rules.model_sends_deltas(job.model):
-            rest = (
-                text[len(streamed) :]
-                if text.startswith(streamed)
-                else continuation(streamed, text.split())
-            )
+            suffix = text.startswith(streamed)
+            rest = text[len(streamed) :] if suffix else continuation(streamed, text.split())
+            offset = len(streamed) if suffix else None
             actions.events.extend(
-                delta_events(job.item_id, rest, result, job.logprobs, self._next_event_id)
+                delta_events(job.item_id, rest, result, job.logprobs, self._next_event_id, offset)
             )
         if self.faults.completed_delay_ms > 0:
             actions.events.append(Pause(self.faults.completed_delay_ms / 1000))
