@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from livekit.plugins.openai_stt.server.jobs import Recognition, TranscriptionJob
 from livekit.plugins.openai_stt.server.session import ServerSession
+from livekit.plugins.openai_stt.server.vllm_session import VllmSession
 
 MAX_BUFFER_S = 2.0
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))
@@ -210,3 +211,48 @@ def test_any_client_frames_give_well_formed_events_and_bounded_buffers(
             assert not session.vad_active, last
         elif session.config.transcription_enabled:
             assert session.vad_active, last
+
+
+vllm_frames = st.one_of(
+    frames,
+    st.sampled_from(
+        [
+            '{"type":"session.update","model":"voxtral"}',
+            '{"type":"session.update","model":null}',
+            '{"type":"input_audio_buffer.commit","final":true}',
+            '{"type":"input_audio_buffer.commit","final":"maybe"}',
+            '{"type":"input_audio_buffer.commit","final":1}',
+        ]
+    ),
+    st.builds(lambda m: json.dumps({"type": "session.update", "model": m}), json_values),
+    st.builds(lambda f: json.dumps({"type": "input_audio_buffer.commit", "final": f}), json_values),
+)
+
+
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(st.lists(vllm_frames, max_size=30))
+def test_any_client_frames_give_vllm_shaped_events_and_bounded_audio(sequence):
+    session = VllmSession(max_buffer_s=MAX_BUFFER_S)
+    now = 0.0
+    outputs = [session.opened(now)]
+    for text in sequence:
+        now += 0.05
+        actions = session.receive(text, now)
+        outputs.append(actions)
+        for job in actions.jobs:
+            outputs.append(session.transcribed(job, Recognition("fuzzed words", -0.1)))
+        partial = session.take_partial(now)
+        if partial is not None:
+            outputs.append(session.partial_transcribed(partial, Recognition("fuzzed")))
+        assert session.held_s <= MAX_BUFFER_S
+    for actions in outputs:
+        for event in actions.sent:
+            json.dumps(event, allow_nan=False)
+            if event["type"] == "error":  # vLLM's: a string, the code beside it
+                assert isinstance(event["error"], str) and isinstance(event["code"], str)
+            if event["type"] == "transcription.done":
+                assert set(event["usage"]) >= {"prompt_tokens", "completion_tokens", "total_tokens"}

@@ -105,7 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--compat",
         choices=COMPAT_MODES,
         default="lenient",
-        help="which server to imitate: lenient (default), openai, gateway",
+        help="which server to imitate: lenient (default), openai, gateway, or vllm (vLLM's "
+        "own realtime dialect: top-level model, 16 kHz pcm16, transcription.delta/done)",
     )
     p.add_argument(
         "--max-session-s", type=float, default=3600.0, help="session cap in seconds (default 3600)"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,7 +24,7 @@ from ..log import websockets_logger
 from ..protocol.endpoint import is_loopback_host
 from .channel import HandshakeRejected, ServerChannel, WebsocketChannel
 from .config import COMPAT_MODES
-from .connection import DEFAULT_SEND_TIMEOUT_S, SessionRunner, VadFactory
+from .connection import DEFAULT_SEND_TIMEOUT_S, PureSession, SessionRunner, VadFactory
 from .engines import Engine, SileroVad, as_engine, make_engine
 from .faults import FaultCounters, Faults
 from .handshake import HandshakeReply, check_handshake, header, parse_query
@@ -32,6 +33,7 @@ from .partials import DEFAULT_DELTA_INTERVAL_S
 from .scheduler import DecodeScheduler
 from .session import DEFAULT_MAX_BUFFER_S, ServerSession
 from .turns import DEFAULT_VAD_WINDOW_S
+from .vllm_session import VllmSession
 
 logger = logging.getLogger("livekit.plugins.openai_stt.server")
 
@@ -55,7 +57,9 @@ class LocalRealtimeServer:
     non-empty token is accepted); a wrong or missing one gets HTTP 401. A ``host`` that is not
     loopback (e.g. ``0.0.0.0``) needs an ``api_key``, unless ``insecure_public`` says that an
     open server is meant. ``compat``:
-    ``"lenient"`` (default), ``"openai"`` or ``"gateway"`` (see :class:`ServerSession`).
+    ``"lenient"`` (default), ``"openai"`` or ``"gateway"`` (see :class:`ServerSession`), or
+    ``"vllm"``: vLLM's own realtime dialect (:class:`~.vllm_session.VllmSession`,
+    docs/protocol.md §7; handshake as vLLM's: exactly ``/v1/realtime``, Bearer only).
     ``faults``: :class:`Faults` to inject. ``max_session_s``: the session cap in seconds
     (docs/protocol.md §6); past it, ``error`` ``session_expired`` and close 1001.
 
@@ -269,6 +273,7 @@ class LocalRealtimeServer:
             counters=self.counters,
             active_sessions=self.active_sessions,
             max_sessions=self.max_sessions,
+            compat=self.compat,
         )
         if reply is not None and reply.status != 200:
             logger.info(
@@ -320,18 +325,20 @@ class LocalRealtimeServer:
     async def _run(self, channel: ServerChannel, path: str, headers: Mapping[str, str]) -> None:
         """One admitted session, from ``session.created`` to its close."""
         query = parse_query(path)
-        session = ServerSession(
-            session_id=random_id("sess"),
-            compat=self.compat,
-            query_model=query.get("model"),
-            openai_beta=header(headers, "OpenAI-Beta") is not None,
-            faults=self.faults,
-            counters=self.counters,
-            limits=SessionLimits(self.max_session_s, self.idle_timeout_s, self.max_pending_s),
-            delta_interval_s=self.delta_interval_s,
-            max_buffer_s=self.max_buffer_s,
-            vad_window_s=float(getattr(self._vad_factory, "window_s", DEFAULT_VAD_WINDOW_S)),
-        )
+        limits = SessionLimits(self.max_session_s, self.idle_timeout_s, self.max_pending_s)
+        session: PureSession
+        if self.compat == "vllm":
+            session = VllmSession(
+                session_id=f"sess-{uuid.uuid4().hex}",  # vLLM's: "sess-" + random_uuid()
+                created=int(time.time()),
+                limits=limits,
+                faults=self.faults,
+                counters=self.counters,
+                delta_interval_s=self.delta_interval_s,
+                max_buffer_s=self.max_buffer_s,
+            )
+        else:
+            session = self._openai_session(query, headers, limits)
         assert self._scheduler is not None and self._engine is not None
         runner = SessionRunner(
             channel,
@@ -368,3 +375,19 @@ class LocalRealtimeServer:
                     "close_code": channel.close_code,
                 },
             )
+
+    def _openai_session(
+        self, query: Mapping[str, str], headers: Mapping[str, str], limits: SessionLimits
+    ) -> ServerSession:
+        return ServerSession(
+            session_id=random_id("sess"),
+            compat=self.compat,
+            query_model=query.get("model"),
+            openai_beta=header(headers, "OpenAI-Beta") is not None,
+            faults=self.faults,
+            counters=self.counters,
+            limits=limits,
+            delta_interval_s=self.delta_interval_s,
+            max_buffer_s=self.max_buffer_s,
+            vad_window_s=float(getattr(self._vad_factory, "window_s", DEFAULT_VAD_WINDOW_S)),
+        )

@@ -50,7 +50,7 @@ __all__ = [
     "session_body",
 ]
 
-Compat = Literal["lenient", "openai", "gateway"]
+Compat = Literal["lenient", "openai", "gateway", "vllm"]
 COMPAT_MODES: tuple[str, ...] = get_args(Compat)
 #: The model of a session that names none (docs/protocol.md §2).
 DEFAULT_MODEL = "gpt-realtime-whisper"

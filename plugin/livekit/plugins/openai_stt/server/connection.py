@@ -1,5 +1,5 @@
-"""The I/O shell of one session: runs a pure :class:`~.session.ServerSession` over a
-:class:`~.channel.ServerChannel`.
+"""The I/O shell of one session: runs a pure :class:`~.session.ServerSession` (or, for
+``compat="vllm"``, a :class:`~.vllm_session.VllmSession`) over a :class:`~.channel.ServerChannel`.
 
 It only moves bytes and keeps time (``loop.time()``): client messages go into the session,
 the :class:`~.actions.Actions` that come out are performed in order (typed events turned into
@@ -14,19 +14,20 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from ..protocol.events import to_wire
+from ..protocol.session import SessionConfig
 from .actions import Actions, Pause
 from .audio import wire_to_float32
 from .channel import ChannelClosed, ServerChannel
 from .engines import Engine, SpeechDetector, accepts_logprobs
 from .jobs import PartialJob, Recognition, TranscriptionJob
+from .limits import SessionLimits
 from .scheduler import DecodeScheduler
-from .session import ServerSession
 from .turns import VadInput
 
-__all__ = ["DEFAULT_SEND_TIMEOUT_S", "SessionRunner", "VadFactory"]
+__all__ = ["DEFAULT_SEND_TIMEOUT_S", "PureSession", "SessionRunner", "VadFactory"]
 
 logger = logging.getLogger("livekit.plugins.openai_stt.server")
 
@@ -42,6 +43,54 @@ VadFactory = Callable[[str, int], SpeechDetector]
 """``(format_type, rate) -> detector``: a fresh speech detector for one stream of wire audio."""
 
 
+class PureSession(Protocol):
+    """What the shell calls on a pure session (``ServerSession`` and ``VllmSession`` both)."""
+
+    session_id: str
+    closed: bool
+    limits: SessionLimits
+    turns_committed: int
+    partials_run: int
+
+    @property
+    def next_tick_at(self) -> float | None: ...
+
+    @property
+    def config(self) -> SessionConfig: ...
+
+    @property
+    def vad_active(self) -> bool: ...
+
+    @property
+    def audio_received_s(self) -> float: ...
+
+    def opened(self, now: float) -> Actions: ...
+
+    def tick(self, now: float) -> Actions: ...
+
+    def receive(self, text: str, now: float) -> Actions: ...
+
+    def binary_received(self) -> Actions: ...
+
+    def server_error(self, code: str, message: str) -> Actions: ...
+
+    def speech_probabilities(self, probabilities: Any, epoch: int) -> Actions: ...
+
+    def engine_prompt(self, job: Any, max_chars: int = 600) -> str | None: ...
+
+    def transcribed(self, job: TranscriptionJob, result: Recognition) -> Actions: ...
+
+    def transcription_failed(self, job: TranscriptionJob) -> Actions: ...
+
+    def partial_due_at(self, backlog: int = 0) -> float | None: ...
+
+    def take_partial(self, now: float, backlog: int = 0) -> PartialJob | None: ...
+
+    def partial_transcribed(self, job: PartialJob, result: Recognition) -> Actions: ...
+
+    def partial_failed(self, job: PartialJob) -> None: ...
+
+
 class SessionRunner:
     """One session over one channel: the ordered sender, the session's final queue, the
     wake-up of its partial loop and its speech detector. :meth:`run` returns when the
@@ -51,7 +100,7 @@ class SessionRunner:
     def __init__(
         self,
         channel: ServerChannel,
-        session: ServerSession,
+        session: PureSession,
         *,
         scheduler: DecodeScheduler,
         engine: Engine,

@@ -111,8 +111,8 @@ class ServerSession(ServerVad):
         limits: SessionLimits | None = None,
         new_id: IdFactory = random_id,
     ) -> None:
-        if compat not in rules.COMPAT_MODES:
-            raise ValueError(f"compat must be one of {rules.COMPAT_MODES}, not {compat!r}")
+        if compat not in rules.COMPAT_MODES or compat == "vllm":  # vLLM's: VllmSession
+            raise ValueError(f"compat must be lenient, openai or gateway, not {compat!r}")
         if delta_interval_s is not None and delta_interval_s < 0:
             raise ValueError("delta_interval_s must not be negative")
         if max_buffer_s <= 0 or vad_window_s <= 0:
