@@ -382,3 +382,18 @@ def test_job_of_a_generation_is_16khz_pcm() -> None:
     s.receive(COMMIT, 0.0)
     (job,) = s.receive(FINAL, 0.1).jobs
     assert isinstance(job, TranscriptionJob) and job.format_type == "audio/pcm" and job.audio == b""
+
+
+async def test_a_real_socket_speaks_vllm_with_no_credentials() -> None:
+    from websockets.asyncio.client import connect
+
+    engine = ScriptedEngine(["over a socket"])
+    async with LocalRealtimeServer(engine=engine, compat="vllm", port=0) as server:
+        async with connect(server.ws_url) as ws:
+            assert json.loads(await ws.recv())["type"] == "session.created"
+            for message in (UPDATE, COMMIT, append(300), FINAL):
+                await ws.send(message)
+            events = []
+            while not events or events[-1]["type"] != "transcription.done":
+                events.append(json.loads(await asyncio.wait_for(ws.recv(), 5.0)))
+    assert events[-1]["text"] == "over a socket"
