@@ -11,6 +11,7 @@ sends as a non-fatal ``error`` event.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, Literal, get_args
 
 from ..models import (
@@ -37,7 +38,10 @@ __all__ = [
     "ConfigError",
     "apply_beta_update",
     "apply_ga_update",
+    "apply_update",
+    "check_known_fields",
     "check_model_rules",
+    "check_turn_detection",
     "initial_config",
     "model_runs_server_vad",
     "model_sends_deltas",
@@ -46,7 +50,7 @@ __all__ = [
     "session_body",
 ]
 
-Compat = Literal["lenient", "openai", "gateway"]
+Compat = Literal["lenient", "openai", "gateway", "vllm"]
 COMPAT_MODES: tuple[str, ...] = get_args(Compat)
 #: The model of a session that names none (docs/protocol.md §2).
 DEFAULT_MODEL = "gpt-realtime-whisper"
@@ -140,7 +144,8 @@ def parse_turn_detection(
     if ttype not in get_args(TurnDetectionType):
         raise _invalid(ttype, get_args(TurnDetectionType), f"{param}.type")
     if ttype == "semantic_vad":
-        eagerness = td.get("eagerness") or "auto"
+        eagerness = td.get("eagerness")
+        eagerness = "auto" if eagerness is None else eagerness
         if eagerness not in get_args(SemanticVadEagerness):
             raise _invalid(eagerness, get_args(SemanticVadEagerness), f"{param}.eagerness")
         return TurnDetection("semantic_vad", silence_duration_ms=SEMANTIC_SILENCE_MS[eagerness])
@@ -169,7 +174,10 @@ def parse_turn_detection(
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """A finite JSON number (``1e999``, ``NaN`` and ``Infinity`` parse as non-finite floats)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return math.isfinite(value)
 
 
 def _apply_transcription(
@@ -239,7 +247,13 @@ def _apply_format(cfg: SessionConfig, fmt: Any, compat: str, param: str) -> Sess
 def _apply_turn_detection(cfg: SessionConfig, td: Any, param: str) -> SessionConfig:
     td = _check_opt_dict(td, param)
     parse_turn_detection(td, param)  # validate
+    if td is not None:  # keep (and echo) only the known fields, as plain values
+        td = {k: v for k, v in td.items() if k in _TD_KEYS and _is_scalar(v)}
     return dataclasses.replace(cfg, turn_detection=td)
+
+
+def _is_scalar(value: Any) -> bool:
+    return value is None or isinstance(value, (str, bool)) or _is_number(value)
 
 
 def apply_ga_update(cfg: SessionConfig, session: dict[str, Any], compat: str) -> SessionConfig:
@@ -305,6 +319,99 @@ def apply_beta_update(cfg: SessionConfig, session: dict[str, Any], compat: str) 
         param = "session.input_audio_noise_reduction"
         cfg = _apply_noise(cfg, session["input_audio_noise_reduction"], param)
     return _apply_include(cfg, session, "session.include")
+
+
+#: The fields of a GA transcription ``session`` (types
+#: ``realtime_transcription_session_create_request``, ``…_audio_input``, ``audio_transcription``,
+#: ``…_audio_input_turn_detection``, ``realtime_audio_formats``), by dotted path.
+_KNOWN_FIELDS: dict[str, frozenset[str]] = {
+    "session": frozenset({"type", "audio", "include"}),
+    "session.audio": frozenset({"input"}),
+    "session.audio.input": frozenset(
+        {"format", "transcription", "turn_detection", "noise_reduction"}
+    ),
+    "session.audio.input.format": frozenset({"type", "rate"}),
+    "session.audio.input.transcription": frozenset(
+        {"model", "language", "prompt", "delay", "languages", "keywords"}
+    ),
+    "session.audio.input.noise_reduction": frozenset({"type", "strength"}),
+}
+_TD_COMMON = frozenset({"type", "create_response", "interrupt_response"})
+_TD_FIELDS = {
+    "server_vad": _TD_COMMON
+    | {"threshold", "prefix_padding_ms", "silence_duration_ms", "idle_timeout_ms"},
+    "semantic_vad": _TD_COMMON | {"eagerness"},
+}
+_TD_KEYS = frozenset().union(*_TD_FIELDS.values())
+
+
+def check_known_fields(session: dict[str, Any], compat: str) -> None:
+    """``compat="openai"``: a field OpenAI does not know gets ``unknown_parameter``, as OpenAI
+    answers it (``{"code": "unknown_parameter", "message": "Unknown parameter: 'session'.",
+    "param": "session"}``: OpenAI community thread 1028638, docs/protocol.md §5). Other modes
+    ignore unknown fields. Call it before applying the update (values are checked there).
+
+    Raises:
+        ConfigError: the first unknown field, by its dotted path.
+    """
+    if compat != "openai":
+        return
+    stack: list[tuple[str, Any]] = [("session", session)]
+    while stack:
+        path, obj = stack.pop()
+        if not isinstance(obj, dict):
+            continue
+        known = _KNOWN_FIELDS.get(path)
+        if path.endswith(".turn_detection"):
+            ttype = obj.get("type")
+            known = _TD_FIELDS.get(ttype, _TD_KEYS) if isinstance(ttype, str) else _TD_KEYS
+        if known is None:
+            continue
+        for key in sorted(obj, key=str):
+            if key not in known:
+                name = f"{path}.{key}"
+                raise ConfigError("unknown_parameter", f"Unknown parameter: '{name}'.", name)
+            stack.append((f"{path}.{key}", obj[key]))
+
+
+def check_turn_detection(cfg: SessionConfig, param: str) -> None:
+    """Every mode: a session runs the turn detection it confirms or refuses it
+    (issue 12). A model without server VAD (``ModelInfo.server_vad`` False, e.g.
+    ``gpt-realtime-whisper``: "turn detection must be set to ``null``; VAD is not supported",
+    types ``realtime_transcription_session_audio_input``) gets ``unsupported_turn_detection``
+    for any ``turn_detection``; unknown model names run what the client asked for.
+
+    Raises:
+        ConfigError: ``turn_detection`` set for a model that cannot run it.
+    """
+    if cfg.turn_detection is None or not cfg.transcription_enabled:
+        return
+    if not model_runs_server_vad(cfg.model):
+        code, what, _ = _REJECTIONS["turn_detection"]
+        raise ConfigError(code, f"{what} is not supported for this transcription model", param)
+
+
+def apply_update(
+    cfg: SessionConfig, body: dict[str, Any], compat: str, beta: bool
+) -> tuple[SessionConfig, bool]:
+    """One ``session.update`` (or, ``beta``, ``transcription_session.update``) body applied to
+    ``cfg`` with every rule of ``compat``: the new configuration, and whether the body was
+    flat (the beta shape; in lenient mode also speaches' flat fields in a ``session.update``,
+    docs/protocol.md §7), which decides the shape of the echo.
+
+    Raises:
+        ConfigError: the first rule broken (the configuration is unchanged).
+    """
+    flat = beta or (compat == "lenient" and any(k in body for k in BETA_KEYS))
+    if flat:
+        new = apply_beta_update(cfg, body, compat)
+        check_turn_detection(new, "session.turn_detection")
+    else:
+        check_known_fields(body, compat)
+        new = apply_ga_update(cfg, body, compat)
+        check_model_rules(new, compat)
+        check_turn_detection(new, "session.audio.input.turn_detection")
+    return new, flat
 
 
 def check_model_rules(cfg: SessionConfig, compat: str) -> None:
