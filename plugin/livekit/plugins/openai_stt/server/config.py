@@ -96,6 +96,16 @@ def _check_opt_str(value: Any, param: str) -> str | None:
     return value
 
 
+def _check_opt_strs(value: Any, param: str) -> tuple[str, ...] | None:
+    if value is not None and (
+        not isinstance(value, list) or not all(isinstance(x, str) for x in value)
+    ):
+        raise ConfigError(
+            "invalid_type", f"Invalid type for '{param}': expected a list of strings.", param
+        )
+    return tuple(value) if value else None
+
+
 def _check_opt_dict(value: Any, param: str) -> dict[str, Any] | None:
     if value is not None and not isinstance(value, dict):
         raise ConfigError("invalid_type", f"Invalid type for '{param}': expected an object.", param)
@@ -189,10 +199,18 @@ def _apply_transcription(
         raise ConfigError("invalid_type", f"Invalid type for '{param}': expected an object.", param)
     changes: dict[str, Any] = {"transcription_enabled": True}
     if not cfg.transcription_enabled:  # start again from the defaults
-        changes.update(model=DEFAULT_MODEL, language=None, prompt=None, delay=None)
+        changes.update(
+            model=DEFAULT_MODEL,
+            language=None,
+            prompt=None,
+            delay=None,
+            languages=None,
+            keywords=None,
+        )
     for key in keys:
         if key in tr:
-            changes[key] = _check_opt_str(tr[key], f"{param}.{key}")
+            check = _check_opt_strs if key in ("languages", "keywords") else _check_opt_str
+            changes[key] = check(tr[key], f"{param}.{key}")
     if "model" in changes and changes["model"] is None:
         changes["model"] = ""  # no model: the session transcribes with the default one
     if changes.get("delay") is not None and changes["delay"] not in _DELAYS:
@@ -216,7 +234,23 @@ def _apply_noise(cfg: SessionConfig, nr: Any, param: str) -> SessionConfig:
     kind = None if nr is None else nr.get("type")
     if nr is not None and not isinstance(kind, str):
         raise _invalid(kind, get_args(NoiseReductionType), f"{param}.type")
-    return dataclasses.replace(cfg, noise_reduction=kind)
+    if nr is None:
+        return dataclasses.replace(cfg, noise_reduction=None, noise_reduction_strength=None)
+    strength = cfg.noise_reduction_strength  # left out: kept (types `NoiseReduction.strength`)
+    if "strength" in nr:
+        value = nr["strength"]
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+        ):
+            raise ConfigError(
+                "invalid_type",
+                f"Invalid type for '{param}.strength': expected a number.",
+                f"{param}.strength",
+            )
+        strength = float(value)
+    return dataclasses.replace(cfg, noise_reduction=kind, noise_reduction_strength=strength)
 
 
 def _with_format(cfg: SessionConfig, name: str, pcm_rate_hz: int | None = None) -> SessionConfig:
@@ -282,7 +316,7 @@ def apply_ga_update(cfg: SessionConfig, session: dict[str, Any], compat: str) ->
     if "format" in inp:
         cfg = _apply_format(cfg, inp["format"], compat, f"{base}.format")
     if "transcription" in inp:
-        keys = ("model", "language", "prompt", "delay")
+        keys = ("model", "language", "prompt", "delay", "languages", "keywords")
         cfg = _apply_transcription(cfg, inp["transcription"], f"{base}.transcription", keys)
     if "turn_detection" in inp:
         cfg = _apply_turn_detection(cfg, inp["turn_detection"], f"{base}.turn_detection")
@@ -311,7 +345,7 @@ def apply_beta_update(cfg: SessionConfig, session: dict[str, Any], compat: str) 
             cfg,
             session["input_audio_transcription"],
             "session.input_audio_transcription",
-            ("model", "language", "prompt"),
+            ("model", "language", "prompt", "languages", "keywords"),
         )
     if "turn_detection" in session:
         cfg = _apply_turn_detection(cfg, session["turn_detection"], "session.turn_detection")
@@ -428,6 +462,12 @@ def check_model_rules(cfg: SessionConfig, compat: str) -> None:
     names = tuple(sorted(get_args(STTModels)))
     if cfg.model not in names:
         raise _invalid(cfg.model, names, f"{base}.transcription.model")
+    if cfg.language and cfg.languages:  # the cookbook: "Do not send both"
+        raise ConfigError(
+            "invalid_value",
+            "'language' and 'languages' cannot both be set; use 'languages'.",
+            f"{base}.transcription.languages",
+        )
     rejected = get_model_info(cfg.model).rejected_options
     present = {
         "turn_detection": cfg.turn_detection is not None,
@@ -448,7 +488,14 @@ def session_body(cfg: SessionConfig, session_id: str, dialect: str) -> dict[str,
         transcription = {"model": cfg.model, "language": cfg.language, "prompt": cfg.prompt}
         if cfg.delay is not None and dialect == "ga":
             transcription["delay"] = cfg.delay
-    noise = {"type": cfg.noise_reduction} if cfg.noise_reduction is not None else None
+        for key in ("languages", "keywords"):
+            if getattr(cfg, key):
+                transcription[key] = list(getattr(cfg, key))
+    noise: dict[str, Any] | None = None
+    if cfg.noise_reduction is not None:
+        noise = {"type": cfg.noise_reduction}
+        if cfg.noise_reduction_strength is not None and dialect != "beta":
+            noise["strength"] = cfg.noise_reduction_strength
     include = [LOGPROBS_INCLUDE] if cfg.logprobs else None
     if dialect == "beta":
         return {

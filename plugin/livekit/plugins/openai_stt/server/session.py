@@ -471,7 +471,9 @@ class ServerSession(ServerVad):
             "rate": cfg.sample_rate_hz,
             "duration_s": len(audio) / cfg.bytes_per_second,
             "model": cfg.model or rules.DEFAULT_MODEL,
-            "language": cfg.language,
+            # one possible language is the language; several: the recognizer detects
+            "language": cfg.language
+            or (cfg.languages[0] if cfg.languages and len(cfg.languages) == 1 else None),
             "prompt": cfg.prompt,
             "logprobs": cfg.logprobs,
         }
