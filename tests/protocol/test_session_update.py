@@ -28,6 +28,7 @@ from livekit.plugins.openai_stt.protocol.session import (
 )
 
 GRW = "gpt-realtime-whisper"
+OPENAI_DIALECTS = ("ga", "beta", "speaches")  # vLLM takes only the model (its own test)
 LIVE = "gpt-live-transcribe"
 GT = "gpt-transcribe"
 G4O = "gpt-4o-transcribe"
@@ -535,7 +536,7 @@ def accepted_configs(draw, dialect):
     return config, info
 
 
-@pytest.mark.parametrize("dialect", DIALECTS)
+@pytest.mark.parametrize("dialect", OPENAI_DIALECTS)
 @given(data=st.data())
 def test_parse_session_update_inverts_build_session_update_per_dialect(dialect, data):
     config, info = data.draw(accepted_configs(dialect))
@@ -546,7 +547,7 @@ def test_parse_session_update_inverts_build_session_update_per_dialect(dialect, 
     assert parse_session_update(json.loads(json.dumps(update.payload)), dialect) == config
 
 
-@pytest.mark.parametrize("dialect", DIALECTS)
+@pytest.mark.parametrize("dialect", OPENAI_DIALECTS)
 def test_a_null_transcription_round_trips_as_transcription_disabled(dialect):
     config = SessionConfig(model="", language=None, transcription_enabled=False)
     payload = build_session_update(config, get_model_info(W1), dialect).payload
@@ -649,7 +650,20 @@ def test_wire_formats_are_the_registry_audio_formats_with_their_ga_names():
     for name, fmt in WIRE_FORMATS.items():
         assert fmt.name == name and wire_format_of_ga_type(fmt.ga_type) is fmt
     assert wire_format_of_ga_type("audio/opus") is None
-    assert DIALECTS == ("ga", "beta", "speaches")
+    assert DIALECTS == ("ga", "beta", "speaches", "vllm")
+
+
+def test_vllm_gets_only_the_model_and_the_rest_is_reported_as_dropped():
+    config = SessionConfig(model="mistralai/Voxtral-Mini-3B-Realtime", prompt=PROMPT, logprobs=True)
+    update = build_session_update(config, get_model_info(config.model), "vllm")
+    assert update.payload == {"type": "session.update", "model": config.model}
+    assert update.dropped == ("language", "prompt", "logprobs")
+    parsed = parse_session_update(update.payload, "vllm")
+    assert parsed.model == config.model and parsed.sample_rate_hz == 16000
+    with pytest.raises(ValueError, match="pcm16"):
+        build_session_update(
+            SessionConfig(model="m", audio_format="g711_ulaw"), get_model_info("m"), "vllm"
+        )
 
 
 @pytest.mark.parametrize(

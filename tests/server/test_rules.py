@@ -20,7 +20,6 @@ from livekit.plugins.openai_stt.protocol.events import (
     to_wire,
 )
 from livekit.plugins.openai_stt.protocol.session import (
-    DIALECTS,
     SessionConfig,
     build_session_update,
     parse_session_update,
@@ -165,6 +164,7 @@ def test_drop_close_per_mode(mode, close) -> None:
 
 # -- configuration: the server takes what the client builds -------------------------------------
 
+OPENAI_DIALECTS = ("ga", "beta", "speaches")  # vLLM takes only the model (its own test)
 ALL_MODELS = [*typing.get_args(models.STTModels), "my-self-hosted-model"]
 
 
@@ -187,7 +187,7 @@ def accepted(model: str, audio_format: str) -> SessionConfig:
     )
 
 
-@pytest.mark.parametrize("dialect", DIALECTS)
+@pytest.mark.parametrize("dialect", OPENAI_DIALECTS)
 @pytest.mark.parametrize("model", ALL_MODELS)
 @pytest.mark.parametrize("audio_format", ["pcm16", "g711_alaw"])
 def test_the_server_applies_what_the_client_builds_to_the_same_config(

@@ -20,6 +20,7 @@ from .protocol.client import ClientConfig
 from .protocol.endpoint import build_realtime_stt_url
 from .protocol.session import (
     DIALECTS,
+    VLLM_RATE_HZ,
     AudioFormat,
     Dialect,
     SessionConfig,
@@ -102,7 +103,9 @@ class STTOptions:
 
     def __post_init__(self) -> None:
         if self.dialect not in DIALECTS:
-            raise ValueError(f"unknown dialect {self.dialect!r}: use ga, beta or speaches")
+            raise ValueError(f"unknown dialect {self.dialect!r}: use ga, beta, speaches or vllm")
+        if self.dialect == "vllm" and self.audio_format != "pcm16":
+            raise ValueError("audio_format must be pcm16 for dialect vllm (it takes 16 kHz pcm16)")
         wire_sample_rate_hz(self.audio_format)  # ValueError names the formats
         chunk = self.chunk_ms
         if isinstance(chunk, bool) or not isinstance(chunk, int) or not 10 <= chunk <= 60_000:
@@ -121,7 +124,9 @@ class STTOptions:
 
     @property
     def sample_rate_hz(self) -> int:
-        """Wire sample rate: 24000 for pcm16, 8000 for G.711."""
+        """Wire sample rate: 24000 for pcm16 (16000 for dialect ``vllm``), 8000 for G.711."""
+        if self.dialect == "vllm":
+            return VLLM_RATE_HZ
         return wire_sample_rate_hz(self.audio_format)
 
     @property
@@ -143,6 +148,7 @@ class STTOptions:
             logprobs=self.logprobs,
             languages=self.languages,
             keywords=self.effective_keywords,
+            pcm_rate_hz=self.sample_rate_hz if self.audio_format == "pcm16" else 24000,
         )
 
     @property
@@ -172,6 +178,8 @@ class STTOptions:
         """The numbers the stream's :class:`~.protocol.client.ClientSession` works with."""
         return ClientConfig(
             audio_format=self.audio_format,
+            pcm_rate_hz=self.sample_rate_hz if self.audio_format == "pcm16" else 24000,
+            dialect=self.dialect,
             chunk_ms=self.chunk_ms,
             final_timeout_s=self.final_timeout_s,
             max_item_s=self.max_item_s,

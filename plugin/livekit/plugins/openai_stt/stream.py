@@ -99,7 +99,7 @@ class SpeechStream(stt.RecognizeStream):
         self._usage_total = usage_total
         config = dataclasses.replace(opts.client_config(), send_timeout_s=conn_options.timeout)
         self._session = ClientSession(config, opts.model_info)
-        self._input = AudioInput(opts.audio_format, opts.chunk_ms)
+        self._input = AudioInput(opts.audio_format, opts.chunk_ms, opts.sample_rate_hz)
         self._bps = 2 if opts.audio_format == "pcm16" else 1
         self._max_queued_samples = int(opts.max_queued_audio_s * opts.sample_rate_hz)
         self._queued = 0  # wire samples waiting in the input channel
@@ -112,6 +112,7 @@ class SpeechStream(stt.RecognizeStream):
         self._sent_reported_s = 0.0
         self._time_base: float | None = None
         self._drained = asyncio.Event()
+        self._send_lock = asyncio.Lock()
         self._reconnect_requested = False
         self._vad_stream: vad_mod.VADStream | None = None
         self._vad_task: asyncio.Task[None] | None = None
@@ -345,14 +346,20 @@ class SpeechStream(stt.RecognizeStream):
         """Send what the session has queued; returns the number of client events sent.
 
         Each send is watched (``ClientSession.writing``): while a session runs, the ticker
-        ends the socket when one takes longer than ``send_timeout_s``.
+        ends the socket when one takes longer than ``send_timeout_s``. The writer, the reader
+        and the ticker may all call it (a server event can make the session queue a client
+        event, e.g. vLLM's next turn after a ``done``); a lock keeps each drained batch whole
+        and the batches in the order they were drained.
         """
-        messages = self._session.data_to_send()
-        loop = asyncio.get_running_loop()
-        for message in messages:
-            self._session.writing(loop.time())
-            await conn.send(message)
-        self._session.writing(None)
+        if not self._session.events_to_send:
+            return 0
+        async with self._send_lock:
+            messages = self._session.data_to_send()
+            loop = asyncio.get_running_loop()
+            for message in messages:
+                self._session.writing(loop.time())
+                await conn.send(message)
+            self._session.writing(None)
         sent_s = self._session.usage.audio_seconds_sent
         self._usage_total.audio_seconds_sent += sent_s - self._sent_reported_s
         self._sent_reported_s = sent_s
@@ -379,7 +386,7 @@ class SpeechStream(stt.RecognizeStream):
         tasks = [
             asyncio.create_task(self._write_loop(conn), name="openai_stt.writer"),
             asyncio.create_task(self._read_loop(conn), name="openai_stt.reader"),
-            asyncio.create_task(self._tick_loop(), name="openai_stt.ticker"),
+            asyncio.create_task(self._tick_loop(conn), name="openai_stt.ticker"),
         ]
         self._connected = True
         try:
@@ -441,17 +448,22 @@ class SpeechStream(stt.RecognizeStream):
                 ended = self._handle(self._session.receive(event, loop.time()))
                 if ended is not None:
                     return ended
+                await self._write(conn)
         except TransportError as e:
             return SessionEndedOut(e.classified)
 
-    async def _tick_loop(self) -> _Verdict:
+    async def _tick_loop(self, conn: Connection) -> _Verdict:
         """Pass time to the session: overdue finals, unacknowledged commits, the next session."""
         loop = asyncio.get_running_loop()
-        while True:
-            await asyncio.sleep(_TICK_S)
-            ended = self._handle(self._session.tick(loop.time()))
-            if ended is not None:
-                return ended
+        try:
+            while True:
+                await asyncio.sleep(_TICK_S)
+                ended = self._handle(self._session.tick(loop.time()))
+                if ended is not None:
+                    return ended
+                await self._write(conn)
+        except TransportError as e:
+            return SessionEndedOut(e.classified)
 
     # -- outputs --------------------------------------------------------------------------------
 

@@ -35,11 +35,17 @@ __all__ = [
     "wire_sample_rate_hz",
     "wire_bytes_per_sample",
     "LOGPROBS_INCLUDE",
+    "VLLM_RATE_HZ",
 ]
 
-Dialect = Literal["ga", "beta", "speaches"]
+Dialect = Literal["ga", "beta", "speaches", "vllm"]
 """``ga``: OpenAI and Azure GA (docs/protocol.md §2). ``beta``: ``transcription_session.update``
-for older self-hosted servers. ``speaches``: the beta's flat fields inside ``session.update``."""
+for older self-hosted servers. ``speaches``: the beta's flat fields inside ``session.update``.
+``vllm``: vLLM's ``/v1/realtime`` (§7): ``{"type": "session.update", "model": ...}`` only,
+16 kHz pcm16, a commit starts a turn's generation and ``final: true`` ends it."""
+
+VLLM_RATE_HZ = 16000
+"""vLLM's realtime audio: pcm16 at 16 kHz (docs/protocol.md §7)."""
 
 DIALECTS: tuple[Dialect, ...] = get_args(Dialect)
 
@@ -265,6 +271,8 @@ def build_session_update(
         ValueError: an unknown dialect or audio format.
     """
     fmt = config.wire_format  # ValueError for an unknown format, any dialect
+    if dialect == "vllm":
+        return _vllm_update(config)
     dropped: list[str] = []
     transcription = _transcription(config, model, dropped) if config.transcription_enabled else None
     turn_detection = None
@@ -309,10 +317,30 @@ def build_session_update(
         event_type = "transcription_session.update" if dialect == "beta" else "session.update"
         payload = {"type": event_type, "session": session}
     else:
-        raise ValueError(f"unknown dialect {dialect!r}: use ga, beta or speaches")
+        raise ValueError(f"unknown dialect {dialect!r}: use ga, beta, speaches or vllm")
     return SessionUpdate(
         payload=payload, dropped=tuple(dropped), server_vad=turn_detection is not None
     )
+
+
+def _vllm_update(config: SessionConfig) -> SessionUpdate:
+    """vLLM takes only the served model, as a top-level field (docs/protocol.md §7); every
+    other option is left out (it would be ignored)."""
+    if config.audio_format != "pcm16":
+        raise ValueError("vLLM takes pcm16 audio only (16 kHz): use audio_format='pcm16'")
+    unsent = {
+        "language": config.language,
+        "languages": config.languages,
+        "prompt": config.prompt,
+        "delay": config.delay,
+        "keywords": config.keywords,
+        "turn_detection": config.turn_detection,
+        "noise_reduction": config.noise_reduction,
+        "logprobs": config.logprobs,
+    }
+    dropped = tuple(name for name, value in unsent.items() if value)
+    payload = {"type": "session.update", "model": config.model}
+    return SessionUpdate(payload=payload, dropped=dropped, server_vad=False)
 
 
 # -- the inverse ---------------------------------------------------------------------------
@@ -404,7 +432,12 @@ def parse_session_update(payload: dict[str, Any], dialect: Dialect = "ga") -> Se
         ValueError: an unknown dialect.
     """
     if dialect not in DIALECTS:
-        raise ValueError(f"unknown dialect {dialect!r}: use ga, beta or speaches")
+        raise ValueError(f"unknown dialect {dialect!r}: use ga, beta, speaches or vllm")
+    if dialect == "vllm":
+        model = payload.get("model")
+        if payload.get("type") != "session.update" or not isinstance(model, str):
+            raise _bad(str(payload.get("type")), "model")
+        return SessionConfig(model=model, language=None, pcm_rate_hz=VLLM_RATE_HZ)
     expected = "transcription_session.update" if dialect == "beta" else "session.update"
     etype = payload.get("type")
     if etype != expected:
