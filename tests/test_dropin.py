@@ -215,30 +215,15 @@ ROWS: dict[str, Row] = {
         differ={"turn_detection": TD_NULL, "noise_reduction": NR_NULL},
     ),
     # One regional tag: both send it as a one-item `languages` of its ISO-639-1 code (the API
-    # rejects regional tags, livekit/agents PR #6705). The official also sends `keywords: []`
-    # to these models on every update (so that an update clears them); ours sends keywords
-    # only when there are some, which is the same on a new session.
+    # rejects regional tags, livekit/agents PR #6705). Both send `keywords: []` to these models
+    # on every update, so that an update clears keywords set before.
     "gpt-live-transcribe, one regional language": Row(
         {"model": "gpt-live-transcribe", "language": "en-US"},
-        differ={
-            "transcription": (
-                {"model": "gpt-live-transcribe", "languages": ["en"]},
-                {"model": "gpt-live-transcribe", "languages": ["en"], "keywords": []},
-            ),
-            "turn_detection": TD_NULL,
-            "noise_reduction": NR_NULL,
-        },
+        differ={"turn_detection": TD_NULL, "noise_reduction": NR_NULL},
     ),
     "gpt-live-transcribe, detect_language": Row(
         {"model": "gpt-live-transcribe", "language": "fr", "detect_language": True},
-        differ={
-            "transcription": (  # `keywords: []`: as in the row above
-                {"model": "gpt-live-transcribe"},
-                {"model": "gpt-live-transcribe", "keywords": []},
-            ),
-            "turn_detection": TD_NULL,
-            "noise_reduction": NR_NULL,
-        },
+        differ={"turn_detection": TD_NULL, "noise_reduction": NR_NULL},
     ),
     # gpt-transcribe takes `languages` and `keywords` too. Turn detection differs on purpose:
     # server VAD on gpt-transcribe is unconfirmed (OpenAI's examples all send null and commit

@@ -154,7 +154,11 @@ GA_CASES = [
     ),
     # -- gpt-live-transcribe: languages (never language), keywords, prompt; delay, turn
     # detection no
-    pytest.param(LIVE, {}, {"model": LIVE, "languages": ["en"]}, None, (), id="live-defaults"),
+    # keywords go to these models always: [] clears keywords set before (a field left out keeps
+    # its value), as the official plugin does
+    pytest.param(
+        LIVE, {}, {"model": LIVE, "languages": ["en"], "keywords": []}, None, (), id="live-defaults"
+    ),
     pytest.param(
         LIVE,
         {"languages": LANGS, "keywords": KEYWORDS},
@@ -166,7 +170,7 @@ GA_CASES = [
     pytest.param(
         LIVE,
         {"language": "en-US", "languages": ("fr_FR", "en")},
-        {"model": LIVE, "languages": ["en", "fr"]},  # ISO-639-1, once each, never both fields
+        {"model": LIVE, "languages": ["en", "fr"], "keywords": []},  # ISO-639-1, once, not both
         None,
         (),
         id="live-regional-tags-merged",
@@ -174,7 +178,7 @@ GA_CASES = [
     pytest.param(
         LIVE,
         {"prompt": PROMPT, "delay": "low", "turn_detection": SERVER_VAD},
-        {"model": LIVE, "languages": ["en"], "prompt": PROMPT},
+        {"model": LIVE, "languages": ["en"], "prompt": PROMPT, "keywords": []},
         None,
         ("delay", "turn_detection"),
         id="live-prompt-yes-delay-vad-dropped",
@@ -191,7 +195,7 @@ GA_CASES = [
     pytest.param(
         GT,
         {"languages": ("es",), "delay": "high", "turn_detection": SERVER_VAD},
-        {"model": GT, "languages": ["en", "es"]},
+        {"model": GT, "languages": ["en", "es"], "keywords": []},
         None,
         ("delay", "turn_detection"),
         id="gt-delay-vad-dropped",
@@ -254,11 +258,12 @@ GA_CASES = [
         ("delay", "keywords"),
         id="whisper-1-delay-keywords-dropped",
     ),
-    # -- empty values are "not set", not "dropped"
+    # -- empty values are "not set", not "dropped"; an empty prompt is sent: it clears one set
+    # before (a field left out keeps its value)
     pytest.param(
         G4O,
         {"prompt": "", "language": "", "languages": (), "keywords": ()},
-        {"model": G4O},
+        {"model": G4O, "prompt": ""},
         None,
         (),
         id="empty-values-not-sent-nor-dropped",
@@ -300,7 +305,7 @@ def test_noise_reduction_and_logprobs_are_sent_for_every_model(model, noise, log
     update = build_session_update(
         SessionConfig(model=model, noise_reduction=noise, logprobs=logprobs), get_model_info(model)
     )
-    language = {"languages": ["en"]} if model in (LIVE, GT) else {"language": "en"}
+    language = {"languages": ["en"], "keywords": []} if model in (LIVE, GT) else {"language": "en"}
     expected = ga(
         {"model": model, **language},
         noise={"type": noise} if noise else None,

@@ -55,8 +55,12 @@ class Credentials:
         extra = dict(options.extra_headers)
         if token:
             extra = {"Authorization": f"Bearer {token}", **extra}
-            return build_headers(None, base_url=options.base_url, extra_headers=extra)
-        return build_headers(self.api_key, base_url=options.base_url, extra_headers=extra)
+            return build_headers(
+                None, base_url=options.base_url, extra_headers=extra, kind=options.endpoint_kind
+            )
+        return build_headers(
+            self.api_key, base_url=options.base_url, extra_headers=extra, kind=options.endpoint_kind
+        )
 
 
 class DroppedOptionWarnings:

@@ -17,7 +17,7 @@ from livekit.agents.utils import is_given
 
 from .models import DEFAULT_SERVER_VAD, ModelInfo, get_model_info
 from .protocol.client import ClientConfig
-from .protocol.endpoint import build_realtime_stt_url
+from .protocol.endpoint import EndpointKind, build_realtime_stt_url
 from .protocol.session import (
     DIALECTS,
     VLLM_RATE_HZ,
@@ -97,6 +97,8 @@ class STTOptions:
     session_keyterms: tuple[str, ...] | None = None
     """Keyterms from LiveKit (``AgentSession(stt_context_options=...)``), sent with
     :attr:`keywords` to models that take keywords."""
+    endpoint_kind: EndpointKind | None = None
+    """The endpoint rules to apply whatever the host (``STT.with_azure``: ``"azure"``)."""
     context: str | None = None
     """Recent conversation (LiveKit's chat context), sent after :attr:`prompt` to models that
     take a prompt, bounded by :data:`MAX_CONTEXT_CHARS`."""
@@ -117,7 +119,7 @@ class STTOptions:
             if not (number and math.isfinite(value) and value >= least):
                 raise ValueError(f"{name} must be a finite number of seconds, at least {least}")
         if self.turn_detection is not None:  # a private copy: the caller's dict may change
-            object.__setattr__(self, "turn_detection", dict(self.turn_detection))
+            object.__setattr__(self, "turn_detection", _with_type(self.turn_detection))
 
     def __hash__(self) -> int:  # turn_detection is a dict: hash the fields that are not
         return hash((self.model, self.language, self.base_url, self.audio_format))
@@ -166,9 +168,11 @@ class STTOptions:
 
     @property
     def effective_prompt(self) -> str | None:
-        """:attr:`prompt`, then :attr:`context` (bounded), or ``None``."""
-        parts = [p for p in (self.prompt, self.context) if p]
-        return "\n".join(parts) or None
+        """:attr:`prompt`, then :attr:`context` (bounded); ``None`` when neither was ever set
+        (``""`` clears a prompt set before: a field left out keeps its value)."""
+        if self.prompt is None and not self.context:
+            return None
+        return "\n".join(p for p in (self.prompt, self.context) if p)
 
     def session_update(self) -> SessionUpdate:
         """The ``session.update`` of :attr:`dialect` for :attr:`model` (docs/protocol.md §2)."""
@@ -199,7 +203,14 @@ class STTOptions:
             self.transcription_model or self.model,
             include_model=self.include_model_in_url,
             extra_query=dict(self.extra_query) or None,
+            kind=self.endpoint_kind,
         )
+
+
+def _with_type(turn_detection: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy with ``type`` defaulting to ``server_vad``, as the official plugin's
+    ``SessionTurnDetection`` does (the API keys turn detection on ``type``)."""
+    return {"type": "server_vad", **dict(turn_detection)}
 
 
 def option_changes(**options: Any) -> dict[str, Any]:
@@ -209,5 +220,5 @@ def option_changes(**options: Any) -> dict[str, Any]:
     if "language" in changes:
         changes["language"] = changes["language"] or None
     if changes.get("turn_detection") is not None:
-        changes["turn_detection"] = dict(changes["turn_detection"])
+        changes["turn_detection"] = _with_type(changes["turn_detection"])
     return changes

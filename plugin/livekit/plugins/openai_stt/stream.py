@@ -60,6 +60,12 @@ _Verdict = Literal["done", "move"] | SessionEndedOut
 change); or the session ended (classified: reconnect, retry or fatal)."""
 
 
+_CLEARED_ONLY_BY_A_NEW_SESSION = ("language", "languages", "delay")
+"""Options sent only when set: a ``session.update`` without them keeps the old value
+(docs/protocol.md §2), so clearing one moves the stream to a new session (the official plugin
+does the same for the language)."""
+
+
 class _VadCommit:
     """Marker put in the input channel by the VAD task: commit here (single writer)."""
 
@@ -196,6 +202,9 @@ class SpeechStream(stt.RecognizeStream):
             return
         if "model" in changes and changes["model"] != self._opts.model:
             self._reconnect_requested = True
+        for name in _CLEARED_ONLY_BY_A_NEW_SESSION:
+            if name in changes and getattr(self._opts, name) and not changes[name]:
+                self._reconnect_requested = True  # a field left out keeps its value
         self._opts = dataclasses.replace(self._opts, **changes)
         self._session.set_language(self._opts.language)
         self._session.set_model(self._opts.model_info)

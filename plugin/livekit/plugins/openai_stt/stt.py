@@ -337,6 +337,9 @@ class STT(stt.STT):
             extra_headers=headers,
             **kwargs,
         )
+        # Azure's rules (the /openai/v1/realtime path, no ?model=, the api-key header) whatever
+        # the host: an Azure resource may sit behind a custom domain or API Management
+        stt_._opts = dataclasses.replace(stt_._opts, endpoint_kind="azure")
         stt_._credentials = Credentials(
             api_key=None if (token or azure_ad_token_provider) else key,
             azure_ad_token=token,

@@ -203,6 +203,7 @@ def build_realtime_stt_url(
     *,
     include_model: bool | None = None,
     extra_query: Mapping[str, str] | None = None,
+    kind: EndpointKind | None = None,
 ) -> str:
     """Build the websocket URL of a realtime transcription session (docs/protocol.md §1).
 
@@ -215,6 +216,8 @@ def build_realtime_stt_url(
             host); ``False`` suppresses it (e.g. a transparent reverse proxy in front of OpenAI).
         extra_query: more query parameters; each wins over a parameter of the same name in
             the base URL, and over ``intent``/``model``.
+        kind: the endpoint's rules to apply whatever the host (``"azure"`` for an Azure
+            resource behind a custom domain or API Management); ``None``: by host.
 
     Returns:
         ``ws://`` or ``wss://`` URL (``https``->``wss``, ``http``->``ws``, ``ws``/``wss`` kept),
@@ -231,7 +234,7 @@ def build_realtime_stt_url(
             contains the URL (it may carry a credential).
     """
     scheme, netloc, host, path, query = _split(base_url)
-    kind = _kind_of(host)
+    kind = kind or _kind_of(host)
     with_model = include_model if include_model is not None else kind == "gateway"
     extra = dict(extra_query or {})
 
@@ -261,6 +264,7 @@ def build_headers(
     *,
     base_url: str | None,
     extra_headers: Mapping[str, str] | None = None,
+    kind: EndpointKind | None = None,
 ) -> dict[str, str]:
     """Handshake headers for the realtime socket (docs/protocol.md §1).
 
@@ -275,7 +279,7 @@ def build_headers(
     Raises ``ValueError`` for a bad base URL (see :func:`classify_endpoint`) or a header name or
     value containing CR, LF or NUL (the message names the header, never the value).
     """
-    kind = classify_endpoint(base_url)
+    kind = kind or classify_endpoint(base_url)
     headers: dict[str, str] = {}
     if api_key:
         if kind == "azure":

@@ -217,10 +217,10 @@ def _languages(
 def _transcription(config: SessionConfig, model: ModelInfo, dropped: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {"model": config.model}
     _languages(config, model, dropped, out)
-    if config.prompt:
+    if config.prompt is not None:  # "" clears a prompt set before (a field left out is kept)
         if model.accepts_prompt:
             out["prompt"] = config.prompt
-        else:
+        elif config.prompt:
             dropped.append("prompt")
     if config.delay:
         if model.accepts_delay:
@@ -229,11 +229,10 @@ def _transcription(config: SessionConfig, model: ModelInfo, dropped: list[str]) 
             dropped.append("delay")
     if out.pop(_DROPPED_LANGUAGES, False):
         dropped.append("languages")
-    if config.keywords:
-        if model.accepts_languages_and_keywords:
-            out["keywords"] = list(config.keywords)
-        else:
-            dropped.append("keywords")
+    if model.accepts_languages_and_keywords:  # always: [] clears keywords set before
+        out["keywords"] = list(config.keywords or ())
+    elif config.keywords:
+        dropped.append("keywords")
     return out
 
 
@@ -396,7 +395,7 @@ def _parse_transcription(raw: dict[str, Any] | None, etype: str, path: str) -> d
         "prompt": _opt_str(raw, "prompt", etype, f"{path}.prompt"),
         "delay": _opt_str(raw, "delay", etype, f"{path}.delay"),
         "languages": _opt_strs(raw, "languages", etype, f"{path}.languages"),
-        "keywords": _opt_strs(raw, "keywords", etype, f"{path}.keywords"),
+        "keywords": _opt_strs(raw, "keywords", etype, f"{path}.keywords") or None,
     }
 
 
