@@ -217,3 +217,31 @@ async def test_a_debug_capture_of_a_failing_session_holds_no_credential(
         leaks = [r for r in caplog.records if secret in f"{r.getMessage()} {r.__dict__}"]
         assert not leaks, (secret, [(r.name, r.getMessage()) for r in leaks])
         assert secret not in str(info.value) and secret not in repr(info.value)
+
+
+@pytest.mark.parametrize(
+    ("pause_s", "final_timeout_s", "connects"),
+    [
+        (0.3, 5.0, 1),  # a short stall: the finals come late, on the same socket
+        (1.5, 0.5, 2),  # longer than final_timeout_s: a new socket, the turns replayed
+    ],
+)
+async def test_a_server_that_pauses_reading_loses_no_turn(
+    pause_s: float, final_timeout_s: float, connects: int
+) -> None:
+    from tests.helpers import Recorder, finals, memory_connect, run_turns
+
+    faults = Faults(pause_reading_after_audio_ms=300, pause_reading_s=pause_s)
+    recorder = Recorder()
+    async with LocalRealtimeServer(engine="scripted", faults=faults, port=None) as server:
+        recorder.inner = memory_connect(server)
+        stt = openai_stt.STT(
+            base_url="http://127.0.0.1:9/v1",
+            api_key="t",
+            final_timeout_s=final_timeout_s,
+            connect=recorder.connect,
+        )
+        events = await run_turns(stt, [0.5, 0.5, 0.5])
+        assert server.counters.read_pauses == 1
+    assert finals(events) == ["0.50 seconds of audio"] * 3
+    assert recorder.connects == connects

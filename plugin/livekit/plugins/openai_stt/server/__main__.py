@@ -203,6 +203,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="how many upgrades to reject (default: all)",
     )
+    f.add_argument(
+        "--pause-reading-after-audio-ms",
+        type=float,
+        default=None,
+        help="stop reading a session's socket once it has received this much audio",
+    )
+    f.add_argument(
+        "--pause-reading-s", type=float, default=0.0, help="for this many seconds (default 0)"
+    )
+    f.add_argument(
+        "--pause-sessions", type=int, default=1, help="how many sessions to pause (default 1)"
+    )
     return p
 
 
@@ -218,6 +230,9 @@ def faults_from_args(args: argparse.Namespace) -> Faults:
         completed_delay_ms=args.completed_delay_ms,
         reject_handshake_status=args.reject_handshake_status,
         reject_handshakes=args.reject_handshakes,
+        pause_reading_after_audio_ms=args.pause_reading_after_audio_ms,
+        pause_reading_s=args.pause_reading_s,
+        pause_sessions=args.pause_sessions,
     )
 
 

@@ -22,6 +22,7 @@ from .actions import Actions, Pause
 from .audio import wire_to_float32
 from .channel import ChannelClosed, ServerChannel
 from .engines import Engine, SpeechDetector, accepts_logprobs
+from .faults import take_read_pause
 from .jobs import PartialJob, Recognition, TranscriptionJob
 from .limits import SessionLimits
 from .scheduler import DecodeScheduler
@@ -154,6 +155,7 @@ class SessionRunner:
                     if not await self._perform(actions):
                         break
                     self.audio_arrived.set()
+                    await self._maybe_pause_reading()
         finally:
             for task in tasks:
                 task.cancel()
@@ -165,6 +167,17 @@ class SessionRunner:
                 with contextlib.suppress(asyncio.CancelledError, ChannelClosed):
                     await self.recv_task
             self.scheduler.drop_partial(session.session_id)
+
+    async def _maybe_pause_reading(self) -> None:
+        """The ``pause_reading_*`` fault: stop reading for a while (finals still go out)."""
+        session = self.session
+        faults, counters = getattr(session, "faults", None), getattr(session, "counters", None)
+        if faults is None or counters is None:
+            return
+        pause = take_read_pause(faults, counters, session.audio_received_s * 1000)
+        if pause > 0:
+            logger.info("pausing reads (fault injection)", extra={"pause_s": pause})
+            await asyncio.sleep(pause)
 
     def _guarded(self, call: Callable[..., Actions], *args: Any) -> Actions:
         """``call(*args)``; a bug that raises becomes an ``error`` event (``server_error``)
