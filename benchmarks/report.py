@@ -22,7 +22,18 @@ from typing import Any
 from benchmarks.harness.machine import CLIENT_CPU, ROOT, SERVER_CPU, machine_info, pin_to_cpu, unpin
 from benchmarks.harness.plugins import MODEL
 from benchmarks.harness.stats import Row, fmt
-from benchmarks.scenarios import cpu, drops, e2e, latency, memory, ramp, resilience, server, wire
+from benchmarks.scenarios import (
+    cpu,
+    drops,
+    e2e,
+    latency,
+    memory,
+    ramp,
+    resilience,
+    server,
+    soak,
+    wire,
+)
 
 SECTIONS: dict[str, ModuleType] = {
     "cpu": cpu,
@@ -34,6 +45,7 @@ SECTIONS: dict[str, ModuleType] = {
     "drops": drops,
     "server": server,
     "resilience": resilience,
+    "soak": soak,
 }
 UNPINNED = ("server", "resilience")
 """Sections whose servers run in this process or inherit its CPUs: run unpinned."""

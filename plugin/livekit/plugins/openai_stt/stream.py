@@ -53,6 +53,8 @@ from .transport import Connection, TransportError
 
 __all__ = ["SpeechStream"]
 
+_YIELD_EVERY_EVENTS = 64
+"""The reader lets other tasks run after this many events (a flood must not stall the loop)."""
 _TICK_S = 0.25  # how often time is passed to the ClientSession (deadlines, rollover)
 
 _Verdict = Literal["done", "move"] | SessionEndedOut
@@ -444,8 +446,12 @@ class SpeechStream(stt.RecognizeStream):
         """Parse and hand each server event to the session, until the socket ends."""
         loop = asyncio.get_running_loop()
         try:
+            count = 0
             while True:
                 text = await conn.recv()
+                count += 1
+                if count % _YIELD_EVERY_EVENTS == 0:
+                    await asyncio.sleep(0)  # buffered events do not suspend recv()
                 try:
                     event = ev.parse(text)
                 except ev.EventParseError as e:

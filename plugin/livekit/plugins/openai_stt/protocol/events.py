@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Union, get_args
 
@@ -460,16 +462,34 @@ def parse(text: str | bytes) -> ServerEvent:
     cls = vllm.vllm_class(etype, obj) or _SERVER_TYPES.get(etype)
     if cls is None:
         return UnknownEvent(type=etype, raw=obj)
-    values: dict[str, Any] = {}
-    for f in (f for f in fields(cls) if f.name not in ("type", "event_id")):
-        read = _READERS.get(f"{cls.__name__}.{f.name}") or _READERS.get(f.name)
-        if read is None:
-            read = _opt if "None" in str(f.type) else _req
-            values[f.name] = read(obj, f.name, str, etype)
-        else:
-            values[f.name] = read(obj, f.name, etype)
+    values = {name: read(obj, name, etype) for name, read in _plan(cls)}
     event: ServerEvent = cls(**values, event_id=event_id, type=etype)
     return event
+
+
+_PLANS: dict[type, tuple[tuple[str, Callable[[dict[str, Any], str, str], Any]], ...]] = {}
+
+
+def _plan(cls: type) -> tuple[tuple[str, Callable[[dict[str, Any], str, str], Any]], ...]:
+    """How :func:`parse` reads each field of ``cls``: ``(name, read(obj, name, etype))``, worked
+    out once per class (a flood of deltas parses one event type over and over)."""
+    plan = _PLANS.get(cls)
+    if plan is None:
+        steps = []
+        for f in fields(cls):
+            if f.name in ("type", "event_id"):
+                continue
+            read = _READERS.get(f"{cls.__name__}.{f.name}") or _READERS.get(f.name)
+            if read is None:
+                plain = _opt if "None" in str(f.type) else _req
+                read = functools.partial(_read_str, plain)
+            steps.append((f.name, read))
+        plan = _PLANS[cls] = tuple(steps)
+    return plan
+
+
+def _read_str(read: Callable[..., Any], obj: dict[str, Any], key: str, etype: str) -> Any:
+    return read(obj, key, str, etype)
 
 
 MIN_COMMIT_MS = 100

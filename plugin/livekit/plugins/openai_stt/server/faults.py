@@ -84,6 +84,8 @@ class FaultCounters:
     sessions_opened: int = 0
     drops: int = 0
     read_pauses: int = 0
+    items_failed: int = 0
+    """Items answered with a failure because of ``fail_items``."""
     error_events: int = 0
     handshakes_rejected: int = 0
 

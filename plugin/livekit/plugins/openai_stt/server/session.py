@@ -573,4 +573,6 @@ class ServerSession(ServerVad):
         self.limits.finished(job.duration_s)
         if self.closed:
             return Actions()
+        if job.fail:
+            self.counters.items_failed += 1
         return Actions([failed_event(job, self._next_event_id)])

@@ -421,5 +421,7 @@ class VllmSession:
         if self.closed or gen is None or gen.item_id != job.item_id:
             return Actions()
         self._generation = None
+        if job.fail:
+            self.counters.items_failed += 1
         message = f"Transcription of generation {gen.number} failed."
         return Actions([self._error(message, "processing_error")])
