@@ -648,3 +648,14 @@ def test_committed_durations_add_up_to_the_appended_audio(chunks_ms: list[int]) 
         assert actions.jobs[0].duration_s == pytest.approx(total)
     else:
         assert actions.jobs == []
+
+
+def test_event_ids_are_random_and_unique_across_sessions() -> None:
+    """OpenAI's event ids are random (issue 12); a counter restarting per session is not."""
+    ids = []
+    for _ in range(2):
+        s = ServerSession()
+        actions = s.receive(json.dumps({"type": "session.update", "session": {}}), 0.0)
+        ids += [e.event_id for e in actions.events if getattr(e, "event_id", None)]
+    assert len(ids) >= 2 and len(set(ids)) == len(ids)
+    assert all(i.startswith("event_") and len(i) == len("event_") + 21 for i in ids)

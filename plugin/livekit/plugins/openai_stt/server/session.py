@@ -86,8 +86,9 @@ class ServerSession(ServerVad):
     dropped with one ``error`` ``input_audio_buffer_full`` until the next commit or clear);
     committed audio awaiting its decode at ``max_pending_s`` (a commit past it is refused with
     ``rate_limit_exceeded`` and the buffer kept); a session with no client message for
-    ``idle_timeout_s`` (None: never) gets an ``error`` ``idle_timeout`` and close 1001. Item ids
-    come from ``new_id`` (default: ``item_`` plus 21 random letters and digits).
+    ``idle_timeout_s`` (None: never) gets an ``error`` ``idle_timeout`` and close 1001. Item and
+    event ids come from ``new_id`` (default: ``item_`` / ``event_`` plus 21 random letters and
+    digits).
 
     Raises:
         ValueError: an unknown ``compat``, a negative ``delta_interval_s``, or a
@@ -213,8 +214,9 @@ class ServerSession(ServerVad):
         return self._audio_received_s - self.buffered_s
 
     def _next_event_id(self) -> str:
+        """A new ``event_`` id from ``new_id`` (random, as OpenAI's are: issue 12)."""
         self._event_seq += 1
-        return f"event_{self._event_seq:04d}"
+        return self.new_id("event")
 
     def _error(
         self,
