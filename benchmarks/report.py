@@ -22,7 +22,18 @@ from typing import Any
 from benchmarks.harness.machine import CLIENT_CPU, ROOT, SERVER_CPU, machine_info, pin_to_cpu, unpin
 from benchmarks.harness.plugins import MODEL
 from benchmarks.harness.stats import Row, fmt
-from benchmarks.scenarios import cpu, drops, e2e, latency, memory, ramp, resilience, server, wire
+from benchmarks.scenarios import (
+    cpu,
+    drops,
+    e2e,
+    latency,
+    memory,
+    ramp,
+    resilience,
+    server,
+    soak,
+    wire,
+)
 
 SECTIONS: dict[str, ModuleType] = {
     "cpu": cpu,
@@ -34,6 +45,7 @@ SECTIONS: dict[str, ModuleType] = {
     "drops": drops,
     "server": server,
     "resilience": resilience,
+    "soak": soak,
 }
 UNPINNED = ("server", "resilience")
 """Sections whose servers run in this process or inherit its CPUs: run unpinned."""
@@ -150,11 +162,11 @@ def assemble(
     return "\n".join(out), rows
 
 
-def config_for(name: str, *, quick: bool, server_full: bool = False) -> Any:
+def config_for(name: str, *, quick: bool) -> Any:
     cls = SECTIONS[name].Config
     if quick:
         return cls.small()
-    return cls.long() if name == "server" and server_full else cls()
+    return cls()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -166,7 +178,6 @@ def main(argv: list[str] | None = None) -> int:
         "--skip", default="", help=f"comma-separated sections to skip: {','.join(SECTIONS)}"
     )
     p.add_argument("--only", default="", help="comma-separated sections to run")
-    p.add_argument("--server-full", action="store_true", help="the server section's long form")
     args = p.parse_args(argv)
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     only = {s.strip() for s in args.only.split(",") if s.strip()}
@@ -185,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, module in SECTIONS.items():
         if name in skip or (only and name not in only):
             continue
-        configs[name] = cfg = config_for(name, quick=args.quick, server_full=args.server_full)
+        configs[name] = cfg = config_for(name, quick=args.quick)
         log(f"{name}: {module.__doc__.splitlines()[0]}")
         t = time.monotonic()
         if name in UNPINNED:

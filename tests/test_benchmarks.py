@@ -21,7 +21,12 @@ from benchmarks.harness.machine import machine_info  # noqa: E402
 
 pytestmark = pytest.mark.timeout(120)
 
-LANES = (("e2e", "resilience"), ("cpu", "ramp", "server"), ("latency", "bytes", "drops", "memory"))
+LANES = (
+    ("e2e", "resilience"),
+    ("cpu", "ramp", "server"),
+    ("latency", "bytes", "drops", "memory"),
+    ("soak",),
+)
 """Sections run one after the other within a lane and the lanes side by side: most of a small
 run is waiting on paced audio. The recognizer e2e loads first is reused by the later whisper
 sections (inline servers share it)."""
@@ -72,6 +77,8 @@ def test_every_section_ran_and_rendered(small_run: tuple[dict[str, Any], str]) -
         "Words lost per drop",
         "Rollover (",
         "Peak Python memory",
+        "## Soak",
+        "A flood of deltas",
         "## Targets",
     ):
         assert heading in md, heading
@@ -118,3 +125,18 @@ def test_the_command_line_writes_the_report_and_the_raw_results(tmp_path: Path) 
     info = data["info"]
     assert info["cpu"] and info["cores"] and info["python"]
     assert info["packages"]["livekit-plugins-openai"] in text
+
+
+def test_the_soak_lost_no_word_and_duplicated_no_final(
+    small_run: tuple[dict[str, Any], str],
+) -> None:
+    soak = small_run[0]["soak"]
+    s = soak.soak
+    assert s["stream_error"] is None
+    assert s["server"]["drops"] >= 1 and s["server"]["read_pauses"] >= 1
+    # a failure sent just before a drop may not arrive: that turn is replayed and transcribed
+    assert s["server"]["items_failed"] >= s["failures_reported"] >= 1
+    assert s["lost_words"] == 0 and s["duplicates"] == 0 and s["altered"] == 0
+    assert s["finals"] + s["failures_reported"] == s["turns"]
+    assert {f["plugin"] for f in soak.flood} == {"ours", "official"}
+    assert all(f["final_chars"] == 5 * soak.cfg.flood_deltas for f in soak.flood)

@@ -43,12 +43,12 @@ def isolated_registry(monkeypatch):
         ),
         pytest.param(
             "gpt-live-transcribe",
-            (False, True, False, True, True, False, "duration"),
+            (False, True, True, False, True, False, "duration"),
             id="gpt-live-transcribe",
         ),
         pytest.param(
             "gpt-transcribe",
-            (False, False, True, True, True, False, "duration"),
+            (False, False, True, False, True, False, "duration"),
             id="gpt-transcribe",
         ),
         pytest.param(
@@ -114,8 +114,8 @@ def test_models_whose_facts_are_unconfirmed_say_so_in_source() -> None:
 )
 def test_a_dated_snapshot_inherits_from_its_registered_base_name(name, base) -> None:
     info = get_model_info(name)
-    assert info.name == name
-    assert dataclasses.replace(info, name=base) == get_model_info(base)
+    assert info.name == name and info.snapshot_of == base
+    assert dataclasses.replace(info, name=base, snapshot_of=None) == get_model_info(base)
 
 
 @pytest.mark.parametrize(
@@ -248,7 +248,7 @@ def test_a_negative_amount_raises() -> None:
     ("name", "sends_deltas", "usage_shape", "returns_languages", "rejected"),
     [
         ("gpt-realtime-whisper", True, "duration", False, {"turn_detection", "prompt"}),
-        ("gpt-live-transcribe", True, "duration", False, set()),
+        ("gpt-live-transcribe", True, "duration", False, {"turn_detection"}),
         ("gpt-transcribe", True, "duration", True, {"delay"}),
         ("gpt-4o-transcribe", True, "tokens", False, {"delay"}),
         ("gpt-4o-mini-transcribe", True, "tokens", False, {"delay"}),

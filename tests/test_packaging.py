@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.compare import turn_boundaries
+from benchmarks.clips import turn_boundaries
 from examples.evaluation import DEMO_REFERENCE, word_error_rate
 
 pytestmark = [pytest.mark.packaging, pytest.mark.slow, pytest.mark.timeout(600)]

@@ -9,7 +9,7 @@ import pytest
 from livekit.agents import stt as lk_stt
 from livekit.plugins import openai_stt
 
-from benchmarks.compare import turn_boundaries
+from benchmarks.clips import turn_boundaries
 from examples.evaluation import DEMO_REFERENCE, load_reference, wav_frames, word_error_rate
 from livekit.plugins.openai_stt.server import LocalRealtimeServer
 

@@ -61,3 +61,24 @@ async def test_a_close_frame_without_a_tcp_close_ends_recv_within_the_close_time
         await conn.aclose()
     finally:
         server.close()
+
+
+async def test_an_oversized_server_event_is_reported_as_ours_1009_and_not_retried() -> None:
+    from websockets.asyncio.server import serve
+
+    async def handler(ws) -> None:  # type: ignore[no-untyped-def]
+        await ws.send("x" * (transport._MAX_MESSAGE_BYTES + 1))
+        await ws.wait_closed()
+
+    async with serve(handler, "127.0.0.1", 0, max_size=None) as server:
+        port = server.sockets[0].getsockname()[1]
+        conn = await transport.connect(f"ws://127.0.0.1:{port}/v1/realtime", {}, 5.0)
+        try:
+            await asyncio.wait_for(conn.recv(), timeout=10)
+        except transport.TransportError as e:
+            assert e.classified.status == 1009 and not e.classified.retryable
+            assert "1006" not in str(e) and "MiB" in str(e)
+        else:  # pragma: no cover
+            raise AssertionError("recv() returned the oversized message")
+        finally:
+            await conn.aclose()

@@ -67,15 +67,14 @@ async def run_once(cfg: Config, server: Server, plugin: str, clip: Any) -> dict[
             quiet_s=cfg.quiet_s,
             expect_finals=len(ends),
         )
-    # item ids are item_001, item_002, ... in commit order on one session: turn k <-> item k;
-    # the last FINAL of an item counts
-    finals = {e.request_id: (t, text(e)) for t, e in run.finals()}
-    lat = [
-        finals[key][0] - t_end
-        for j, t_end in enumerate(run.turn_ends)
-        if (key := f"item_{j + 1:03d}") in finals
-    ]
-    hypothesis = " ".join(finals[k][1].strip() for k in sorted(finals) if finals[k][1].strip())
+    # one session, items committed in turn order: the k-th item to get a FINAL is turn k (item
+    # ids are random, as OpenAI's are); the last FINAL of an item counts
+    finals: dict[str, tuple[float, str]] = {}
+    for t, e in run.finals():
+        finals[e.request_id] = (t, text(e))  # a dict keeps the first-seen order
+    ordered = list(finals.values())
+    lat = [ordered[j][0] - t_end for j, t_end in enumerate(run.turn_ends) if j < len(ordered)]
+    hypothesis = " ".join(x.strip() for _, x in ordered if x.strip())
     reference = load_reference(clip) or ""
     return {
         "plugin": plugin,

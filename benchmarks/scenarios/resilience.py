@@ -93,14 +93,14 @@ class Config:
     word_speed: float = 8.0
     rollover_sessions: int = 3
     rollover_s: float = 2.0
-    """``session_rollover_s``; turns of a quarter of it, in real time."""
+    """``session_rollover_s`` (1 s at least); turns of a quarter of it, in real time."""
     handshake_ms: float = 300.0
     outage_s: float = 60.0
     quick: bool = False
 
     @classmethod
     def small(cls) -> Config:
-        return cls((30,), (6.0,), 1.0, 12.0, (10,), 1, 5.0, 16.0, 2, 0.6, 100.0, 5.0, True)
+        return cls((30,), (6.0,), 1.0, 12.0, (10,), 1, 5.0, 16.0, 2, 1.0, 100.0, 5.0, True)
 
 
 @dataclass

@@ -27,6 +27,7 @@ from livekit.plugins.openai_stt.protocol.client import (
 )
 from livekit.plugins.openai_stt.protocol.errors import Classified, ErrorAction
 from livekit.plugins.openai_stt.protocol.transcript import (
+    MAX_ITEM_TEXT_CHARS,
     CommittedOut,
     FailureOut,
     FinalOut,
@@ -56,6 +57,7 @@ def live(s: ClientSession, now: float = 0.0) -> ClientSession:
     s.connecting()
     s.opened(now, now)
     s.data_to_send()
+    s.receive(ev.SessionUpdated(session={}), now)  # the server confirmed the session
     return s
 
 
@@ -255,7 +257,7 @@ def test_the_ledger_bound_drops_only_audio_already_sent() -> None:
 
 def test_interim_text_is_the_items_full_text_and_the_final_comes_once() -> None:
     s = live(session())
-    outs = s.receive(delta(None, "Hel"), 0.0) + s.receive(delta(None, "lo"), 0.0)
+    outs = s.receive(delta(None, "Hel"), 0.0) + s.receive(delta(None, "lo"), 0.1)
     assert [o.text for o in outs if isinstance(o, InterimOut)] == ["Hel", "Hello"]
     s.push_audio(loud(200), 0.0)
     s.commit(0.0)
@@ -265,6 +267,38 @@ def test_interim_text_is_the_items_full_text_and_the_final_comes_once() -> None:
     assert [type(o) for o in first] == [FinalOut, UsageOut]
     assert s.receive(completed("item_1", "Hello."), 0.3) == []  # a duplicate is dropped
     assert s.usage.items == 1
+
+
+@pytest.mark.parametrize(
+    ("second_delta_s", "tick_s", "interims"),
+    [
+        (0.10, None, ["one", "one two"]),  # 100 ms apart: each delta shows
+        (0.01, None, ["one"]),  # 10 ms apart: the second waits for its time ...
+        (0.01, 0.04, ["one"]),  # ... not yet due at 40 ms ...
+        (0.01, 0.06, ["one", "one two"]),  # ... and comes with the tick once due
+    ],
+)
+def test_interims_of_an_item_come_at_most_every_min_interim_interval_s(
+    second_delta_s: float, tick_s: float | None, interims: list[str]
+) -> None:
+    s = live(session(final_timeout_s=1e9))
+    outs = s.receive(delta("item_1", "one"), 0.0) + s.receive(
+        delta("item_1", " two"), second_delta_s
+    )
+    if tick_s is not None:
+        outs += s.tick(tick_s)
+    assert [o.text for o in outs if isinstance(o, InterimOut)] == interims
+
+
+def test_a_flood_of_deltas_costs_linear_time_and_bounded_memory() -> None:
+    s = live(session(final_timeout_s=1e9))
+    shown = 0
+    for index in range(30_000):  # 30,000 deltas in 1.5 s
+        shown += len(s.receive(delta("item_1", "word "), index * 0.00005))
+    shown += len(s.tick(2.0))
+    assert shown <= 32  # at most 20 a second, plus the last one held back
+    (item,) = s.assembler._items.values()
+    assert item.chars == MAX_ITEM_TEXT_CHARS and len(item.text) == MAX_ITEM_TEXT_CHARS
 
 
 @pytest.mark.parametrize(
@@ -339,6 +373,52 @@ def test_error_events_are_classified_once(
     s = live(session())
     (out,) = s.receive(ev.ErrorEvent(error=ev.ErrorInfo(type=error_type, code=code)), 0.0)
     assert isinstance(out, expected)
+
+
+@pytest.mark.parametrize(
+    ("confirmed", "event_id", "fatal"),
+    [
+        (True, None, False),  # a later error: the session goes on
+        (True, "session_update_2", True),  # it answers an update of ours
+        (False, None, True),  # before the session was confirmed
+    ],
+)
+def test_an_error_that_answers_the_session_configuration_is_fatal(
+    confirmed: bool, event_id: str | None, fatal: bool
+) -> None:
+    s = session()
+    s.connecting()
+    s.opened(0.0, 0.0)
+    if confirmed:
+        s.receive(ev.SessionUpdated(session={}), 0.0)
+    info = ev.ErrorInfo(type="invalid_request_error", code="invalid_event", event_id=event_id)
+    (out,) = s.receive(ev.ErrorEvent(error=info), 0.1)
+    assert isinstance(out, SessionEndedOut if fatal else ErrorReportedOut)
+    if fatal:
+        assert isinstance(out, SessionEndedOut) and out.classified.action is ErrorAction.FATAL
+
+
+@pytest.mark.parametrize(
+    ("message", "close_code", "fatal"),
+    [
+        ("Upstream realtime handshake rejected with HTTP 401", 1008, True),
+        ("Invalid model name passed in model=nope", 1011, True),
+        ("a transient upstream hiccup", 1011, False),
+        ("", 4003, True),
+    ],
+)
+def test_a_gateway_failure_before_a_close_is_fatal_at_once(
+    message: str, close_code: int, fatal: bool
+) -> None:
+    from livekit.plugins.openai_stt.protocol.errors import classify_close
+
+    s = live(session())
+    if message:
+        s.receive(ev.ErrorEvent(error=ev.ErrorInfo(type="server_error", message=message)), 0.1)
+    verdict = s.session_ended(classify_close(close_code, "closing"), 0.2, max_attempts=3)
+    assert (verdict.action is ErrorAction.FATAL) is fatal
+    if fatal and message:
+        assert message in verdict.message
 
 
 def test_an_unknown_event_type_is_reported_once() -> None:

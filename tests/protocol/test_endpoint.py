@@ -393,7 +393,11 @@ def test_a_header_with_a_line_break_is_refused_without_echoing_it() -> None:
             "&X-Api-Key=REDACTED&keep=f",
             id="many-secret-names",
         ),
-        pytest.param("wss://user:pa55@h/x", "wss://user:REDACTED@h/x", id="userinfo-password"),
+        pytest.param("wss://user:pa55@h/x", "wss://REDACTED@h/x", id="userinfo-password"),
+        pytest.param("wss://tok3n@h/x", "wss://REDACTED@h/x", id="userinfo-lone-token"),
+        pytest.param(
+            "/v1/realtime?key=k3y&intent=t", "/v1/realtime?key=REDACTED&intent=t", id="a-bare-path"
+        ),
         pytest.param("not a url", "not a url", id="not-a-url-unchanged"),
         pytest.param("http://[::1", "<unparseable URL>", id="unparseable"),
     ],

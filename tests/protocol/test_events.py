@@ -47,6 +47,11 @@ from livekit.plugins.openai_stt.protocol.events import (
     parse_client,
     to_wire,
 )
+from livekit.plugins.openai_stt.protocol.vllm_events import (
+    VllmSessionCreated,
+    VllmTranscriptionDelta,
+    VllmTranscriptionDone,
+)
 
 DELTA = "conversation.item.input_audio_transcription.delta"
 COMPLETED = "conversation.item.input_audio_transcription.completed"
@@ -602,8 +607,6 @@ def test_parse_error_message_never_holds_the_payload():
 @pytest.mark.parametrize(
     "raw",
     [
-        {"type": "transcription.delta", "delta": "Hi"},  # vLLM's own dialect (docs/protocol.md §7)
-        {"type": "transcription.done", "text": "Hi", "usage": {"prompt_tokens": 3}},
         {"type": "rate_limits.updated", "rate_limits": [{"name": "requests", "remaining": 9}]},
         {"type": "some.future.event", "event_id": "e1", "nested": {"a": [1, 2, None]}},
         {"type": ""},
@@ -855,6 +858,8 @@ KNOWN_SERVER_TYPES = {
     FAILED,
     SEGMENT,
     "error",
+    "transcription.delta",  # vLLM's (docs/protocol.md §7)
+    "transcription.done",
 }
 unknown_types = texts.filter(lambda t: t not in KNOWN_SERVER_TYPES)
 
@@ -893,6 +898,9 @@ SERVER_STRATEGIES = {
     ),
     PartialTranscription: st.builds(PartialTranscription, ids, texts, ids),
     ErrorEvent: st.builds(ErrorEvent, error_infos, ids),
+    VllmSessionCreated: st.builds(VllmSessionCreated, texts, counts, ids),
+    VllmTranscriptionDelta: st.builds(VllmTranscriptionDelta, texts, ids),
+    VllmTranscriptionDone: st.builds(VllmTranscriptionDone, texts, st.none() | json_objects, ids),
     UnknownEvent: unknown_types.flatmap(
         lambda t: json_objects.map(lambda d: UnknownEvent(t, {**d, "type": t}))
     ),
@@ -922,7 +930,9 @@ CLIENT_STRATEGIES = {
         ids,
     ),
     AppendAudio: st.builds(AppendAudio, st.binary(max_size=300), ids),
-    CommitAudio: st.builds(CommitAudio, ids),
+    CommitAudio: st.builds(
+        CommitAudio, ids, st.just("input_audio_buffer.commit"), st.none() | st.booleans()
+    ),
     ClearAudio: st.builds(ClearAudio, ids),
     UnknownClientEvent: texts.filter(
         lambda t: (

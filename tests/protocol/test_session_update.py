@@ -28,6 +28,7 @@ from livekit.plugins.openai_stt.protocol.session import (
 )
 
 GRW = "gpt-realtime-whisper"
+OPENAI_DIALECTS = ("ga", "beta", "speaches")  # vLLM takes only the model (its own test)
 LIVE = "gpt-live-transcribe"
 GT = "gpt-transcribe"
 G4O = "gpt-4o-transcribe"
@@ -151,34 +152,42 @@ GA_CASES = [
         ("prompt", "languages", "keywords", "turn_detection"),
         id="grw-everything",
     ),
-    # -- gpt-live-transcribe: languages/keywords yes; prompt, delay, turn detection no
-    pytest.param(LIVE, {}, {"model": LIVE, "language": "en"}, None, (), id="live-defaults"),
+    # -- gpt-live-transcribe: languages (never language), keywords, prompt; delay, turn
+    # detection no
+    # keywords go to these models always: [] clears keywords set before (a field left out keeps
+    # its value), as the official plugin does
+    pytest.param(
+        LIVE, {}, {"model": LIVE, "languages": ["en"], "keywords": []}, None, (), id="live-defaults"
+    ),
     pytest.param(
         LIVE,
         {"languages": LANGS, "keywords": KEYWORDS},
-        {
-            "model": LIVE,
-            "language": "en",
-            "languages": ["en", "fr"],
-            "keywords": ["LiveKit", "Siobhan"],
-        },
+        {"model": LIVE, "languages": ["en", "fr"], "keywords": ["LiveKit", "Siobhan"]},
         None,
         (),
         id="live-languages-keywords",
     ),
     pytest.param(
         LIVE,
-        {"prompt": PROMPT, "delay": "low", "turn_detection": SERVER_VAD},
-        {"model": LIVE, "language": "en"},
+        {"language": "en-US", "languages": ("fr_FR", "en")},
+        {"model": LIVE, "languages": ["en", "fr"], "keywords": []},  # ISO-639-1, once, not both
         None,
-        ("prompt", "delay", "turn_detection"),
-        id="live-prompt-delay-vad-dropped",
+        (),
+        id="live-regional-tags-merged",
+    ),
+    pytest.param(
+        LIVE,
+        {"prompt": PROMPT, "delay": "low", "turn_detection": SERVER_VAD},
+        {"model": LIVE, "languages": ["en"], "prompt": PROMPT, "keywords": []},
+        None,
+        ("delay", "turn_detection"),
+        id="live-prompt-yes-delay-vad-dropped",
     ),
     # -- gpt-transcribe: prompt and languages/keywords yes; delay and turn detection no
     pytest.param(
         GT,
         {"prompt": PROMPT, "keywords": KEYWORDS},
-        {"model": GT, "language": "en", "prompt": PROMPT, "keywords": ["LiveKit", "Siobhan"]},
+        {"model": GT, "languages": ["en"], "prompt": PROMPT, "keywords": ["LiveKit", "Siobhan"]},
         None,
         (),
         id="gt-prompt-keywords",
@@ -186,7 +195,7 @@ GA_CASES = [
     pytest.param(
         GT,
         {"languages": ("es",), "delay": "high", "turn_detection": SERVER_VAD},
-        {"model": GT, "language": "en", "languages": ["es"]},
+        {"model": GT, "languages": ["en", "es"], "keywords": []},
         None,
         ("delay", "turn_detection"),
         id="gt-delay-vad-dropped",
@@ -249,11 +258,12 @@ GA_CASES = [
         ("delay", "keywords"),
         id="whisper-1-delay-keywords-dropped",
     ),
-    # -- empty values are "not set", not "dropped"
+    # -- empty values are "not set", not "dropped"; an empty prompt is sent: it clears one set
+    # before (a field left out keeps its value)
     pytest.param(
         G4O,
         {"prompt": "", "language": "", "languages": (), "keywords": ()},
-        {"model": G4O},
+        {"model": G4O, "prompt": ""},
         None,
         (),
         id="empty-values-not-sent-nor-dropped",
@@ -295,8 +305,9 @@ def test_noise_reduction_and_logprobs_are_sent_for_every_model(model, noise, log
     update = build_session_update(
         SessionConfig(model=model, noise_reduction=noise, logprobs=logprobs), get_model_info(model)
     )
+    language = {"languages": ["en"], "keywords": []} if model in (LIVE, GT) else {"language": "en"}
     expected = ga(
-        {"model": model, "language": "en"},
+        {"model": model, **language},
         noise={"type": noise} if noise else None,
         include=[LOGPROBS_INCLUDE] if logprobs else None,
     )
@@ -503,6 +514,8 @@ def accepted_configs(draw, dialect):
     if dialect == "ga" and audio_format == "pcm16":
         pcm_rate = draw(st.sampled_from([8000, 16000, 24000, 44100, 48000]))
     vad = st.sampled_from([SERVER_VAD, SEMANTIC_VAD, {"type": "server_vad", "threshold": 0.7}])
+    noise = draw(st.sampled_from([None, "near_field", "far_field"]))
+    codes = st.lists(st.sampled_from(["en", "fr", "de", "es"]), unique=True, min_size=1, max_size=3)
     config = SessionConfig(
         model=model,
         language=draw(st.none() | st.sampled_from(["en", "fr", "de"]))
@@ -512,18 +525,23 @@ def accepted_configs(draw, dialect):
         delay=draw(st.none() | st.sampled_from(typing.get_args(models.DelayLevel)))
         if info.accepts_delay
         else None,
-        noise_reduction=draw(st.sampled_from([None, "near_field", "far_field"])),
+        noise_reduction=noise,
+        noise_reduction_strength=draw(st.none() | st.floats(0.0, 2.0))
+        if noise and dialect == "ga"
+        else None,
         turn_detection=draw(st.none() | vad) if info.server_vad else None,
         audio_format=audio_format,
         logprobs=draw(st.booleans()),
-        languages=draw(st.none() | names) if info.accepts_languages_and_keywords else None,
+        languages=draw(st.none() | codes.map(tuple))
+        if info.accepts_languages_and_keywords
+        else None,
         keywords=draw(st.none() | names) if info.accepts_languages_and_keywords else None,
         pcm_rate_hz=pcm_rate,
     )
     return config, info
 
 
-@pytest.mark.parametrize("dialect", DIALECTS)
+@pytest.mark.parametrize("dialect", OPENAI_DIALECTS)
 @given(data=st.data())
 def test_parse_session_update_inverts_build_session_update_per_dialect(dialect, data):
     config, info = data.draw(accepted_configs(dialect))
@@ -534,7 +552,7 @@ def test_parse_session_update_inverts_build_session_update_per_dialect(dialect, 
     assert parse_session_update(json.loads(json.dumps(update.payload)), dialect) == config
 
 
-@pytest.mark.parametrize("dialect", DIALECTS)
+@pytest.mark.parametrize("dialect", OPENAI_DIALECTS)
 def test_a_null_transcription_round_trips_as_transcription_disabled(dialect):
     config = SessionConfig(model="", language=None, transcription_enabled=False)
     payload = build_session_update(config, get_model_info(W1), dialect).payload
@@ -637,7 +655,20 @@ def test_wire_formats_are_the_registry_audio_formats_with_their_ga_names():
     for name, fmt in WIRE_FORMATS.items():
         assert fmt.name == name and wire_format_of_ga_type(fmt.ga_type) is fmt
     assert wire_format_of_ga_type("audio/opus") is None
-    assert DIALECTS == ("ga", "beta", "speaches")
+    assert DIALECTS == ("ga", "beta", "speaches", "vllm")
+
+
+def test_vllm_gets_only_the_model_and_the_rest_is_reported_as_dropped():
+    config = SessionConfig(model="mistralai/Voxtral-Mini-3B-Realtime", prompt=PROMPT, logprobs=True)
+    update = build_session_update(config, get_model_info(config.model), "vllm")
+    assert update.payload == {"type": "session.update", "model": config.model}
+    assert update.dropped == ("language", "prompt", "logprobs")
+    parsed = parse_session_update(update.payload, "vllm")
+    assert parsed.model == config.model and parsed.sample_rate_hz == 16000
+    with pytest.raises(ValueError, match="pcm16"):
+        build_session_update(
+            SessionConfig(model="m", audio_format="g711_ulaw"), get_model_info("m"), "vllm"
+        )
 
 
 @pytest.mark.parametrize(

@@ -232,7 +232,8 @@ def test_server_vad_offsets_map_to_stream_clock_after_begin_session():
     asm.begin_session(10.0)  # a reconnect: this session's first audio is at 10 s of the stream
     assert asm.receive(started("item_1", 1000)) == [SpeechStartedOut("item_1", 11.0)]
     assert asm.receive(stopped("item_1", 2500)) == [SpeechEndedOut("item_1", 12.5)]
-    assert asm.receive(committed("item_1")) == [CommittedOut("item_1", 10.0, 12.5)]
+    committed_1 = CommittedOut("item_1", 10.0, 12.5, by_server=True)
+    assert asm.receive(committed("item_1")) == [committed_1]
     assert asm.committed_until_s == 12.5
     assert asm.receive(delta("item_1", "One")) == [InterimOut("item_1", "One")]
     # the next turn starts before the first one is transcribed
@@ -242,7 +243,9 @@ def test_server_vad_offsets_map_to_stream_clock_after_begin_session():
         UsageOut("item_1", 2.5),
     ]
     assert asm.receive(stopped("item_2", 5000)) == [SpeechEndedOut("item_2", 15.0)]
-    assert asm.receive(committed("item_2", "item_1")) == [CommittedOut("item_2", 12.5, 15.0)]
+    assert asm.receive(committed("item_2", "item_1")) == [
+        CommittedOut("item_2", 12.5, 15.0, by_server=True)
+    ]
     assert asm.receive(completed("item_2", "Two.")) == [
         FinalOut("item_2", "Two.", 14.0, 15.0, "en", None),
         UsageOut("item_2", 2.5),
@@ -253,7 +256,7 @@ def test_server_vad_offsets_without_begin_session_start_at_zero():
     asm = TranscriptAssembler()
     assert asm.receive(started("item_1", 250)) == [SpeechStartedOut("item_1", 0.25)]
     assert asm.receive(stopped("item_1", 750)) == [SpeechEndedOut("item_1", 0.75)]
-    assert asm.receive(committed("item_1")) == [CommittedOut("item_1", 0.0, 0.75)]
+    assert asm.receive(committed("item_1")) == [CommittedOut("item_1", 0.0, 0.75, by_server=True)]
 
 
 # -- usage ------------------------------------------------------------------------------------
@@ -574,14 +577,14 @@ def test_commit_refused_as_empty_is_not_owed_and_does_not_shift_later_spans():
     asm.begin_session(0.0)
     asm.receive(started("item_1", 500))
     asm.receive(stopped("item_1", 2000))
-    assert asm.receive(committed("item_1")) == [CommittedOut("item_1", 0.0, 2.0)]
+    assert asm.receive(committed("item_1")) == [CommittedOut("item_1", 0.0, 2.0, by_server=True)]
     asm.commit_sent(2.05)  # a flush from the framework; the server buffer holds 50 ms
     assert asm.receive(COMMIT_EMPTY) == [CommitRefusedOut(2.05)]
     asm.receive(completed("item_1", "one"))
     assert asm.pending_items == 0
     asm.receive(started("item_2", 3000))
     asm.receive(stopped("item_2", 4000))
-    assert asm.receive(committed("item_2")) == [CommittedOut("item_2", 2.0, 4.0)]
+    assert asm.receive(committed("item_2")) == [CommittedOut("item_2", 2.0, 4.0, by_server=True)]
 
 
 def test_pre_commit_text_under_another_id_is_adopted_by_the_committed_item():

@@ -129,12 +129,14 @@ async def test_items_of_one_session_complete_in_commit_order(server: LocalRealti
         for ms in (300, 600, 900):
             await ws.send(append_event(pcm(ms)))
             await ws.send(json.dumps({"type": "input_audio_buffer.commit"}))
-        completed = []
+        completed, committed = [], []
         while len(completed) < 3:
             event = await recv(ws)
             if event["type"].endswith(".completed"):
                 completed.append(event)
-    assert [c["item_id"] for c in completed] == ["item_001", "item_002", "item_003"]
+            elif event["type"] == "input_audio_buffer.committed":
+                committed.append(event["item_id"])
+    assert [c["item_id"] for c in completed] == committed and len(set(committed)) == 3
     assert [c["transcript"] for c in completed] == [
         "0.30 seconds of audio",
         "0.60 seconds of audio",
@@ -264,11 +266,12 @@ async def test_fail_items_fault_sends_failed_instead_of_completed() -> None:
             committed, failed = await recv(ws), await recv(ws)
             assert failed["type"] == "conversation.item.input_audio_transcription.failed"
             assert failed["item_id"] == committed["item_id"]
-            assert failed["error"]["message"] == "Input transcription failed for item 'item_001'."
+            item = committed["item_id"]
+            assert failed["error"]["message"] == f"Input transcription failed for item '{item}'."
             await ws.send(append_event(pcm(300)))
             await ws.send(json.dumps({"type": "input_audio_buffer.commit"}))
             events = await recv_until(ws, "conversation.item.input_audio_transcription.completed")
-            assert events[-1]["item_id"] == "item_002"
+            assert events[0]["previous_item_id"] == item and events[-1]["item_id"] not in (item,)
 
 
 async def test_reject_handshake_fault_answers_429_then_accepts() -> None:
@@ -362,8 +365,9 @@ async def test_an_engine_exception_becomes_a_failed_item_and_the_session_goes_on
                 await ws.send(json.dumps({"type": "input_audio_buffer.commit"}))
             first = await recv_until(ws, "conversation.item.input_audio_transcription.failed")
             second = await recv_until(ws, "conversation.item.input_audio_transcription.completed")
-    assert first[-1]["item_id"] == "item_001"
-    assert second[-1]["item_id"] == "item_002" and second[-1]["transcript"] == "fine again"
+    committed = [e["item_id"] for e in first + second if e["type"].endswith("committed")]
+    assert first[-1]["item_id"] == committed[0]
+    assert second[-1]["item_id"] == committed[1] and second[-1]["transcript"] == "fine again"
 
 
 async def test_completed_delay_fault_holds_completed_back() -> None:

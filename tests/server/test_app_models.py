@@ -162,11 +162,8 @@ async def test_server_vad_on_real_speech_starts_stops_and_commits_each_utterance
     started = [e for e in events if e["type"].endswith("speech_started")]
     stopped = [e for e in events if e["type"].endswith("speech_stopped")]
     committed = [e for e in events if e["type"].endswith("committed")]
-    assert (
-        [e["item_id"] for e in started]
-        == [e["item_id"] for e in committed]
-        == ["item_001", "item_002"]
-    )
+    ids = [e["item_id"] for e in committed]
+    assert [e["item_id"] for e in started] == ids and len(set(ids)) == 2
     # speech in goforward.wav starts at ~0.51 s, in librivox-0880.wav ~0.26 s after its start;
     # audio_start_ms includes the 300 ms of padding
     assert started[0]["audio_start_ms"] == pytest.approx(510 - 300, abs=100)

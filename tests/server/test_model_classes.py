@@ -20,6 +20,7 @@ import pytest
 from livekit.plugins.openai_stt.server.config import ConfigError, parse_turn_detection
 from livekit.plugins.openai_stt.server.handshake import HandshakeReply, check_handshake
 from livekit.plugins.openai_stt.server.jobs import PartialJob, Recognition
+from livekit.plugins.openai_stt.server.limits import sequential_ids
 from livekit.plugins.openai_stt.server.partials import (
     DEFAULT_MAX_PARTIAL_S,
     continuation,
@@ -47,7 +48,7 @@ def append(ms: float) -> str:
 def session(
     model: str = "gpt-realtime-whisper", turn_detection: dict | None = None, **kwargs: Any
 ) -> ServerSession:
-    s = ServerSession(**kwargs)
+    s = ServerSession(new_id=sequential_ids(), **kwargs)
     s.opened(0.0)
     body: dict[str, Any] = {"transcription": {"model": model}}
     if turn_detection is not None:
@@ -376,8 +377,7 @@ def feed(s: ServerSession, probs: list[float]) -> list[Any]:
         ("gpt-4o-transcribe-2025-03-20", VAD, True),
         ("my-local-model", VAD, True),  # unknown names honour what the client asked
         ("gpt-4o-transcribe", None, False),
-        ("gpt-realtime-whisper", VAD, False),  # client commits (lenient: stored, echoed)
-        ("gpt-live-transcribe", VAD, False),
+        ("gpt-realtime-whisper", None, False),  # client commits (VAD is refused: test_hardening)
     ],
 )
 def test_server_vad_runs_for_vad_models_with_turn_detection(

@@ -101,7 +101,9 @@ def test_resolved_fills_in_device_compute_type_workers_and_threads() -> None:
 def test_the_cli_refuses_at_start_up_with_a_clear_message(
     argv: list[str], says: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["--port", "0", *argv]) == 2
+    with pytest.raises(SystemExit) as exited:
+        main(["--port", "0", *argv])
+    assert exited.value.code == 2
     assert says in capsys.readouterr().err
 
 
@@ -137,6 +139,7 @@ class _Segment:
     end: float = 1.0
     avg_logprob: float = -0.2
     no_speech_prob: float = 0.01
+    words: Any = None
 
 
 class FakeWhisperModel:
@@ -188,7 +191,7 @@ def test_a_multilingual_model_is_asked_the_sessions_language_or_detects(
     result = e.recognize(SECOND, language=session, prompt=None)
     calls = e._model.calls
     assert [c["language"] for c in calls] == [asked]
-    assert result == Recognition(f"text in {asked or 'fr'}", -0.2, reported)
+    assert result == Recognition(f"text in {asked or 'fr'}", -0.2, language=reported)
     partial = e.recognize_partial(SECOND, language=session, prompt=None)
     assert partial.language == reported and calls[-1]["beam_size"] == 1
 
@@ -246,5 +249,7 @@ def _job(model: str, language: str | None) -> TranscriptionJob:
 def test_completed_reports_the_language_found(
     model: str, session: str | None, detected: str | None, languages: tuple[str, ...] | None
 ) -> None:
-    event = completed_event(_job(model, session), Recognition("x", None, detected), lambda: "e")
+    event = completed_event(
+        _job(model, session), Recognition("x", None, language=detected), lambda: "e"
+    )
     assert event.languages == languages

@@ -18,6 +18,7 @@ from livekit.plugins.openai_stt.server.actions import Close, Pause
 from livekit.plugins.openai_stt.server.faults import FaultCounters, Faults
 from livekit.plugins.openai_stt.server.handshake import HandshakeReply, check_handshake
 from livekit.plugins.openai_stt.server.jobs import Recognition, split_pieces, usage_for
+from livekit.plugins.openai_stt.server.limits import sequential_ids
 from livekit.plugins.openai_stt.server.session import ServerSession
 
 PCM_24K_BYTES_PER_MS = 48
@@ -40,7 +41,7 @@ def ga_update(**input_fields: Any) -> str:
 
 
 def opened(**kwargs: Any) -> ServerSession:
-    s = ServerSession(**kwargs)
+    s = ServerSession(new_id=sequential_ids(), **kwargs)
     s.opened(0.0)
     return s
 
@@ -615,7 +616,7 @@ def test_a_timed_drop_closes_each_session_at_its_time_within_the_budget(mode, ex
     assert first.tick(12.0).close == expected
     second = ServerSession(faults=faults, counters=counters)  # the budget is spent
     second.opened(20.0)
-    assert second.next_tick_at == second.expires_at
+    assert second.next_tick_at == second.limits.due_at == 20.0 + 120.0  # the idle timeout
     assert second.tick(22.0).close is None
 
 
@@ -647,3 +648,14 @@ def test_committed_durations_add_up_to_the_appended_audio(chunks_ms: list[int]) 
         assert actions.jobs[0].duration_s == pytest.approx(total)
     else:
         assert actions.jobs == []
+
+
+def test_event_ids_are_random_and_unique_across_sessions() -> None:
+    """OpenAI's event ids are random (issue 12); a counter restarting per session is not."""
+    ids = []
+    for _ in range(2):
+        s = ServerSession()
+        actions = s.receive(json.dumps({"type": "session.update", "session": {}}), 0.0)
+        ids += [e.event_id for e in actions.events if getattr(e, "event_id", None)]
+    assert len(ids) >= 2 and len(set(ids)) == len(ids)
+    assert all(i.startswith("event_") and len(i) == len("event_") + 21 for i in ids)

@@ -181,6 +181,21 @@ def test_no_reuse_across_prompts_languages_or_sessions_and_none_while_busy() -> 
     spec.forget("a")
 
 
+def test_logprobs_are_passed_on_to_an_engine_that_takes_them() -> None:
+    class WithLogprobs(CountingEngine):
+        def recognize(self, samples: np.ndarray, **kw: Any) -> Recognition:
+            self.kw = kw
+            return super().recognize(samples, language=kw["language"], prompt=kw["prompt"])
+
+    engine = WithLogprobs()
+    spec = Speculator(engine, lambda: True)
+    s = spec.session("s")
+    s.recognize_partial(AT_PAUSE, language=None, prompt=None)  # a decode ahead, no logprobs
+    s.recognize(AT_PAUSE, language=None, prompt=None, logprobs=True)
+    assert engine.kw["logprobs"] is True and len(engine.finals) == 2 and spec.hits == 0
+    assert not Speculator(CountingEngine()).engine_logprobs
+
+
 def test_past_capacity_a_final_is_decoded_fast() -> None:
     engine = CountingEngine()
     load = [False]

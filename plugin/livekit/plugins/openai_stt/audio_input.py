@@ -37,14 +37,17 @@ class AudioInput:
 
     Args:
         audio_format: the wire format; decides the rate (24 kHz pcm16, 8 kHz G.711).
+        sample_rate_hz: another wire rate (vLLM's 16 kHz pcm16).
         chunk_ms: block length, milliseconds of input audio.
 
     Each method returns the wire blocks now ready (``bytes``; often none).
     """
 
-    def __init__(self, audio_format: AudioFormat, chunk_ms: int) -> None:
+    def __init__(
+        self, audio_format: AudioFormat, chunk_ms: int, sample_rate_hz: int | None = None
+    ) -> None:
         self.audio_format = audio_format
-        self.sample_rate_hz = wire_sample_rate_hz(audio_format)
+        self.sample_rate_hz = sample_rate_hz or wire_sample_rate_hz(audio_format)
         self.chunk_ms = chunk_ms
         self._block = bytearray()
         self._block_rate = 0

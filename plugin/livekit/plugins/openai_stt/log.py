@@ -10,21 +10,28 @@ from __future__ import annotations
 
 import logging
 
-logger = logging.getLogger("livekit.plugins.openai_stt")
+from .protocol.endpoint import is_secret_header, redact_url
 
-SECRET_HEADERS = frozenset(
-    {"authorization", "api-key", "x-api-key", "cf-aig-authorization", "proxy-authorization"}
-)
+logger = logging.getLogger("livekit.plugins.openai_stt")
 
 
 class RedactSecretHeaders(logging.Filter):
-    """Masks the value of credential headers in websockets' ``"> %s: %s"`` header records."""
+    """Masks credentials in websockets' handshake records: the value of each header that may
+    carry one (``"> %s: %s"``, :func:`~.protocol.endpoint.is_secret_header`), and secret query
+    parameters and userinfo in any URL or path argument, such as the request line
+    (``"> GET %s HTTP/1.1"``, the server's ``"< %s %s %s"``;
+    :func:`~.protocol.endpoint.redact_url`)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args
-        if isinstance(args, tuple) and len(args) == 2 and isinstance(args[0], str):
-            if args[0].lower() in SECRET_HEADERS:
-                record.args = (args[0], "[REDACTED]")
+        if not isinstance(args, tuple) or not args:
+            return True
+        if len(args) == 2 and isinstance(args[0], str) and is_secret_header(args[0]):
+            record.args = (args[0], "[REDACTED]")
+        else:
+            record.args = tuple(
+                redact_url(a) if isinstance(a, str) and ("?" in a or "@" in a) else a for a in args
+            )
         return True
 
 

@@ -31,6 +31,8 @@ __all__ = [
     "estimate_cost_usd",
     "get_model_info",
     "register_model",
+    "shutdown_notice",
+    "DEFAULT_SERVER_VAD",
 ]
 
 STTModels = Literal[
@@ -59,6 +61,16 @@ SemanticVadEagerness = Literal["low", "medium", "high", "auto"]
 
 NoiseReductionType = Literal["near_field", "far_field"]
 """Input noise reduction kinds (docs/protocol.md §2); ``None`` turns it off."""
+
+DEFAULT_SERVER_VAD: dict[str, object] = {
+    "type": "server_vad",
+    "threshold": 0.5,
+    "prefix_padding_ms": 600,
+    "silence_duration_ms": 350,
+}
+"""The turn detection a model with server VAD gets unless told otherwise: the official
+``livekit-plugins-openai`` 1.8.9 default (its ``stt.py``), so that a bare ``stream()`` gets its
+finals at the speaker's pauses (OpenAI's VAD guide: models with VAD default to server_vad)."""
 
 REJECTABLE_OPTIONS: tuple[str, ...] = ("turn_detection", "prompt", "delay")
 """Session options a model may refuse with an ``error`` (:attr:`ModelInfo.rejected_options`)."""
@@ -101,8 +113,19 @@ class ModelInfo:
             sent"): any of :data:`REJECTABLE_OPTIONS`. The ``accepts_*`` flags say what the
             client sends (unconfirmed options are left out); this says what is known to be
             refused (docs/protocol.md §2, §5). The local server's ``compat="openai"`` copies it.
+        shutdown_date: the shutdown OpenAI announced (ISO date), or ``None``.
+        replacement: the model to move to before :attr:`shutdown_date`.
+        snapshot_of: for a dated snapshot (``<model>-YYYY-MM-DD``), the model it is a snapshot
+            of; ``None`` otherwise.
+        http_transcription: the model also serves ``POST /v1/audio/transcriptions``, which
+            ``recognize()`` then uses (as the official plugin does); ``False``: realtime only
+            (the model pages of gpt-realtime-whisper and gpt-live-transcribe list only the
+            realtime endpoint), and ``recognize()`` runs a stream.
 
-    The last five fields have defaults, so entries written before they existed still work.
+    When a model takes ``languages`` but not ``language`` (``accepts_language=False``,
+    ``accepts_languages_and_keywords=True``), a single language goes as a one-item
+    ``languages``: never both fields (docs/protocol.md §2).
+    The fields after ``source`` have defaults, so entries written before they existed work.
     A price of ``None`` means unknown (no cost estimate), not free.
     Raises ``ValueError`` for an empty name, an unknown ``usage_kind`` or a negative price.
     """
@@ -125,6 +148,10 @@ class ModelInfo:
     usage_shape: UsageKind | None = None
     returns_languages: bool = False
     rejected_options: frozenset[str] = frozenset()
+    shutdown_date: str | None = None
+    replacement: str | None = None
+    snapshot_of: str | None = None
+    http_transcription: bool = False
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -160,6 +187,10 @@ class ModelInfo:
 
 
 _PROTOCOL = "docs/protocol.md §2"
+_SHUTDOWN = "2027-02-26"
+"""Announced shutdown of whisper-1 and the gpt-4o-*-transcribe models (types
+`audio_transcription.model`: 'Announced shutdown date: 2027-02-26'; the cookbook names
+gpt-live-transcribe for live audio)."""
 _PRICE_PAGE = "https://developers.openai.com/api/docs/models/"
 
 _KNOWN: tuple[ModelInfo, ...] = (
@@ -183,26 +214,33 @@ _KNOWN: tuple[ModelInfo, ...] = (
     ),
     ModelInfo(
         name="gpt-live-transcribe",
-        server_vad=False,  # client commits
+        server_vad=False,  # turn detection omitted or null (VAD guide; livekit/agents #6705)
         deltas_before_commit=True,
-        accepts_prompt=False,  # unconfirmed: not sent
-        accepts_language=True,
+        accepts_prompt=True,
+        accepts_language=False,  # only `languages`: "Do not send both" (cookbook)
         accepts_languages_and_keywords=True,
-        accepts_delay=False,  # unconfirmed: not sent
+        accepts_delay=False,  # unconfirmed: the cookbook sends it, the types say whisper only
         usage_kind="duration",
         usd_per_audio_minute=0.017,
         source=(
-            f"{_PROTOCOL}; prompt and delay unconfirmed there, so not sent (the model page "
-            "mentions tunable latency and unstructured context, but not the wire fields); "
-            f"price {_PRICE_PAGE}gpt-live-transcribe ($0.017/min, realtime audio duration)"
+            f"{_PROTOCOL}; types `audio_transcription` (languages and keywords: gpt-transcribe "
+            "and gpt-live-transcribe; delay: gpt-realtime-whisper only); OpenAI cookbook "
+            "'Migrate from Whisper to GPT-Transcribe and GPT-Live-Transcribe' (2026-07-28: "
+            "prompt, keywords, languages; 'Do not send both language and languages'; no "
+            "detected languages returned) and the model page ('unstructured context, keyword "
+            "hints, multiple language hints'); delay unconfirmed (cookbook and types disagree), "
+            f"so not sent; price {_PRICE_PAGE}gpt-live-transcribe ($0.017/min, realtime audio "
+            "duration)"
         ),
+        rejected_options=frozenset({"turn_detection"}),
     ),
     ModelInfo(
         name="gpt-transcribe",
+        http_transcription=True,
         server_vad=False,  # unconfirmed: no turn_detection sent, the client commits turns
         deltas_before_commit=False,  # unconfirmed: not relied on
         accepts_prompt=True,
-        accepts_language=True,
+        accepts_language=False,  # only `languages` (transcription guide, cookbook)
         accepts_languages_and_keywords=True,  # completed events carry `languages`
         accepts_delay=False,
         usage_kind="duration",
@@ -219,6 +257,9 @@ _KNOWN: tuple[ModelInfo, ...] = (
     ),
     ModelInfo(
         name="gpt-4o-transcribe",
+        http_transcription=True,
+        shutdown_date=_SHUTDOWN,
+        replacement="gpt-live-transcribe",
         server_vad=True,
         deltas_before_commit=False,
         accepts_prompt=True,
@@ -240,6 +281,9 @@ _KNOWN: tuple[ModelInfo, ...] = (
     ),
     ModelInfo(
         name="gpt-4o-mini-transcribe",
+        http_transcription=True,
+        shutdown_date=_SHUTDOWN,
+        replacement="gpt-live-transcribe",
         server_vad=True,
         deltas_before_commit=False,
         accepts_prompt=True,
@@ -260,6 +304,9 @@ _KNOWN: tuple[ModelInfo, ...] = (
     ),
     ModelInfo(
         name="whisper-1",
+        http_transcription=True,
+        shutdown_date=_SHUTDOWN,
+        replacement="gpt-live-transcribe",
         server_vad=True,
         deltas_before_commit=False,  # completed only
         accepts_prompt=True,
@@ -306,9 +353,10 @@ def get_model_info(name: str) -> ModelInfo:
     """The :class:`ModelInfo` for a model name; its ``name`` is always ``name`` as given.
 
     Lookup: exact match; else, for a dated snapshot ``<model>-YYYY-MM-DD`` (e.g.
-    ``gpt-4o-transcribe-2025-03-20``), the entry of ``<model>`` (the registered prefix left
-    once the date is cut off); else safe defaults: no server VAD, ``language`` only (no
-    prompt, languages, keywords or delay), ``"duration"`` usage and no price (``None``).
+    ``gpt-4o-mini-transcribe-2025-12-15``), the entry of ``<model>`` (the registered prefix left
+    once the date is cut off) with ``snapshot_of`` set; else safe defaults: no server VAD,
+    ``language`` only (no prompt, languages, keywords or delay), ``"duration"`` usage and no
+    price (``None``).
     Only a date is cut off, so a variant such as ``gpt-4o-transcribe-diarize`` (or its
     snapshots) gets the safe defaults, not the options of ``gpt-4o-transcribe``.
     """
@@ -317,8 +365,17 @@ def get_model_info(name: str) -> ModelInfo:
         return info
     snapshot = _SNAPSHOT.fullmatch(name)
     if snapshot and snapshot["base"] in _REGISTRY:
-        return replace(_REGISTRY[snapshot["base"]], name=name)
+        return replace(_REGISTRY[snapshot["base"]], name=name, snapshot_of=snapshot["base"])
     return _unknown(name)
+
+
+def shutdown_notice(info: ModelInfo) -> str | None:
+    """A one-line warning for a model with an announced shutdown, naming its replacement, or
+    ``None`` (docs/protocol.md §2)."""
+    if info.shutdown_date is None:
+        return None
+    instead = f"; move to {info.replacement}" if info.replacement else ""
+    return f"{info.name} is announced to shut down on {info.shutdown_date}{instead}"
 
 
 def register_model(info: ModelInfo) -> None:

@@ -9,18 +9,58 @@ ahead lets a rollover (docs/protocol.md §6) move without waiting for a handshak
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import inspect
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 
 from livekit.agents.utils import aio
 
 from . import transport
 from .log import logger
 from .options import STTOptions
+from .protocol.client import SESSION_UPDATE_ID_PREFIX
 from .protocol.endpoint import build_headers, redact_url
 from .protocol.events import dumps_event
 from .transport import Connection, TransportError
 
-__all__ = ["DroppedOptionWarnings", "SessionOpener"]
+__all__ = ["Credentials", "DroppedOptionWarnings", "SessionOpener", "TokenProvider"]
+
+TokenProvider = Callable[[], "str | Awaitable[str]"]
+"""An Entra ID (Azure AD) token provider, sync or async, as ``openai.AsyncAzureOpenAI`` takes."""
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """How a session authenticates; never shown in a ``repr``, a log or an error.
+
+    ``api_key``: ``Authorization: Bearer`` (``api-key`` for Azure hosts). ``azure_ad_token`` or
+    ``azure_ad_token_provider`` (called on every connect, awaited when it returns an
+    awaitable): ``Authorization: Bearer <token>`` instead of the key (docs/protocol.md §1).
+    """
+
+    api_key: str | None = field(default=None, repr=False)
+    azure_ad_token: str | None = field(default=None, repr=False)
+    azure_ad_token_provider: TokenProvider | None = field(default=None, repr=False)
+
+    async def headers(self, options: STTOptions) -> dict[str, str]:
+        """The handshake headers for ``options`` (``extra_headers`` win on a clash).
+
+        Raises:
+            ValueError: a header with a line break (see ``build_headers``).
+        """
+        token = self.azure_ad_token
+        if self.azure_ad_token_provider is not None:
+            provided = self.azure_ad_token_provider()
+            token = await provided if inspect.isawaitable(provided) else provided
+        extra = dict(options.extra_headers)
+        if token:
+            extra = {"Authorization": f"Bearer {token}", **extra}
+            return build_headers(
+                None, base_url=options.base_url, extra_headers=extra, kind=options.endpoint_kind
+            )
+        return build_headers(
+            self.api_key, base_url=options.base_url, extra_headers=extra, kind=options.endpoint_kind
+        )
 
 
 class DroppedOptionWarnings:
@@ -41,14 +81,21 @@ class DroppedOptionWarnings:
                 )
 
 
+async def _close_when_done(task: asyncio.Task[tuple[Connection, float]]) -> None:
+    """Cancel a session being opened, or close it if it is open."""
+    await aio.cancel_and_wait(task)
+    if not task.cancelled() and task.exception() is None:
+        await task.result()[0].aclose()
+
+
 class SessionOpener:
     """Opens configured sessions for one stream.
 
     Args:
         connect: the transport seam, ``connect(url, headers, open_timeout_s)``
             (:func:`.transport.connect` in production, a fake in tests).
-        api_key: sent as the endpoint wants it (:func:`.protocol.endpoint.build_headers`);
-            never logged, never in a URL.
+        credentials: how each connect authenticates (:class:`Credentials`); never logged,
+            never in a URL.
         open_timeout_s: bound on the handshake, seconds.
         warnings: where options a model does not take are reported.
     """
@@ -57,23 +104,28 @@ class SessionOpener:
         self,
         *,
         connect: transport.ConnectFn,
-        api_key: str | None,
+        credentials: Credentials,
         open_timeout_s: float,
         warnings: DroppedOptionWarnings,
     ) -> None:
         self._connect = connect
-        self._api_key = api_key
+        self._credentials = credentials
         self._open_timeout_s = open_timeout_s
         self._warnings = warnings
         self._ahead: asyncio.Task[tuple[Connection, float]] | None = None
         self._ahead_options: STTOptions | None = None
         self.sessions_opened = 0
+        self._updates = 0
 
     def session_update(self, options: STTOptions) -> str:
-        """The ``session.update`` text for ``options`` (warning once about options dropped)."""
+        """The ``session.update`` text for ``options`` (warning once about options dropped),
+        with an ``event_id`` of :data:`~.protocol.client.SESSION_UPDATE_ID_PREFIX` so that an
+        error answering it is recognised."""
         update = options.session_update()
         self._warnings.warn(update.dropped, options.model)
-        return dumps_event(update.payload)
+        self._updates += 1
+        event_id = f"{SESSION_UPDATE_ID_PREFIX}{self._updates}"
+        return dumps_event({**update.payload, "event_id": event_id})
 
     async def open(self, options: STTOptions) -> tuple[Connection, float]:
         """Connect and send the session's ``session.update``; no audio yet.
@@ -86,9 +138,7 @@ class SessionOpener:
             TransportError: the handshake or the first send failed (classified).
         """
         url = options.url()
-        headers = build_headers(
-            self._api_key, base_url=options.base_url, extra_headers=dict(options.extra_headers)
-        )
+        headers = await self._credentials.headers(options)
         conn = await self._connect(url, headers, self._open_timeout_s)
         connected_at = asyncio.get_running_loop().time()
         self.sessions_opened += 1
@@ -106,6 +156,12 @@ class SessionOpener:
             await conn.aclose()
             raise
         return conn, connected_at
+
+    def take_over(self, other: SessionOpener) -> None:
+        """Take the session ``other`` opened ahead (``STT.prewarm``) as this opener's own."""
+        if other._ahead is not None and self._ahead is None:
+            self._ahead, self._ahead_options = other._ahead, other._ahead_options
+            other._ahead = None
 
     def open_ahead(self, options: STTOptions) -> None:
         """Start opening the next session in the background (no-op if one is under way)."""
@@ -140,6 +196,4 @@ class SessionOpener:
         """Cancel or close the session opened ahead, if any."""
         task, self._ahead = self._ahead, None
         if task is not None:
-            await aio.cancel_and_wait(task)
-            if not task.cancelled() and task.exception() is None:
-                await task.result()[0].aclose()
+            await _close_when_done(task)

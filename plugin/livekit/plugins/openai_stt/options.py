@@ -15,11 +15,12 @@ from typing import Any
 
 from livekit.agents.utils import is_given
 
-from .models import ModelInfo, get_model_info
+from .models import DEFAULT_SERVER_VAD, ModelInfo, get_model_info
 from .protocol.client import ClientConfig
-from .protocol.endpoint import build_realtime_stt_url
+from .protocol.endpoint import EndpointKind, build_realtime_stt_url
 from .protocol.session import (
     DIALECTS,
+    VLLM_RATE_HZ,
     AudioFormat,
     Dialect,
     SessionConfig,
@@ -28,7 +29,21 @@ from .protocol.session import (
     wire_sample_rate_hz,
 )
 
-__all__ = ["STTOptions", "option_changes"]
+__all__ = ["MAX_CONTEXT_CHARS", "STTOptions", "option_changes"]
+
+MAX_CONTEXT_CHARS = 800
+"""Most characters of conversation context sent in the prompt. OpenAI documents no limit for
+realtime transcription prompts; a third party reports a refusal over 1,024 characters
+(unconfirmed), so the context stays well under it."""
+
+_LEAST_SECONDS = {
+    "final_timeout_s": 0.1,
+    "max_queued_audio_s": 0.1,
+    "max_retained_audio_s": 1.0,
+    "session_rollover_s": 1.0,  # each rollover opens a session: no storms of them
+    "max_item_s": 2.0,
+}
+"""The least value of each time option, seconds (each must also be finite)."""
 
 
 @dataclass(frozen=True)
@@ -38,8 +53,10 @@ class STTOptions:
     carry credentials are left out of the ``repr``.
 
     Raises:
-        ValueError: on creation, for an unknown dialect or audio format, a ``chunk_ms`` out of
-            10..60000, a non-positive or non-finite time, or ``max_item_s`` under 2 s.
+        ValueError: on creation, naming the option: an unknown dialect or audio format, a
+            ``chunk_ms`` that is not a whole number from 10 to 60000, a time that is not finite
+            or under its least value (``session_rollover_s`` 1 s, ``max_item_s`` 2 s, the
+            others 0.1 s).
     """
 
     model: str
@@ -50,6 +67,12 @@ class STTOptions:
     delay: str | None = None
     noise_reduction: str | None = None
     turn_detection: Mapping[str, Any] | None = None
+    """Explicit turn detection (``None``: the client commits), used when not
+    :attr:`turn_detection_auto`."""
+    turn_detection_auto: bool = False
+    """Turn detection as the model's default (:data:`~.models.DEFAULT_SERVER_VAD` for models
+    with server VAD, else none): what a bare ``stream()`` of the official plugin gets."""
+    noise_reduction_strength: float | None = None
     logprobs: bool = False
     audio_format: AudioFormat = "pcm16"
     dialect: Dialect = "ga"
@@ -65,28 +88,47 @@ class STTOptions:
     max_queued_audio_s: float = 120.0
     session_rollover_s: float = 55 * 60.0
     max_item_s: float = 120.0
+    temperature: float | None = None
+    """Sampling temperature of the HTTP transcription path (``recognize()``); not sent on the
+    realtime socket."""
+    use_realtime: bool = True
+    """``False``: the STT declares no streaming; an ``AgentSession`` then transcribes each turn
+    with ``recognize()`` over HTTP (as the official plugin does)."""
+    session_keyterms: tuple[str, ...] | None = None
+    """Keyterms from LiveKit (``AgentSession(stt_context_options=...)``), sent with
+    :attr:`keywords` to models that take keywords."""
+    endpoint_kind: EndpointKind | None = None
+    """The endpoint rules to apply whatever the host (``STT.with_azure``: ``"azure"``)."""
+    context: str | None = None
+    """Recent conversation (LiveKit's chat context), sent after :attr:`prompt` to models that
+    take a prompt, bounded by :data:`MAX_CONTEXT_CHARS`."""
 
     def __post_init__(self) -> None:
         if self.dialect not in DIALECTS:
-            raise ValueError(f"unknown dialect {self.dialect!r}: use ga, beta or speaches")
+            raise ValueError(f"unknown dialect {self.dialect!r}: use ga, beta, speaches or vllm")
+        if self.dialect == "vllm" and self.audio_format != "pcm16":
+            raise ValueError("audio_format must be pcm16 for dialect vllm (it takes 16 kHz pcm16)")
         wire_sample_rate_hz(self.audio_format)  # ValueError names the formats
-        if not 10 <= self.chunk_ms <= 60_000:  # 60 s of pcm16 is 2.9 MB, far under 15 MiB
-            raise ValueError("chunk_ms must be between 10 and 60000")
-        for name in ("final_timeout_s", "max_queued_audio_s", "session_rollover_s"):
+        chunk = self.chunk_ms
+        if isinstance(chunk, bool) or not isinstance(chunk, int) or not 10 <= chunk <= 60_000:
+            # 60 s of pcm16 is 2.9 MB, far under the 15 MiB an append may carry
+            raise ValueError("chunk_ms must be a whole number of milliseconds from 10 to 60000")
+        for name, least in _LEAST_SECONDS.items():
             value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a positive number of seconds")
-        if not self.max_item_s >= 2.0:
-            raise ValueError("max_item_s must be at least 2 seconds")
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if not (number and math.isfinite(value) and value >= least):
+                raise ValueError(f"{name} must be a finite number of seconds, at least {least}")
         if self.turn_detection is not None:  # a private copy: the caller's dict may change
-            object.__setattr__(self, "turn_detection", dict(self.turn_detection))
+            object.__setattr__(self, "turn_detection", _with_type(self.turn_detection))
 
     def __hash__(self) -> int:  # turn_detection is a dict: hash the fields that are not
         return hash((self.model, self.language, self.base_url, self.audio_format))
 
     @property
     def sample_rate_hz(self) -> int:
-        """Wire sample rate: 24000 for pcm16, 8000 for G.711."""
+        """Wire sample rate: 24000 for pcm16 (16000 for dialect ``vllm``), 8000 for G.711."""
+        if self.dialect == "vllm":
+            return VLLM_RATE_HZ
         return wire_sample_rate_hz(self.audio_format)
 
     @property
@@ -99,15 +141,38 @@ class STTOptions:
         return SessionConfig(
             model=self.transcription_model or self.model,
             language=self.language,
-            prompt=self.prompt,
+            prompt=self.effective_prompt,
             delay=self.delay,
             noise_reduction=self.noise_reduction,
-            turn_detection=dict(self.turn_detection) if self.turn_detection else None,
+            noise_reduction_strength=self.noise_reduction_strength,
+            turn_detection=self.effective_turn_detection,
             audio_format=self.audio_format,
             logprobs=self.logprobs,
             languages=self.languages,
-            keywords=self.keywords,
+            keywords=self.effective_keywords,
+            pcm_rate_hz=self.sample_rate_hz if self.audio_format == "pcm16" else 24000,
         )
+
+    @property
+    def effective_turn_detection(self) -> dict[str, Any] | None:
+        """What the session asks for: the model's default when :attr:`turn_detection_auto`."""
+        if self.turn_detection_auto:
+            return dict(DEFAULT_SERVER_VAD) if self.model_info.server_vad else None
+        return dict(self.turn_detection) if self.turn_detection is not None else None
+
+    @property
+    def effective_keywords(self) -> tuple[str, ...] | None:
+        """:attr:`keywords` then :attr:`session_keyterms`, without repeats."""
+        merged = tuple(dict.fromkeys((*(self.keywords or ()), *(self.session_keyterms or ()))))
+        return merged or None
+
+    @property
+    def effective_prompt(self) -> str | None:
+        """:attr:`prompt`, then :attr:`context` (bounded); ``None`` when neither was ever set
+        (``""`` clears a prompt set before: a field left out keeps its value)."""
+        if self.prompt is None and not self.context:
+            return None
+        return "\n".join(p for p in (self.prompt, self.context) if p)
 
     def session_update(self) -> SessionUpdate:
         """The ``session.update`` of :attr:`dialect` for :attr:`model` (docs/protocol.md §2)."""
@@ -117,6 +182,8 @@ class STTOptions:
         """The numbers the stream's :class:`~.protocol.client.ClientSession` works with."""
         return ClientConfig(
             audio_format=self.audio_format,
+            pcm_rate_hz=self.sample_rate_hz if self.audio_format == "pcm16" else 24000,
+            dialect=self.dialect,
             chunk_ms=self.chunk_ms,
             final_timeout_s=self.final_timeout_s,
             max_item_s=self.max_item_s,
@@ -136,7 +203,14 @@ class STTOptions:
             self.transcription_model or self.model,
             include_model=self.include_model_in_url,
             extra_query=dict(self.extra_query) or None,
+            kind=self.endpoint_kind,
         )
+
+
+def _with_type(turn_detection: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy with ``type`` defaulting to ``server_vad``, as the official plugin's
+    ``SessionTurnDetection`` does (the API keys turn detection on ``type``)."""
+    return {"type": "server_vad", **dict(turn_detection)}
 
 
 def option_changes(**options: Any) -> dict[str, Any]:
@@ -146,5 +220,5 @@ def option_changes(**options: Any) -> dict[str, Any]:
     if "language" in changes:
         changes["language"] = changes["language"] or None
     if changes.get("turn_detection") is not None:
-        changes["turn_detection"] = dict(changes["turn_detection"])
+        changes["turn_detection"] = _with_type(changes["turn_detection"])
     return changes

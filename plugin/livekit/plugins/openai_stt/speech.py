@@ -51,6 +51,7 @@ def _data(
     end_s: float = 0.0,
     confidence: float = 0.0,
     metadata: dict[str, object] | None = None,
+    source_languages: tuple[str, ...] | None = None,
 ) -> stt.SpeechData:
     spanned = end_s > 0
     return stt.SpeechData(
@@ -60,6 +61,9 @@ def _data(
         end_time=time_base_s + end_s if spanned else 0.0,
         confidence=confidence,
         metadata=metadata,
+        source_languages=[LanguageCode(code) for code in source_languages]
+        if source_languages
+        else None,
     )
 
 
@@ -93,6 +97,7 @@ def speech_event(
             start_s=out.audio_start_s,
             end_s=out.audio_end_s,
             confidence=out.confidence if out.confidence is not None else 0.0,
+            source_languages=out.languages,
         )
         return stt.SpeechEvent(_T.FINAL_TRANSCRIPT, request_id=out.item_id, alternatives=[data])
     if isinstance(out, FailureOut):

@@ -17,8 +17,8 @@ from typing import Protocol
 
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
-from websockets.frames import Frame, Opcode
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.frames import CloseCode, Frame, Opcode
 
 from .log import websockets_logger
 from .protocol.errors import (
@@ -77,7 +77,19 @@ class _ClientConnection(ClientConnection):
 
 
 def _closed_error(exc: ConnectionClosed) -> TransportError:
-    rcvd = exc.rcvd
+    sent, rcvd = exc.sent, exc.rcvd
+    if sent is not None and sent.code == CloseCode.MESSAGE_TOO_BIG and not exc.rcvd_then_sent:
+        # we closed (1009): a server event over _MAX_MESSAGE_BYTES. Not transient: the same
+        # server would send it again, so it is not retried
+        return TransportError(
+            Classified(
+                ErrorAction.FATAL,
+                f"a server event exceeded {_MAX_MESSAGE_BYTES // (1024 * 1024)} MiB; "
+                "closed the websocket (code 1009)",
+                "message_too_big",
+                1009,
+            )
+        )
     if rcvd is None:  # no close frame: reset, 1006
         return TransportError(classify_close(1006, "connection lost without a close frame"))
     return TransportError(classify_close(rcvd.code, rcvd.reason))
@@ -148,6 +160,13 @@ async def connect(url: str, headers: Mapping[str, str], open_timeout_s: float) -
         body = bytes(e.response.body or b"")[:2048].decode("utf-8", errors="replace")
         raise TransportError(
             classify_handshake_status(status, insufficient_quota="insufficient_quota" in body)
+        ) from None
+    except (InvalidURI, ValueError):  # their text may hold the URL, and so a credential
+        raise TransportError(
+            Classified(
+                ErrorAction.FATAL,
+                "the websocket URL is not valid (not shown: it may carry a credential)",
+            )
         ) from None
     except InvalidHandshake as e:
         raise TransportError(

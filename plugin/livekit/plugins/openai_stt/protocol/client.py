@@ -27,20 +27,35 @@ one is opened ahead (make-before-break).
 
 from __future__ import annotations
 
-import enum
-import math
+import dataclasses
 from collections import deque
-from dataclasses import dataclass
-from typing import Union
-
-import numpy as np
 
 from ..models import ModelInfo
 from . import events as ev
-from . import g711
-from .errors import Classified, ErrorAction, classify_error_event
+from .client_state import (
+    AHEAD_MAX_AGE_FRACTION,
+    CONNECTED_STATES,
+    FORCED_ROLLOVER_GRACE_S,
+    MAX_QUICK_RECONNECTS,
+    PREPARE_AHEAD_S,
+    QUICK_SESSION_S,
+    QUIET_TAIL_MS,
+    SESSION_UPDATE_ID_PREFIX,
+    TRANSITIONS,
+    ClientConfig,
+    ErrorReportedOut,
+    InvalidTransition,
+    OpenAheadOut,
+    Output,
+    ReplayOut,
+    SessionEndedOut,
+    State,
+    UnknownEventOut,
+    is_quiet,
+)
+from .errors import Classified, ErrorAction, classify_error_event, names_permanent_failure
 from .ledger import AudioLedger
-from .session import AudioFormat, wire_bytes_per_sample, wire_sample_rate_hz
+from .session import wire_bytes_per_sample
 from .transcript import (
     CommitRefusedOut,
     CommittedOut,
@@ -51,6 +66,14 @@ from .transcript import (
 )
 from .transcript import Output as TranscriptOutput
 from .usage import UsageSummary
+from .vllm_turns import (
+    START,
+    VllmTurns,
+    classify_vllm_error,
+    failed_turn,
+    final_commit,
+    translate,
+)
 
 __all__ = [
     "ClientConfig",
@@ -59,6 +82,7 @@ __all__ = [
     "TRANSITIONS",
     "InvalidTransition",
     "ErrorReportedOut",
+    "SESSION_UPDATE_ID_PREFIX",
     "SessionEndedOut",
     "OpenAheadOut",
     "ReplayOut",
@@ -69,145 +93,6 @@ __all__ = [
     "QUICK_SESSION_S",
     "MAX_QUICK_RECONNECTS",
 ]
-
-FORCED_ROLLOVER_GRACE_S = 240.0
-"""Past ``session_rollover_s`` by this much, roll over even with a final still owed."""
-PREPARE_AHEAD_S = 30.0
-"""Open the next session this long before a rollover is due (or half ``session_rollover_s``)."""
-AHEAD_MAX_AGE_FRACTION = 0.75
-"""A session opened ahead that has aged past this fraction of ``session_rollover_s`` is not used."""
-QUICK_SESSION_S = 5.0
-"""A session the server ends sooner than this after it opened made no progress."""
-MAX_QUICK_RECONNECTS = 3
-"""Sessions ended at once by the server in a row before the stream gives up."""
-QUIET_RMS = 300.0
-"""int16 RMS (about -40 dBFS) taken as a pause when cutting a long item."""
-_QUIET_TAIL_MS = 20
-
-
-class State(enum.Enum):
-    """Where the stream is in its session lifecycle."""
-
-    IDLE = "idle"
-    """No socket: audio is held in the ledger for the next one."""
-    CONNECTING = "connecting"
-    """A handshake (and ``session.update``) is under way."""
-    REPLAYING = "replaying"
-    """Configured; the replay of unfinished turns is queued and not yet written."""
-    LIVE = "live"
-    """Audio flows; commits and finals as they come."""
-    ROLLING_OVER = "rolling_over"
-    """The session is past ``session_rollover_s`` at a turn boundary: move to the next one."""
-    CLOSED = "closed"
-    """The stream is over; no input is taken."""
-
-
-TRANSITIONS: dict[tuple[State, str], State] = {
-    (State.IDLE, "connecting"): State.CONNECTING,
-    (State.CONNECTING, "opened"): State.REPLAYING,
-    (State.CONNECTING, "connection_lost"): State.IDLE,
-    (State.REPLAYING, "replay_written"): State.LIVE,
-    (State.REPLAYING, "connection_lost"): State.IDLE,
-    (State.LIVE, "rollover_due"): State.ROLLING_OVER,
-    (State.LIVE, "connection_lost"): State.IDLE,
-    (State.ROLLING_OVER, "connection_lost"): State.IDLE,
-    **{(state, "close"): State.CLOSED for state in State},
-}
-"""``(state, event) -> next state``; any other pair is an :class:`InvalidTransition`."""
-
-_CONNECTED = frozenset({State.REPLAYING, State.LIVE, State.ROLLING_OVER})
-
-
-class InvalidTransition(RuntimeError):
-    """A lifecycle event that the current state does not allow (a bug in the caller)."""
-
-
-# -- control outputs ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ErrorReportedOut:
-    """An ``error`` event with no close: the session goes on; tell the application
-    (docs/protocol.md §5). ``body`` holds every field of the error."""
-
-    classified: Classified
-    body: dict[str, str | None]
-
-
-@dataclass(frozen=True)
-class SessionEndedOut:
-    """This socket is over. ``classified.action``: ``RECONNECT`` (the server ended the session
-    normally: open the next one at once), ``RETRY`` (a transient failure) or ``FATAL``.
-    ``body`` holds the server's error fields when an ``error`` event caused it."""
-
-    classified: Classified
-    body: dict[str, str | None] | None = None
-
-
-@dataclass(frozen=True)
-class OpenAheadOut:
-    """A rollover nears: open and configure the next session now (make-before-break)."""
-
-
-@dataclass(frozen=True)
-class ReplayOut:
-    """A new socket was given the unfinished audio again: ``audio_s`` seconds, with
-    ``commits`` commits; ``abandoned_items`` are the ids whose finals died with the old
-    socket (their turns come back as new items)."""
-
-    audio_s: float
-    commits: int
-    abandoned_items: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class UnknownEventOut:
-    """A server event type this client does not know (reported once per type)."""
-
-    event_type: str
-
-
-Output = Union[
-    TranscriptOutput,
-    ErrorReportedOut,
-    SessionEndedOut,
-    OpenAheadOut,
-    ReplayOut,
-    UnknownEventOut,
-]
-
-
-@dataclass(frozen=True)
-class ClientConfig:
-    """The numbers a :class:`ClientSession` works with.
-
-    Attributes:
-        audio_format: wire format (docs/protocol.md §2); decides the rate and sample width.
-        chunk_ms: audio per ``input_audio_buffer.append``, milliseconds.
-        final_timeout_s: a turn whose final has not come this long after its commit ends
-            without it; a commit not acknowledged this long fails the socket.
-        max_item_s: longest audio committed as one item, seconds (cut at a pause in its last
-            second, else at this length).
-        max_retained_audio_s: most audio the ledger keeps for replay, seconds.
-        session_rollover_s: move to the next session at a turn boundary after this long.
-        language: the configured language, for finals whose server names none.
-
-    Raises:
-        ValueError: an unknown audio format.
-    """
-
-    audio_format: AudioFormat = "pcm16"
-    chunk_ms: int = 100
-    final_timeout_s: float = 15.0
-    max_item_s: float = 120.0
-    max_retained_audio_s: float = 300.0
-    session_rollover_s: float = 55 * 60.0
-    language: str | None = None
-
-    @property
-    def sample_rate_hz(self) -> int:
-        """Wire sample rate: 24000 for pcm16, 8000 for G.711."""
-        return wire_sample_rate_hz(self.audio_format)
 
 
 class ClientSession:
@@ -240,6 +125,12 @@ class ClientSession:
         self._input_ended = False
         self._quick_ends = 0
         self._unknown_types: set[str] = set()
+        self._progress = False  # the current attempt got a commit acknowledged or a final
+        self._fruitless_attempts = 0  # attempts in a row that ended with no progress
+        self._writing_since: float | None = None  # a send under way since then
+        self._configured = False  # the server confirmed the session (session.updated)
+        self._vllm = VllmTurns() if config.dialect == "vllm" else None
+        self._last_error: ev.ErrorInfo | None = None  # the socket's last error event
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -273,6 +164,9 @@ class ClientSession:
         """
         self._transition("opened")
         self._session_started = connected_at
+        self._writing_since = None
+        self._configured = False
+        self._last_error = None
         self._ahead_requested = False
         lost = self.assembler.abandon_unfinished()
         self.ledger.forget_items(lost)
@@ -282,6 +176,15 @@ class ClientSession:
         self._unacked.clear()
         held = self.ledger.held_samples
         commits = 0
+        if self._vllm is not None:  # no session.updated in vLLM: silence is success (§7)
+            self._configured = True
+            steps = self.ledger.rewind()
+            self._vllm.reset([(s.start, s.end) for s in steps if s.commit])
+            commits = len(self._vllm.pending)
+            self._vllm_pump(now)
+            if not held:
+                return []
+            return [ReplayOut(round(held / self.sample_rate_hz, 3), commits, tuple(lost))]
         for step in self.ledger.rewind():
             self.ledger.skip_to(step.start)
             if step.commit:
@@ -305,13 +208,42 @@ class ClientSession:
         self._outbox.clear()
         self._transition("close")
 
-    def session_ended(self, classified: Classified, now: float) -> Classified:
-        """Decide what a normal end of session (``RECONNECT``) means for the stream.
+    def session_ended(
+        self, classified: Classified, now: float, max_attempts: int | None = None
+    ) -> Classified:
+        """Decide what the end of an attempt (a socket, or a failed open) means for the stream.
 
-        A session the server ends within :data:`QUICK_SESSION_S` of opening made no progress;
-        the :data:`MAX_QUICK_RECONNECTS`-th such end in a row becomes a ``RETRY`` failure
-        rather than another immediate reconnect. Other verdicts are returned unchanged.
+        - ``RECONNECT`` (the server ended the session normally): a session ended within
+          :data:`QUICK_SESSION_S` of opening made no progress; the
+          :data:`MAX_QUICK_RECONNECTS`-th such end in a row becomes a ``RETRY`` failure rather
+          than another immediate reconnect.
+        - ``RETRY``: attempts that made no progress (no commit acknowledged, no final) are
+          counted, whatever their duration; past ``max_attempts`` in a row the failure becomes
+          ``FATAL``, so a silent or never-acknowledging server ends the stream with an error
+          instead of being retried for ever (LiveKit's own count restarts after any attempt
+          longer than ``conn_options.timeout``). An attempt with progress resets the count.
+        - ``FATAL`` is returned unchanged.
         """
+        progress, self._progress = self._progress, False
+        said, self._last_error = self._last_error, None
+        if said is not None and names_permanent_failure(said):  # a gateway's refusal, then a close
+            classified = dataclasses.replace(classified, action=ErrorAction.FATAL)
+        if classified.action is ErrorAction.FATAL and said is not None and said.message:
+            if said.message not in classified.message:  # the close, and what came before it
+                message = f"{classified.message}; the server said: {said.message}"
+                classified = dataclasses.replace(classified, message=message)
+            return classified
+        if classified.action is ErrorAction.RETRY:
+            self._fruitless_attempts = 0 if progress else self._fruitless_attempts + 1
+            if max_attempts is not None and self._fruitless_attempts > max_attempts:
+                return Classified(
+                    ErrorAction.FATAL,
+                    f"no progress after {self._fruitless_attempts} attempts "
+                    f"(the last: {classified.message})",
+                    classified.code,
+                    classified.status,
+                )
+            return classified
         if classified.action is not ErrorAction.RECONNECT:
             return classified
         started = self._session_started
@@ -330,7 +262,7 @@ class ClientSession:
     @property
     def connected(self) -> bool:
         """A socket is configured (replaying, live or rolling over)."""
-        return self.state in _CONNECTED
+        return self.state in CONNECTED_STATES
 
     def push_audio(self, wire: bytes | bytearray | memoryview, now: float) -> None:
         """Append wire-format audio (pcm16 LE or G.711 bytes at the wire rate).
@@ -353,18 +285,41 @@ class ClientSession:
         ):
             self.commit(now)
         elif self.connected:
-            self._queue_audio(self.ledger.appended, min_samples=self._chunk_samples)
+            if self._vllm is not None:
+                self._vllm_pump(now)
+            else:
+                self._queue_audio(self.ledger.appended, min_samples=self._chunk_samples)
+
+    def _vllm_pump(self, now: float) -> None:
+        """vLLM's turn order (:mod:`.vllm_turns`): a plain commit before a turn's first audio,
+        its audio, a ``final`` commit at its end; then nothing until its ``done``."""
+        turns = self._vllm
+        assert turns is not None
+        while self.connected and not turns.awaiting_done:
+            first, target = turns.pending[0] if turns.pending else (None, None)
+            if first is not None and not turns.generating:
+                self.ledger.skip_to(first)  # a turn already finalised is not sent again
+            upto = target if target is not None else self.ledger.appended
+            if not turns.generating and (target is not None or upto > self.ledger.sent):
+                turns.begin(self.ledger.sent)
+                self._outbox.append(START)
+            self._queue_audio(upto, min_samples=1 if target is not None else self._chunk_samples)
+            if target is None or self.ledger.sent < target:
+                return
+            turns.pending.popleft()
+            self._commits_sent += 1
+            event_id = f"commit_{self._commits_sent}"
+            rate = self.sample_rate_hz
+            self.assembler.commit_sent(
+                target / rate, event_id=event_id, audio_start_s=turns.start / rate
+            )
+            self._unacked.append(now)
+            self._outbox.append(final_commit(event_id))
+            turns.generating, turns.awaiting_done = False, True
 
     def _ends_quiet(self) -> bool:
-        tail = self.ledger.tail(self.sample_rate_hz * _QUIET_TAIL_MS // 1000)
-        if self._bps == 2:
-            samples = np.frombuffer(tail, dtype="<i2")
-        else:
-            samples = g711.decode(self.config.audio_format, tail)
-        if not len(samples):
-            return False
-        x = samples.astype(np.float32)
-        return bool(math.sqrt(float(np.mean(x * x))) < QUIET_RMS)
+        tail = self.ledger.tail(self.sample_rate_hz * QUIET_TAIL_MS // 1000)
+        return is_quiet(tail, self.config.audio_format)
 
     def commit(self, now: float) -> bool:
         """End the current turn: commit the audio pushed since the last commit.
@@ -380,8 +335,12 @@ class ClientSession:
             raise InvalidTransition("commit after close")
         if self.ledger.uncommitted < self._min_commit_samples:
             return False
+        previous = self.ledger.last_commit
         point = self.ledger.commit()
-        if self.connected:
+        if self._vllm is not None:
+            self._vllm.pending.append((previous, point))
+            self._vllm_pump(now)
+        elif self.connected:
             self._send_commit(point, now)
         return True
 
@@ -390,7 +349,7 @@ class ClientSession:
         shorter than that; no session is opened ahead from now on."""
         self._input_ended = True
         self.commit(now)
-        if self.connected:
+        if self.connected and self._vllm is None:
             self._queue_audio(self.ledger.appended, min_samples=1)
 
     def update_session(self, update: str) -> None:
@@ -399,6 +358,11 @@ class ClientSession:
         if self.connected:
             self._queue_audio(self.ledger.appended, min_samples=1)
             self._outbox.append(update)
+
+    def open_text(self) -> str:
+        """The text the server streamed so far for the audio not yet committed (the turn a
+        commit now would end), or ``""``."""
+        return self.assembler.open_text()
 
     def set_model(self, model: ModelInfo) -> None:
         """The model changed: items completed from now on are priced with ``model``."""
@@ -444,10 +408,21 @@ class ClientSession:
                 return []
             self._unknown_types.add(event.type)
             return [UnknownEventOut(event.type)]
+        if self._vllm is not None:
+            return self._receive_vllm(event, now)
+        if isinstance(event, ev.SessionUpdated):
+            self._configured = True
         if isinstance(event, ev.ErrorEvent):
             classified = classify_error_event(event.error)
             if classified.action is not ErrorAction.IGNORE:
                 info = event.error
+                self._last_error = info
+                if self._answers_configuration(info):
+                    classified = Classified(
+                        ErrorAction.FATAL,
+                        f"the server refused the session configuration: {classified.message}",
+                        classified.code,
+                    )
                 body: dict[str, str | None] = {
                     "type": info.type,
                     "code": info.code,
@@ -458,13 +433,50 @@ class ClientSession:
                 if classified.action is ErrorAction.REPORT:
                     return [ErrorReportedOut(classified, body)]
                 return [SessionEndedOut(classified, body)]
-        return self._account(self.assembler.receive(event), now)
+        return self._account(self.assembler.receive(event, now), now)
+
+    def _receive_vllm(self, event: ev.ServerEvent, now: float) -> list[Output]:
+        """vLLM's events (docs/protocol.md §7): string errors classified by their code; results
+        translated for the assembler; the next turn goes out once a ``done`` is in."""
+        assert self._vllm is not None
+        if isinstance(event, ev.ErrorEvent):
+            info = event.error
+            self._last_error = info
+            classified = classify_vllm_error(info)
+            body = {"type": info.type, "code": info.code, "message": info.message}
+            if classified.action is ErrorAction.REPORT:
+                return [ErrorReportedOut(classified, body)]
+            ended: list[Output] = []  # a failed generation ends its turn, as `failed` does
+            for failed in failed_turn(self._vllm, info):
+                ended += self._account(self.assembler.receive(failed, now), now)
+            return [*ended, SessionEndedOut(classified, body)]
+        out: list[Output] = []
+        for translated in translate(self._vllm, event):
+            out += self._account(self.assembler.receive(translated, now), now)
+        self._vllm_pump(now)
+        return out
+
+    def _answers_configuration(self, info: ev.ErrorInfo) -> bool:
+        """An error that names one of our ``session.update`` events, or arrives before the
+        server confirmed the session: the session is not configured as asked, and streaming on
+        would transcribe wrongly or not at all."""
+        ours = (info.event_id or "").startswith(SESSION_UPDATE_ID_PREFIX)
+        return ours or not self._configured
 
     def _account(self, outputs: list[TranscriptOutput], now: float) -> list[Output]:
         """Ledger, deadlines, acknowledgements and usage for the assembler's outputs."""
         trim = False
         for out in outputs:
-            if isinstance(out, CommittedOut):
+            if isinstance(out, (CommittedOut, FinalOut, FailureOut)):
+                self._progress = True
+            if isinstance(out, CommittedOut) and out.by_server:
+                # server VAD committed: our next commit starts there (no empty commit), and a
+                # replay commits there too
+                point = int(round(out.audio_end_s * self.sample_rate_hz))
+                self.ledger.server_committed(point)
+                self._deadlines[out.item_id] = now + self.config.final_timeout_s
+                self.ledger.item_committed(out.item_id, point)
+            elif isinstance(out, CommittedOut):
                 if self._unacked:
                     self._unacked.popleft()
                 self._deadlines[out.item_id] = now + self.config.final_timeout_s
@@ -504,6 +516,12 @@ class ClientSession:
             message = f"the server did not acknowledge a commit in {timeout}s"
             out.append(SessionEndedOut(Classified(ErrorAction.RETRY, message)))
             return out
+        writing = self._writing_since
+        if writing is not None and now - writing > self.config.send_timeout_s:
+            message = f"the server stopped reading: a send took over {self.config.send_timeout_s}s"
+            out.append(SessionEndedOut(Classified(ErrorAction.RETRY, message)))
+            return out
+        out.extend(self.assembler.due_interims(now))
         overdue = [item_id for item_id, due in self._deadlines.items() if now >= due]
         if overdue:
             error = ev.ErrorInfo(
@@ -520,6 +538,12 @@ class ClientSession:
             self._ahead_requested = True
             out.append(OpenAheadOut())
         return out
+
+    def writing(self, since: float | None) -> None:
+        """A send to the socket started at ``since`` (``None``: none under way). A send that
+        does not complete within ``send_timeout_s`` ends the socket (see :meth:`tick`): a
+        server that stops reading cannot stall the stream, nor let its audio pile up."""
+        self._writing_since = since
 
     def _age(self, now: float) -> float:
         return 0.0 if self._session_started is None else now - self._session_started
@@ -560,9 +584,15 @@ class ClientSession:
         return out
 
     @property
+    def events_to_send(self) -> int:
+        """Client events queued and not yet drained by :meth:`data_to_send`."""
+        return len(self._outbox)
+
+    @property
     def finals_owed(self) -> int:
         """Commits sent and not acknowledged, plus committed items with no final yet."""
-        return self.assembler.pending_items
+        pending = len(self._vllm.pending) if self._vllm is not None else 0
+        return self.assembler.pending_items + pending
 
     @property
     def input_ended(self) -> bool:

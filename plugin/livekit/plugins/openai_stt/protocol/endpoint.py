@@ -31,6 +31,8 @@ __all__ = [
     "EndpointKind",
     "build_headers",
     "build_realtime_stt_url",
+    "carries_credentials",
+    "is_secret_header",
     "classify_endpoint",
     "is_azure_host",
     "is_loopback_host",
@@ -136,6 +138,8 @@ def is_loopback_host(host: str) -> bool:
 def _split(base_url: str | None) -> tuple[str, str, str, str, str]:
     """Parse and validate a base URL; returns ``(ws_scheme, netloc, host, path, query)``."""
     url = (base_url or "").strip() or DEFAULT_BASE_URL
+    if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in url):
+        raise ValueError("the realtime endpoint base URL contains a space or a control character")
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme not in _SCHEMES:
@@ -199,6 +203,7 @@ def build_realtime_stt_url(
     *,
     include_model: bool | None = None,
     extra_query: Mapping[str, str] | None = None,
+    kind: EndpointKind | None = None,
 ) -> str:
     """Build the websocket URL of a realtime transcription session (docs/protocol.md §1).
 
@@ -211,6 +216,8 @@ def build_realtime_stt_url(
             host); ``False`` suppresses it (e.g. a transparent reverse proxy in front of OpenAI).
         extra_query: more query parameters; each wins over a parameter of the same name in
             the base URL, and over ``intent``/``model``.
+        kind: the endpoint's rules to apply whatever the host (``"azure"`` for an Azure
+            resource behind a custom domain or API Management); ``None``: by host.
 
     Returns:
         ``ws://`` or ``wss://`` URL (``https``->``wss``, ``http``->``ws``, ``ws``/``wss`` kept),
@@ -227,7 +234,7 @@ def build_realtime_stt_url(
             contains the URL (it may carry a credential).
     """
     scheme, netloc, host, path, query = _split(base_url)
-    kind = _kind_of(host)
+    kind = kind or _kind_of(host)
     with_model = include_model if include_model is not None else kind == "gateway"
     extra = dict(extra_query or {})
 
@@ -257,6 +264,7 @@ def build_headers(
     *,
     base_url: str | None,
     extra_headers: Mapping[str, str] | None = None,
+    kind: EndpointKind | None = None,
 ) -> dict[str, str]:
     """Handshake headers for the realtime socket (docs/protocol.md §1).
 
@@ -271,7 +279,7 @@ def build_headers(
     Raises ``ValueError`` for a bad base URL (see :func:`classify_endpoint`) or a header name or
     value containing CR, LF or NUL (the message names the header, never the value).
     """
-    kind = classify_endpoint(base_url)
+    kind = kind or classify_endpoint(base_url)
     headers: dict[str, str] = {}
     if api_key:
         if kind == "azure":
@@ -294,21 +302,49 @@ def _is_secret_param(name: str) -> bool:
     return n in _SECRET_PARAMS or n.endswith(_SECRET_SUFFIXES)
 
 
+_SECRET_HEADER_WORDS = ("auth", "key", "token", "secret", "signature", "password", "cookie")
+
+
+def is_secret_header(name: str) -> bool:
+    """True for a header that may carry a credential: ``Authorization``, ``api-key``,
+    ``cf-aig-authorization``, ``Ocp-Apim-Subscription-Key``, ``x-goog-api-key``, ``Cookie`` and
+    any name containing auth, key, token, secret, signature or password (case-insensitive)."""
+    n = name.strip().lower()
+    return any(word in n for word in _SECRET_HEADER_WORDS)
+
+
+def carries_credentials(
+    url: str, headers: Mapping[str, str] | None = None, extra_query: Mapping[str, str] | None = None
+) -> bool:
+    """True when the URL has userinfo or a secret-looking query parameter, or a header or
+    extra query parameter may carry a credential (see :func:`is_secret_header` and
+    :func:`redact_url`). Used to refuse plaintext ``ws://`` to a remote host.
+
+    Raises ``ValueError`` for an unparseable URL.
+    """
+    parts = urlsplit(url)
+    if "@" in parts.netloc:
+        return True
+    if any(_is_secret_param(name) for name, _ in _query_pieces(parts.query)):
+        return True
+    if any(_is_secret_param(name) for name in extra_query or {}):
+        return True
+    return any(is_secret_header(name) for name in headers or {})
+
+
 def redact_url(url: str) -> str:
     """A URL fit for a log line: the values of secret-looking query parameters (``api_key``,
-    ``key``, ``token``, ``access_token``, ``sig``, ``*_key``, ``*_token``...) and a password in
-    the userinfo are replaced by ``REDACTED``; everything else is kept as written.
+    ``key``, ``token``, ``access_token``, ``sig``, ``*_key``, ``*_token``...) and the whole
+    userinfo are replaced by ``REDACTED``; everything else is kept as written. A bare path
+    with a query (``/v1/realtime?key=...``) works too.
 
     Never raises: a string that cannot be parsed comes back as ``"<unparseable URL>"``.
     """
     try:
         parts = urlsplit(url)
         netloc = parts.netloc
-        if "@" in netloc:
-            userinfo, hostport = netloc.rsplit("@", 1)
-            if ":" in userinfo:
-                userinfo = userinfo.split(":", 1)[0] + ":" + _REDACTED
-            netloc = f"{userinfo}@{hostport}"
+        if "@" in netloc:  # user:password, or a lone token: all of it may be secret
+            netloc = f"{_REDACTED}@{netloc.rsplit('@', 1)[1]}"
         query = "&".join(
             f"{raw.split('=', 1)[0]}={_REDACTED}" if _is_secret_param(name) else raw
             for name, raw in _query_pieces(parts.query)

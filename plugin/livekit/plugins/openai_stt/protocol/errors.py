@@ -7,6 +7,7 @@ nothing else decides whether a failure is fatal.
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 
 from .events import ErrorInfo
@@ -18,6 +19,7 @@ __all__ = [
     "classify_close",
     "classify_handshake_status",
     "INVALID_MODEL_HINT",
+    "names_permanent_failure",
 ]
 
 
@@ -68,6 +70,22 @@ _CONFIG_CODES = {
 }
 
 
+_PERMANENT = re.compile(
+    r"\b(401|403|unauthori[sz]ed|forbidden|invalid[ _-]?api[ _-]?key|incorrect api key"
+    r"|(api[ _-]?key|key)\b.{0,40}\b(rejected|invalid|not valid|expired)"
+    r"|(unknown|invalid|unsupported)\b.{0,20}\bmodel|model\b.{0,60}\b(not found|does not exist"
+    r"|is not supported|not allowed|unknown))",
+    re.IGNORECASE,
+)
+
+
+def names_permanent_failure(info: ErrorInfo) -> bool:
+    """True when an error names a rejected key or an unknown model (what a gateway such as
+    LiteLLM sends as ``server_error`` before it closes, docs/protocol.md §5): retrying cannot
+    help."""
+    return (info.code or "") in _CONFIG_CODES or bool(_PERMANENT.search(info.message or ""))
+
+
 def _describe(info: ErrorInfo) -> str:
     parts = [info.message or "(no message)"]
     if info.code:
@@ -99,6 +117,7 @@ def classify_error_event(info: ErrorInfo) -> Classified:
         code in _CONFIG_CODES
         or "not supported for this transcription model" in lowered
         or ("prompt" in lowered and "not supported" in lowered)
+        or names_permanent_failure(info)
     ):
         return Classified(ErrorAction.FATAL, described, code or None)
     if code == "rate_limit_exceeded" or info.type == "server_error":
@@ -109,7 +128,8 @@ def classify_error_event(info: ErrorInfo) -> Classified:
 def classify_close(code: int | None, reason: str | None) -> Classified:
     """Classify a websocket close from the server (docs/protocol.md §5, §6).
 
-    4000: fatal (``invalid_model`` or ``beta_api_shape_disabled``); 1001 (``session_expired``
+    4000: fatal (``invalid_model`` or ``beta_api_shape_disabled``); 4001 and 4003
+    (unauthorized, forbidden): fatal; 1001 (``session_expired``
     / maximum duration): reconnect; 1008 (policy, e.g. a gateway's "model query parameter is
     required"): fatal; 1000 without a request from us, 1006, 1011 and others: retry.
     """
@@ -118,9 +138,9 @@ def classify_close(code: int | None, reason: str | None) -> Classified:
     if code == 4000:
         hint = "" if "beta_api_shape_disabled" in reason else f". {INVALID_MODEL_HINT}"
         return Classified(ErrorAction.FATAL, text + hint, reason or None, code)
-    if code == 1008:
+    if code in (1008, 4001, 4003):  # policy, unauthorized, forbidden: retrying cannot help
         hint = ""
-        if "model" in reason.lower():
+        if "model query parameter" in reason.lower():
             hint = ". This gateway routes on ?model=: set include_model_in_url=True."
         return Classified(ErrorAction.FATAL, text + hint, reason or None, code)
     if code == 1001:

@@ -1,19 +1,20 @@
 """The one vocabulary of the Realtime transcription protocol, for both peers (pure: no I/O, no
-clock): typed server events (docs/protocol.md §4) and client commands (§3) as frozen dataclasses.
-:func:`parse` / :func:`parse_client` read one message (a missing or mistyped required field
-raises :class:`EventParseError` naming it, never a silent ``""``); :func:`to_wire` is their
-exact inverse. :func:`append_event` is the per-frame fast path (a fixed template, no
-``json.dumps``) and equals ``to_wire(AppendAudio(audio))``.
-"""
+clock): typed server events (docs/protocol.md §4; vLLM's from :mod:`.vllm_events`, §7) and client
+commands (§3) as frozen dataclasses. :func:`parse` / :func:`parse_client` read one message (a bad
+required field raises :class:`EventParseError` naming it); :func:`to_wire` is their inverse."""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Union, get_args
+
+from . import vllm_events as vllm
 
 # fmt: off
 __all__ = [
@@ -58,7 +59,7 @@ class EventParseError(ValueError):
 class ErrorInfo:
     """The ``error`` of an ``error`` or ``…failed`` event; every field kept (docs/protocol.md §4,
     openai-python issue 2502); ``event_id``: the client event that caused it. A plain-string
-    error (vLLM, docs/protocol.md §7) becomes ``message`` with ``type="error"``."""
+    error (vLLM, §7) becomes ``message`` with ``type="error"`` and the ``code`` beside it."""
 
     type: str
     code: str | None = None
@@ -248,7 +249,8 @@ class UnknownEvent:
 
 
 # fmt: off
-ServerEvent = Union[
+ServerEvent = Union[  # vLLM's (§7) first: for "session.created" _SERVER_TYPES keeps OpenAI's
+    vllm.VllmSessionCreated, vllm.VllmTranscriptionDelta, vllm.VllmTranscriptionDone,
     SessionCreated, SessionUpdated, SpeechStarted, SpeechStopped, AudioBufferCommitted,
     AudioBufferCleared, ConversationItem, TranscriptionDelta, TranscriptionCompleted,
     TranscriptionFailed, TranscriptionSegment, PartialTranscription, ErrorEvent, UnknownEvent,
@@ -280,10 +282,11 @@ class AppendAudio:
 
 @dataclass(frozen=True)
 class CommitAudio:
-    """``input_audio_buffer.commit``: the buffer becomes an item (docs/protocol.md §3)."""
+    """``input_audio_buffer.commit`` (docs/protocol.md §3); vLLM's ``final`` (§7), if sent."""
 
     event_id: str | None = None
     type: str = "input_audio_buffer.commit"
+    final: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -339,9 +342,9 @@ def _number(value: Any, key: str, etype: str) -> float:
     return float(value)
 
 
-def _error_info(raw: Any, etype: str) -> ErrorInfo:
-    if isinstance(raw, str):  # vLLM sends a plain string (docs/protocol.md §7)
-        return ErrorInfo(type="error", message=raw)
+def _error_info(raw: Any, etype: str, code: Any = None) -> ErrorInfo:
+    if isinstance(raw, str):  # vLLM: a plain string, its code beside it (docs/protocol.md §7)
+        return ErrorInfo(type="error", code=code if isinstance(code, str) else None, message=raw)
     if not isinstance(raw, dict):
         raise _bad(etype, "error", "missing")
     keys = ("type", "code", "message", "param", "event_id")
@@ -412,7 +415,8 @@ _READERS: dict[str, Any] = {
     "logprobs": lambda o, k, t: _logprobs(o.get(k)),
     "languages": lambda o, k, t: _languages(o.get(k)),
     "usage": lambda o, k, t: _usage(o.get(k), t),
-    "error": lambda o, k, t: _error_info(o.get(k), t),
+    "error": lambda o, k, t: _error_info(o.get(k), t, o.get("code")),
+    **vllm.READERS,
     "session": lambda o, k, t: o[k] if isinstance(o.get(k), dict) else {},
     "item": lambda o, k, t: o[k] if isinstance(o.get(k), dict) else {},
     "ConversationItem.item_id": _item_id_of_item,
@@ -455,19 +459,37 @@ def parse(text: str | bytes) -> ServerEvent:
             known event missing or mistyped (the error names the field).
     """
     obj, etype, event_id = _load(text, "server")
-    cls = _SERVER_TYPES.get(etype)
+    cls = vllm.vllm_class(etype, obj) or _SERVER_TYPES.get(etype)
     if cls is None:
         return UnknownEvent(type=etype, raw=obj)
-    values: dict[str, Any] = {}
-    for f in (f for f in fields(cls) if f.name not in ("type", "event_id")):
-        read = _READERS.get(f"{cls.__name__}.{f.name}") or _READERS.get(f.name)
-        if read is None:
-            read = _opt if "None" in str(f.type) else _req
-            values[f.name] = read(obj, f.name, str, etype)
-        else:
-            values[f.name] = read(obj, f.name, etype)
+    values = {name: read(obj, name, etype) for name, read in _plan(cls)}
     event: ServerEvent = cls(**values, event_id=event_id, type=etype)
     return event
+
+
+_PLANS: dict[type, tuple[tuple[str, Callable[[dict[str, Any], str, str], Any]], ...]] = {}
+
+
+def _plan(cls: type) -> tuple[tuple[str, Callable[[dict[str, Any], str, str], Any]], ...]:
+    """How :func:`parse` reads each field of ``cls``: ``(name, read(obj, name, etype))``, worked
+    out once per class (a flood of deltas parses one event type over and over)."""
+    plan = _PLANS.get(cls)
+    if plan is None:
+        steps = []
+        for f in fields(cls):
+            if f.name in ("type", "event_id"):
+                continue
+            read = _READERS.get(f"{cls.__name__}.{f.name}") or _READERS.get(f.name)
+            if read is None:
+                plain = _opt if "None" in str(f.type) else _req
+                read = functools.partial(_read_str, plain)
+            steps.append((f.name, read))
+        plan = _PLANS[cls] = tuple(steps)
+    return plan
+
+
+def _read_str(read: Callable[..., Any], obj: dict[str, Any], key: str, etype: str) -> Any:
+    return read(obj, key, str, etype)
 
 
 MIN_COMMIT_MS = 100
@@ -487,8 +509,7 @@ def parse_client(text: str | bytes) -> ClientEvent:
 
     Raises:
         EventParseError: with ``problem`` ``not_json``, ``not_object``, ``missing``,
-            ``wrong_type``, ``invalid`` (base64) or ``too_large``, naming the field.
-    """
+            ``wrong_type``, ``invalid`` (base64) or ``too_large``, naming the field."""
     obj, etype, event_id = _load(text, "client")
 
     def required(key: str, kind: type) -> Any:
@@ -511,7 +532,7 @@ def parse_client(text: str | bytes) -> ClientEvent:
             raise _bad(etype, "audio", "too_large", event_id)
         return AppendAudio(audio=data, event_id=event_id)
     if etype == "input_audio_buffer.commit":
-        return CommitAudio(event_id=event_id)
+        return CommitAudio(event_id, final=f if isinstance(f := obj.get("final"), bool) else None)
     if etype == "input_audio_buffer.clear":
         return ClearAudio(event_id=event_id)
     return UnknownClientEvent(type=etype, raw=obj)
@@ -538,6 +559,8 @@ def _wire_obj(event: ServerEvent | ClientEvent) -> dict[str, Any]:
             ]
         elif name == "languages":
             value = [{"code": code} for code in value]
+        elif isinstance(event, ErrorEvent) and vllm.is_plain_error(value):
+            value, out["code"] = value.message, value.code  # vLLM's string error
         elif isinstance(value, ErrorInfo):
             value = asdict(value)  # an error event's error has all five fields, always
             if value["event_id"] is None and not isinstance(event, ErrorEvent):
@@ -555,13 +578,12 @@ def _wire_obj(event: ServerEvent | ClientEvent) -> dict[str, Any]:
 
 
 def to_wire(event: ServerEvent | ClientEvent) -> str:
-    """One event, server or client, as JSON text: the inverse of :func:`parse` and
-    :func:`parse_client` (docs/protocol.md §3, §4) for well-formed events (numbers finite and
-    at most 2**53, ``ErrorInfo.type`` not empty, ``total_tokens`` 0 only with no tokens, a
-    string ``item["id"]`` equal to ``item_id``, an unknown event's ``raw["type"]`` its type).
-    Server events: ``json.dumps`` defaults, ``None`` fields left out but ``previous_item_id``,
-    an ``error`` event's ``error`` with all five fields. Client events: compact as
-    :func:`dumps_event`; an append without ``event_id`` is exactly :func:`append_event`."""
+    """One event as JSON text, the inverse of :func:`parse` / :func:`parse_client` (§3, §4) for
+    well-formed events (finite numbers up to 2**53, a non-empty ``ErrorInfo.type``, ``total_tokens``
+    0 only with no tokens, ``item["id"]`` equal to ``item_id``, an unknown event's ``raw["type"]``
+    its type). Server events: ``json.dumps``; ``None`` left out but ``previous_item_id``; an
+    ``error``'s five fields (vLLM's: a string, ``code`` beside it, §7). Client events: compact
+    (:func:`dumps_event`); an append without ``event_id`` is exactly :func:`append_event`."""
     if isinstance(event, AppendAudio) and event.event_id is None:
         return append_event(event.audio).decode("ascii")  # the per-frame path's own text
     if isinstance(event, get_args(ClientEvent)):

@@ -106,6 +106,16 @@ class AudioLedger:
         self._commit_points.append(self.appended)
         return self.appended
 
+    def server_committed(self, point: int) -> None:
+        """The server committed by itself (server VAD) up to ``point``: a commit of ours
+        there would be empty, and a replay commits there too."""
+        point = min(max(point, self.start), self.appended)
+        if point > self.last_commit:
+            self.last_commit = point
+        if point > self.start and point not in self._commit_points:
+            self._commit_points.append(point)
+            self._commit_points = deque(sorted(self._commit_points))
+
     def commit_refused(self, point: int) -> None:
         """The server refused the commit at ``point`` as empty (docs/protocol.md §3): it owes
         no final, and a replay must not commit there."""

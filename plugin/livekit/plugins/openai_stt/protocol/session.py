@@ -27,17 +27,25 @@ __all__ = [
     "SessionConfig",
     "SessionUpdate",
     "build_session_update",
+    "iso_639_1",
+    "transcription_fields",
     "parse_session_update",
     "wire_format",
     "wire_format_of_ga_type",
     "wire_sample_rate_hz",
     "wire_bytes_per_sample",
     "LOGPROBS_INCLUDE",
+    "VLLM_RATE_HZ",
 ]
 
-Dialect = Literal["ga", "beta", "speaches"]
+Dialect = Literal["ga", "beta", "speaches", "vllm"]
 """``ga``: OpenAI and Azure GA (docs/protocol.md §2). ``beta``: ``transcription_session.update``
-for older self-hosted servers. ``speaches``: the beta's flat fields inside ``session.update``."""
+for older self-hosted servers. ``speaches``: the beta's flat fields inside ``session.update``.
+``vllm``: vLLM's ``/v1/realtime`` (§7): ``{"type": "session.update", "model": ...}`` only,
+16 kHz pcm16, a commit starts a turn's generation and ``final: true`` ends it."""
+
+VLLM_RATE_HZ = 16000
+"""vLLM's realtime audio: pcm16 at 16 kHz (docs/protocol.md §7)."""
 
 DIALECTS: tuple[Dialect, ...] = get_args(Dialect)
 
@@ -123,6 +131,9 @@ class SessionConfig:
     local server also others (ignored for G.711, which is always 8000).
     ``transcription_enabled``: ``False`` is a ``transcription`` of ``null``: the session
     commits audio but transcribes nothing.
+    ``noise_reduction_strength``: higher suppresses more; the server's default is 1 when noise
+    reduction is first enabled, and leaving it out keeps the current value (types
+    ``NoiseReduction.strength``; GA only).
     """
 
     model: str
@@ -137,6 +148,7 @@ class SessionConfig:
     keywords: tuple[str, ...] | None = None
     pcm_rate_hz: int = 24000
     transcription_enabled: bool = True
+    noise_reduction_strength: float | None = None
 
     @property
     def wire_format(self) -> WireFormat:
@@ -170,31 +182,68 @@ class SessionUpdate:
     """True when the session asks the server to detect turns (it then commits by itself)."""
 
 
-def _transcription(config: SessionConfig, model: ModelInfo, dropped: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {"model": config.model}
-    if config.language:
+_DROPPED_LANGUAGES = "\x00languages dropped"
+
+
+def iso_639_1(code: str) -> str:
+    """The base language of a tag, lower-case: ``"en-US"`` and ``"en_us"`` -> ``"en"``
+    (OpenAI rejects regional tags; livekit/agents PR #6705)."""
+    return code.strip().replace("_", "-").split("-", 1)[0].lower()
+
+
+def _languages(
+    config: SessionConfig, model: ModelInfo, dropped: list[str], out: dict[str, Any]
+) -> None:
+    """``language`` or ``languages``, never both (docs/protocol.md §2; OpenAI cookbook: "Do not
+    send both"). A model that takes only ``languages`` gets a single language as a one-item
+    list; one that takes only ``language`` gets ``language`` and ``languages`` is left out."""
+    single = iso_639_1(config.language) if config.language else None
+    several = list(dict.fromkeys(iso_639_1(c) for c in config.languages or () if c.strip()))
+    takes_list = model.accepts_languages_and_keywords
+    if takes_list and (several or not model.accepts_language):
+        merged = list(dict.fromkeys([single, *several] if single else several))
+        if merged:
+            out["languages"] = merged
+        return
+    if single:
         if model.accepts_language:
-            out["language"] = config.language
+            out["language"] = single
         else:
             dropped.append("language")
-    if config.prompt:
+    if several:
+        out[_DROPPED_LANGUAGES] = True  # reported after prompt and delay
+
+
+def _transcription(config: SessionConfig, model: ModelInfo, dropped: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {"model": config.model}
+    _languages(config, model, dropped, out)
+    if config.prompt is not None:  # "" clears a prompt set before (a field left out is kept)
         if model.accepts_prompt:
             out["prompt"] = config.prompt
-        else:
+        elif config.prompt:
             dropped.append("prompt")
     if config.delay:
         if model.accepts_delay:
             out["delay"] = config.delay
         else:
             dropped.append("delay")
-    for name in ("languages", "keywords"):
-        value = getattr(config, name)
-        if value:
-            if model.accepts_languages_and_keywords:
-                out[name] = list(value)
-            else:
-                dropped.append(name)
+    if out.pop(_DROPPED_LANGUAGES, False):
+        dropped.append("languages")
+    if model.accepts_languages_and_keywords:  # always: [] clears keywords set before
+        out["keywords"] = list(config.keywords or ())
+    elif config.keywords:
+        dropped.append("keywords")
     return out
+
+
+def transcription_fields(
+    config: SessionConfig, model: ModelInfo
+) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """The ``transcription`` object for ``model`` (``model``, ``language`` or ``languages``,
+    ``prompt``, ``delay``, ``keywords``: only what the model takes) and the options left out.
+    Also the form fields of an HTTP transcription request (docs/protocol.md §2)."""
+    dropped: list[str] = []
+    return _transcription(config, model, dropped), tuple(dropped)
 
 
 def build_session_update(
@@ -221,6 +270,8 @@ def build_session_update(
         ValueError: an unknown dialect or audio format.
     """
     fmt = config.wire_format  # ValueError for an unknown format, any dialect
+    if dialect == "vllm":
+        return _vllm_update(config)
     dropped: list[str] = []
     transcription = _transcription(config, model, dropped) if config.transcription_enabled else None
     turn_detection = None
@@ -229,7 +280,14 @@ def build_session_update(
             turn_detection = dict(config.turn_detection)
         else:
             dropped.append("turn_detection")
-    noise = {"type": config.noise_reduction} if config.noise_reduction else None
+    noise: dict[str, Any] | None = None
+    if config.noise_reduction:
+        noise = {"type": config.noise_reduction}
+        if config.noise_reduction_strength is not None:
+            if dialect == "ga":  # types `NoiseReduction.strength` (GA only)
+                noise["strength"] = config.noise_reduction_strength
+            else:
+                dropped.append("noise_reduction_strength")
     include = [LOGPROBS_INCLUDE] if config.logprobs else []
 
     if dialect == "ga":
@@ -258,10 +316,30 @@ def build_session_update(
         event_type = "transcription_session.update" if dialect == "beta" else "session.update"
         payload = {"type": event_type, "session": session}
     else:
-        raise ValueError(f"unknown dialect {dialect!r}: use ga, beta or speaches")
+        raise ValueError(f"unknown dialect {dialect!r}: use ga, beta, speaches or vllm")
     return SessionUpdate(
         payload=payload, dropped=tuple(dropped), server_vad=turn_detection is not None
     )
+
+
+def _vllm_update(config: SessionConfig) -> SessionUpdate:
+    """vLLM takes only the served model, as a top-level field (docs/protocol.md §7); every
+    other option is left out (it would be ignored)."""
+    if config.audio_format != "pcm16":
+        raise ValueError("vLLM takes pcm16 audio only (16 kHz): use audio_format='pcm16'")
+    unsent = {
+        "language": config.language,
+        "languages": config.languages,
+        "prompt": config.prompt,
+        "delay": config.delay,
+        "keywords": config.keywords,
+        "turn_detection": config.turn_detection,
+        "noise_reduction": config.noise_reduction,
+        "logprobs": config.logprobs,
+    }
+    dropped = tuple(name for name, value in unsent.items() if value)
+    payload = {"type": "session.update", "model": config.model}
+    return SessionUpdate(payload=payload, dropped=dropped, server_vad=False)
 
 
 # -- the inverse ---------------------------------------------------------------------------
@@ -317,17 +395,24 @@ def _parse_transcription(raw: dict[str, Any] | None, etype: str, path: str) -> d
         "prompt": _opt_str(raw, "prompt", etype, f"{path}.prompt"),
         "delay": _opt_str(raw, "delay", etype, f"{path}.delay"),
         "languages": _opt_strs(raw, "languages", etype, f"{path}.languages"),
-        "keywords": _opt_strs(raw, "keywords", etype, f"{path}.keywords"),
+        "keywords": _opt_strs(raw, "keywords", etype, f"{path}.keywords") or None,
     }
 
 
-def _parse_noise(raw: dict[str, Any] | None, etype: str, path: str) -> str | None:
+def _parse_noise(
+    raw: dict[str, Any] | None, etype: str, path: str
+) -> tuple[str | None, float | None]:
     if raw is None:
-        return None
+        return None, None
     kind = raw.get("type")
     if not isinstance(kind, str):
         raise _bad(etype, f"{path}.type")
-    return kind
+    strength = raw.get("strength")
+    if strength is not None and (
+        isinstance(strength, bool) or not isinstance(strength, (int, float))
+    ):
+        raise _bad(etype, f"{path}.strength")
+    return kind, None if strength is None else float(strength)
 
 
 def parse_session_update(payload: dict[str, Any], dialect: Dialect = "ga") -> SessionConfig:
@@ -346,7 +431,12 @@ def parse_session_update(payload: dict[str, Any], dialect: Dialect = "ga") -> Se
         ValueError: an unknown dialect.
     """
     if dialect not in DIALECTS:
-        raise ValueError(f"unknown dialect {dialect!r}: use ga, beta or speaches")
+        raise ValueError(f"unknown dialect {dialect!r}: use ga, beta, speaches or vllm")
+    if dialect == "vllm":
+        model = payload.get("model")
+        if payload.get("type") != "session.update" or not isinstance(model, str):
+            raise _bad(str(payload.get("type")), "model")
+        return SessionConfig(model=model, language=None, pcm_rate_hz=VLLM_RATE_HZ)
     expected = "transcription_session.update" if dialect == "beta" else "session.update"
     etype = payload.get("type")
     if etype != expected:
@@ -387,5 +477,6 @@ def parse_session_update(payload: dict[str, Any], dialect: Dialect = "ga") -> Se
     td = _opt_dict(container, td_key, etype, f"{prefix}.{td_key}")
     fields["turn_detection"] = None if td is None else dict(td)
     nr = _opt_dict(container, nr_key, etype, f"{prefix}.{nr_key}")
-    fields["noise_reduction"] = _parse_noise(nr, etype, f"{prefix}.{nr_key}")
+    noise, strength = _parse_noise(nr, etype, f"{prefix}.{nr_key}")
+    fields["noise_reduction"], fields["noise_reduction_strength"] = noise, strength
     return SessionConfig(**fields)

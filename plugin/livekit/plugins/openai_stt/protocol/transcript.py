@@ -59,6 +59,8 @@ class CommittedOut:
     item_id: str
     audio_start_s: float
     audio_end_s: float
+    by_server: bool = False
+    """The server committed by itself (server VAD), not in answer to a commit of ours."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,9 @@ class FinalOut:
     audio_end_s: float
     language: str | None
     confidence: float | None
+    languages: tuple[str, ...] | None = None
+    """Every language the server detected (``completed.languages``, gpt-transcribe), most
+    prevalent first; ``None`` when it sent none."""
 
 
 @dataclass(frozen=True)
@@ -139,20 +144,49 @@ def mean_token_probability(logprobs: tuple[ev.LogProb, ...] | list[ev.LogProb]) 
 @dataclass
 class _Item:
     parts: list[str] = field(default_factory=list)
+    chars: int = 0
     logprobs: list[ev.LogProb] = field(default_factory=list)
     audio_start_s: float = 0.0
     audio_end_s: float = 0.0
     span_start_s: float = 0.0
     committed_audio_s: float = 0.0
     committed: bool = False
+    interim_at: float | None = None  # when its last interim was given (None: never)
+    interim_owed: bool = False  # its text changed since then
 
     @property
     def text(self) -> str:
-        return "".join(self.parts)
+        if len(self.parts) > 1:  # joined once, not once a delta
+            self.parts = ["".join(self.parts)]
+        return self.parts[0] if self.parts else ""
+
+    def set_text(self, text: str, *, append: bool) -> None:
+        """Append (a delta) or replace (a partial) the text, bounded by MAX_ITEM_TEXT_CHARS."""
+        if not append:
+            self.parts, self.chars = [], 0
+        room = MAX_ITEM_TEXT_CHARS - self.chars
+        if room > 0 and text:
+            piece = text[:room]
+            self.parts.append(piece)
+            self.chars += len(piece)
 
 
 _OPEN = "\x00open"  # key of the uncommitted buffer's item while its id is unknown
 _DONE_MEMORY = 512
+_HELD_MEMORY = 64  # ends of items not yet committed, held for their commit
+
+MAX_ITEM_TEXT_CHARS = 16_384
+"""Most interim text kept per item, characters. gpt-realtime-whisper gives at most 2,000
+output tokens an item (docs/protocol.md §6), about 10,000 characters; text past the bound (a
+flooding server) is not kept. The final comes whole from ``completed``."""
+
+MIN_INTERIM_INTERVAL_S = 0.05
+"""With time given, an item's interim transcripts come at most this often (20 a second);
+text that arrives in between is given by :meth:`TranscriptAssembler.due_interims`. So the cost
+per delta stays constant however fast a server sends them."""
+
+MAX_LOGPROBS_PER_ITEM = 8_192
+"""Most token logprobs kept per item (confidence is their mean)."""
 
 
 class TranscriptAssembler:
@@ -175,6 +209,9 @@ class TranscriptAssembler:
         self._session_origin_s = 0.0
         self._speech_start_s: dict[str, float] = {}
         self._speech_end_s: dict[str, float] = {}
+        self._held: OrderedDict[str, ev.TranscriptionCompleted | ev.TranscriptionFailed] = (
+            OrderedDict()
+        )
 
     # -- inputs from the client side ------------------------------------------------------
 
@@ -192,6 +229,7 @@ class TranscriptAssembler:
         self._done.clear()
         self._speech_start_s.clear()
         self._speech_end_s.clear()
+        self._held.clear()
         self._committed_until_s = audio_origin_s
         self._items.pop(_OPEN, None)
 
@@ -272,18 +310,23 @@ class TranscriptAssembler:
 
     # -- server events -----------------------------------------------------------------
 
-    def receive(self, event: ev.ServerEvent) -> list[Output]:
-        """Feed one parsed server event; returns the outputs it causes (often none)."""
+    def receive(self, event: ev.ServerEvent, now: float | None = None) -> list[Output]:
+        """Feed one parsed server event; returns the outputs it causes (often none).
+
+        With ``now`` (seconds, any monotonic clock), an item's interim transcripts are given at
+        most every :data:`MIN_INTERIM_INTERVAL_S`; :meth:`due_interims` gives those held back.
+        Without it, every text change gives one.
+        """
         if isinstance(event, ev.TranscriptionDelta):
-            return self._on_text(event.item_id, event.delta, event.logprobs, replace=False)
+            return self._on_text(event.item_id, event.delta, event.logprobs, True, now)
         if isinstance(event, ev.PartialTranscription):
-            return self._on_text(event.item_id, event.transcript, None, replace=True)
+            return self._on_text(event.item_id, event.transcript, None, False, now)
         if isinstance(event, ev.AudioBufferCommitted):
             return self._on_committed(event.item_id)
         if isinstance(event, ev.TranscriptionCompleted):
             return self._on_completed(event)
         if isinstance(event, ev.TranscriptionFailed):
-            return self._on_failed(event.item_id, event.error)
+            return self._on_failed(event)
         if isinstance(event, ev.SpeechStarted):
             start = self._session_origin_s + event.audio_start_ms / 1000.0
             self._speech_start_s[event.item_id] = start
@@ -298,6 +341,21 @@ class TranscriptAssembler:
             self._speech_end_s[event.item_id] = end
             return [SpeechEndedOut(event.item_id, end)]
         return []
+
+    def open_text(self) -> str:
+        """The text of the newest item not yet committed (pre-commit deltas), or ``""``."""
+        for item in reversed(self._items.values()):
+            if not item.committed:
+                return item.text
+        return ""
+
+    def due_interims(self, now: float) -> list[Output]:
+        """Interim transcripts held back by the rate bound whose time has come."""
+        out: list[Output] = []
+        for key, item in self._items.items():
+            if item.interim_owed and self._interim_due(item, now):
+                out.append(self._interim(key, item, now))
+        return out
 
     # -- internals ---------------------------------------------------------------------
 
@@ -325,31 +383,50 @@ class TranscriptAssembler:
         item_id: str | None,
         text: str,
         logprobs: tuple[ev.LogProb, ...] | None,
-        *,
-        replace: bool,
+        append: bool,
+        now: float | None,
     ) -> list[Output]:
         found = self._item_for_text(item_id)
         if found is None:
             return []
         key, item = found
-        if replace:
-            item.parts = [text]
-        elif text:
-            item.parts.append(text)
-        if logprobs:
-            item.logprobs.extend(logprobs)
-        if not text and not replace:
+        if not text and append:
             return []
-        return [InterimOut(key if key != _OPEN else "", item.text)]
+        before = item.chars
+        item.set_text(text, append=append)
+        if logprobs and len(item.logprobs) < MAX_LOGPROBS_PER_ITEM:
+            item.logprobs.extend(logprobs[: MAX_LOGPROBS_PER_ITEM - len(item.logprobs)])
+        if append and item.chars == before:
+            return []  # past MAX_ITEM_TEXT_CHARS: nothing new to show
+        if now is not None and not self._interim_due(item, now):
+            item.interim_owed = True
+            return []
+        return [self._interim(key, item, now)]
+
+    @staticmethod
+    def _interim_due(item: _Item, now: float) -> bool:
+        return item.interim_at is None or now - item.interim_at >= MIN_INTERIM_INTERVAL_S
+
+    @staticmethod
+    def _interim(key: str, item: _Item, now: float | None) -> InterimOut:
+        item.interim_at, item.interim_owed = now, False
+        return InterimOut(key if key != _OPEN else "", item.text)
 
     def _on_committed(self, item_id: str) -> list[Output]:
-        if item_id in self._done:
-            return []
-        if self._commit_spans and item_id not in self._speech_end_s:
+        known = self._items.get(item_id)
+        if item_id in self._done or (known is not None and known.committed):
+            return []  # its final came first (the commit was taken then), or a repeat
+        by_server = not self._commit_spans or item_id in self._speech_end_s
+        if not by_server:
             start, end, _ = self._commit_spans.popleft()
         else:  # server VAD committed by itself (it reported the end of speech of this item)
             start = self._committed_until_s
             end = max(start, self._speech_end_s.get(item_id, start))
+            # a commit of ours still in flight now covers only what follows: no audio is
+            # counted in two items
+            self._commit_spans = deque(
+                (max(s, end), max(e, end), event_id) for s, e, event_id in self._commit_spans
+            )
         self._committed_until_s = max(self._committed_until_s, end)
         item = self._items.get(item_id)
         if item is None:
@@ -368,13 +445,34 @@ class TranscriptAssembler:
         item.audio_start_s = min(max(item.audio_start_s, start), item.audio_end_s)
         item.span_start_s = start
         item.committed_audio_s = max(0.0, end - start)
-        return [CommittedOut(item_id, start, end)]
+        out: list[Output] = [CommittedOut(item_id, start, end, by_server)]
+        held = self._held.pop(item_id, None)  # its end came first: deliver it now
+        if isinstance(held, ev.TranscriptionCompleted):
+            out += self._on_completed(held)
+        elif held is not None:
+            out += self._on_failed(held)
+        return out
+
+    def _hold(
+        self, item_id: str, event: ev.TranscriptionCompleted | ev.TranscriptionFailed
+    ) -> bool:
+        """Hold the end of an item not yet committed until its ``committed`` (docs/protocol.md
+        §4: committed, then completed; a server may reorder). True when held. An item that is
+        never committed gets no final: no turn owes one (a commit of ours still waiting is
+        answered by its own item, or by the deadline and the replay)."""
+        item = self._items.get(item_id)
+        if item is not None and item.committed:
+            return False
+        self._held[item_id] = event
+        while len(self._held) > _HELD_MEMORY:
+            self._held.popitem(last=False)
+        return True
 
     def _on_completed(self, event: ev.TranscriptionCompleted) -> list[Output]:
-        if event.item_id in self._done:
+        if event.item_id in self._done or self._hold(event.item_id, event):
             return []
-        item = self._items.pop(event.item_id, None) or _Item()
         self._mark_done(event.item_id)
+        item = self._items.pop(event.item_id)
         logprobs = event.logprobs if event.logprobs else tuple(item.logprobs)
         language = event.languages[0] if event.languages else self.language
         # an empty transcript still ends its turn: LiveKit waits for a final after a flush
@@ -386,7 +484,8 @@ class TranscriptAssembler:
                 audio_end_s=item.audio_end_s,
                 language=language,
                 confidence=mean_token_probability(logprobs),
-            )
+                languages=event.languages or None,
+            ),
         ]
         audio_seconds = item.committed_audio_s
         usage = event.usage
@@ -406,9 +505,11 @@ class TranscriptAssembler:
             out.append(UsageOut(event.item_id, audio_seconds, billed_seconds=billed))
         return out
 
-    def _on_failed(self, item_id: str, error: ev.ErrorInfo) -> list[Output]:
-        if item_id in self._done:
+    def _on_failed(self, event: ev.TranscriptionFailed) -> list[Output]:
+        if event.item_id in self._done or self._hold(event.item_id, event):
             return []
-        item = self._items.pop(item_id, None) or _Item()
-        self._mark_done(item_id)
-        return [FailureOut(item_id, error, item.text, item.audio_start_s, item.audio_end_s)]
+        self._mark_done(event.item_id)
+        item = self._items.pop(event.item_id)
+        return [
+            FailureOut(event.item_id, event.error, item.text, item.audio_start_s, item.audio_end_s)
+        ]

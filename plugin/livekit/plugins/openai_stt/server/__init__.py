@@ -2,6 +2,7 @@
 
 ``async with LocalRealtimeServer(engine="scripted") as server: ...`` then point a client at
 ``server.base_url``. Run from a shell with ``python -m livekit.plugins.openai_stt.server``.
+``compat="vllm"`` (``--compat vllm``) speaks vLLM's own realtime dialect instead.
 
 Without a socket (fast tests): ``LocalRealtimeServer(port=None)`` and
 :meth:`LocalRealtimeServer.serve_channel` over the in-memory pair of :func:`memory_channel_pair`.
@@ -15,6 +16,7 @@ from .jobs import Recognition
 from .memory import memory_channel_pair
 from .scheduler import DecodeScheduler
 from .session import ServerSession
+from .vllm_session import VllmSession
 
 __all__ = [
     "ChannelClosed",
@@ -28,6 +30,7 @@ __all__ = [
     "ServerChannel",
     "ServerSession",
     "SileroVad",
+    "VllmSession",
     "WhisperEngine",
     "memory_channel_pair",
 ]

@@ -19,7 +19,9 @@ from typing import Any
 
 from .app import DEFAULT_MAX_SESSIONS, LocalRealtimeServer
 from .config import COMPAT_MODES
+from .connection import DEFAULT_SEND_TIMEOUT_S
 from .faults import Faults
+from .limits import DEFAULT_IDLE_TIMEOUT_S, DEFAULT_MAX_PENDING_S
 from .metrics import ExtrasFormatter
 from .partials import DEFAULT_DELTA_INTERVAL_S
 from .recognizer import DEVICES, RecognizerRefused
@@ -61,8 +63,18 @@ def _positive(value: str) -> float:
         x = float(value)
     except ValueError as exc:
         raise argparse.ArgumentTypeError("expected a number") from exc
-    if x <= 0:
-        raise argparse.ArgumentTypeError("must be positive")
+    if not 0 < x < float("inf"):
+        raise argparse.ArgumentTypeError("must be a positive number")
+    return x
+
+
+def _non_negative(value: str) -> float:
+    try:
+        x = float(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError("expected a number") from exc
+    if not 0 <= x < float("inf"):
+        raise argparse.ArgumentTypeError("must be 0 or more")
     return x
 
 
@@ -84,13 +96,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--api-key",
         default=os.environ.get("OPENAI_STT_SERVER_API_KEY"),
-        help="only accept this bearer token (default: any; env OPENAI_STT_SERVER_API_KEY)",
+        help="only accept this bearer token (default: any; env OPENAI_STT_SERVER_API_KEY); "
+        "required to listen on an address that is not loopback",
+    )
+    p.add_argument(
+        "--insecure-public",
+        action="store_true",
+        help="listen on a non-loopback --host without --api-key (any token is accepted)",
     )
     p.add_argument(
         "--compat",
         choices=COMPAT_MODES,
         default="lenient",
-        help="which server to imitate: lenient (default), openai, gateway",
+        help="which server to imitate: lenient (default), openai, gateway, or vllm (vLLM's "
+        "own realtime dialect: top-level model, 16 kHz pcm16, transcription.delta/done)",
     )
     p.add_argument(
         "--max-session-s", type=float, default=3600.0, help="session cap in seconds (default 3600)"
@@ -116,6 +135,27 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_MAX_BUFFER_S,
         help="uncommitted audio kept per session, in seconds; past it appends get "
         "an error (default 600)",
+    )
+    p.add_argument(
+        "--max-pending-s",
+        type=_positive,
+        default=DEFAULT_MAX_PENDING_S,
+        help="committed audio per session awaiting the recognizer, in seconds; a commit past "
+        f"it gets rate_limit_exceeded (default {DEFAULT_MAX_PENDING_S:g})",
+    )
+    p.add_argument(
+        "--idle-timeout-s",
+        type=_non_negative,
+        default=DEFAULT_IDLE_TIMEOUT_S,
+        help="close a session that sent nothing for this many seconds, freeing its slot "
+        f"(default {DEFAULT_IDLE_TIMEOUT_S:g}; 0: never)",
+    )
+    p.add_argument(
+        "--send-timeout-s",
+        type=_positive,
+        default=DEFAULT_SEND_TIMEOUT_S,
+        help="drop a connection whose message cannot be sent for this many seconds (a client "
+        f"that stopped reading; default {DEFAULT_SEND_TIMEOUT_S:g})",
     )
     p.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     add_recognizer_arguments(p)
@@ -166,6 +206,18 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="how many upgrades to reject (default: all)",
+    )
+    f.add_argument(
+        "--pause-reading-after-audio-ms",
+        type=float,
+        default=None,
+        help="stop reading a session's socket once it has received this much audio",
+    )
+    f.add_argument(
+        "--pause-reading-s", type=float, default=0.0, help="for this many seconds (default 0)"
+    )
+    f.add_argument(
+        "--pause-sessions", type=int, default=1, help="how many sessions to pause (default 1)"
     )
     return p
 
@@ -254,6 +306,9 @@ def faults_from_args(args: argparse.Namespace) -> Faults:
         completed_delay_ms=args.completed_delay_ms,
         reject_handshake_status=args.reject_handshake_status,
         reject_handshakes=args.reject_handshakes,
+        pause_reading_after_audio_ms=args.pause_reading_after_audio_ms,
+        pause_reading_s=args.pause_reading_s,
+        pause_sessions=args.pause_sessions,
     )
 
 
@@ -272,6 +327,10 @@ def server_from_args(args: argparse.Namespace) -> LocalRealtimeServer:
         delta_interval_s=args.delta_interval_s or None,
         max_sessions=args.max_sessions,
         max_buffer_s=args.max_buffer_s,
+        idle_timeout_s=args.idle_timeout_s or None,
+        max_pending_s=args.max_pending_s,
+        send_timeout_s=args.send_timeout_s,
+        insecure_public=args.insecure_public,
         **recognizer_kwargs(args),
     )
 
@@ -311,7 +370,12 @@ async def _serve(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        server_from_args(args)  # refuse bad combinations (a public bind without a key) early
+    except ValueError as exc:
+        parser.error(str(exc))
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

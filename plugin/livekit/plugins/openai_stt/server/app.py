@@ -9,9 +9,9 @@ upgrade, or :meth:`LocalRealtimeServer.serve_channel` (any :class:`~.channel.Ser
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import time
+import uuid
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,12 +21,14 @@ from websockets.http11 import Request, Response
 from websockets.protocol import State
 
 from ..log import websockets_logger
+from ..protocol.endpoint import is_loopback_host
 from .channel import HandshakeRejected, ServerChannel, WebsocketChannel
 from .config import COMPAT_MODES
-from .connection import SessionRunner, VadFactory
+from .connection import DEFAULT_SEND_TIMEOUT_S, PureSession, SessionRunner, VadFactory
 from .engines import Engine, SileroVad, WhisperEngine, as_engine, make_engine
 from .faults import FaultCounters, Faults
 from .handshake import HandshakeReply, check_handshake, header, parse_query
+from .limits import DEFAULT_IDLE_TIMEOUT_S, DEFAULT_MAX_PENDING_S, SessionLimits, random_id
 from .metrics import CONTENT_TYPE_LATEST, ServerMetrics, log_session_closed
 from .partials import DEFAULT_DELTA_INTERVAL_S
 from .recognizer import RecognizerOptions
@@ -34,6 +36,7 @@ from .scheduler import DecodeScheduler
 from .session import DEFAULT_MAX_BUFFER_S, ServerSession
 from .speculation import Speculator
 from .turns import DEFAULT_VAD_WINDOW_S
+from .vllm_session import VllmSession
 
 logger = logging.getLogger("livekit.plugins.openai_stt.server")
 
@@ -62,8 +65,12 @@ class LocalRealtimeServer:
     a thread at :meth:`start`), ``"scripted"`` (:class:`ScriptedEngine`, instant) or any
     :class:`~.engines.Engine` (an object with only the older ``transcribe`` is adapted).
     ``api_key``: if set, the only accepted bearer token / ``api-key`` header (otherwise any
-    non-empty token is accepted); a wrong or missing one gets HTTP 401. ``compat``:
-    ``"lenient"`` (default), ``"openai"`` or ``"gateway"`` (see :class:`ServerSession`).
+    non-empty token is accepted); a wrong or missing one gets HTTP 401. A ``host`` that is not
+    loopback (e.g. ``0.0.0.0``) needs an ``api_key``, unless ``insecure_public`` says that an
+    open server is meant. ``compat``:
+    ``"lenient"`` (default), ``"openai"`` or ``"gateway"`` (see :class:`ServerSession`), or
+    ``"vllm"``: vLLM's own realtime dialect (:class:`~.vllm_session.VllmSession`,
+    docs/protocol.md §7; handshake as vLLM's: exactly ``/v1/realtime``, Bearer only).
     ``faults``: :class:`Faults` to inject. ``max_session_s``: the session cap in seconds
     (docs/protocol.md §6); past it, ``error`` ``session_expired`` and close 1001.
 
@@ -76,7 +83,12 @@ class LocalRealtimeServer:
     Many sessions share one recognizer through one decode worker (:class:`DecodeScheduler`:
     finals before partials, partial intervals stretched by the backlog). ``max_sessions``
     (default 64; None: no limit) concurrent sessions are served; past it the upgrade gets HTTP
-    503. ``max_buffer_s`` (default 600) caps each session's uncommitted audio.
+    503. ``max_buffer_s`` (default 600) caps each session's uncommitted audio,
+    ``max_pending_s`` (default 120) its committed audio awaiting the decoder (a commit past it
+    gets ``rate_limit_exceeded``), and ``idle_timeout_s`` (default 120; None: never) closes a
+    session that sent nothing for that long, so idle sockets cannot hold every slot. A message
+    that cannot be sent within ``send_timeout_s`` (default 10: the client stopped reading)
+    drops the connection, so the cap and the keepalive hold.
 
     Use as ``async with LocalRealtimeServer(engine="scripted") as server:`` and point a client at
     ``server.base_url`` (``http://127.0.0.1:<port>/v1``; websocket path ``/v1/realtime``, also
@@ -96,8 +108,10 @@ class LocalRealtimeServer:
     ``GET /metrics``: Prometheus metrics (:mod:`.metrics`).
 
     Raises:
-        ValueError: an unknown ``compat``, ``engine`` or ``vad`` name, ``max_sessions`` < 1, a
-            negative ``delta_interval_s`` or a ``max_buffer_s`` that is not positive.
+        ValueError: a public ``host`` with neither ``api_key`` nor ``insecure_public``, an
+            unknown ``compat``, ``engine`` or ``vad`` name, ``max_sessions`` < 1, a
+            negative ``delta_interval_s``, or a ``max_buffer_s``, ``max_session_s``,
+            ``idle_timeout_s``, ``max_pending_s`` or ``send_timeout_s`` that is not positive.
         RecognizerRefused: (a ``ValueError``) recognizer options the model cannot serve; the
             rest is checked when the model loads, at :meth:`start`.
     """
@@ -116,6 +130,10 @@ class LocalRealtimeServer:
         max_sessions: int | None = DEFAULT_MAX_SESSIONS,
         max_buffer_s: float = DEFAULT_MAX_BUFFER_S,
         vad: str | VadFactory = "silero",
+        idle_timeout_s: float | None = DEFAULT_IDLE_TIMEOUT_S,
+        max_pending_s: float = DEFAULT_MAX_PENDING_S,
+        send_timeout_s: float = DEFAULT_SEND_TIMEOUT_S,
+        insecure_public: bool = False,
         model: str | None = None,
         device: str = "auto",
         compute_type: str | None = None,
@@ -140,6 +158,15 @@ class LocalRealtimeServer:
             raise ValueError("delta_interval_s must not be negative")
         if max_buffer_s <= 0:
             raise ValueError("max_buffer_s must be positive")
+        SessionLimits(max_session_s, idle_timeout_s, max_pending_s)  # validates them
+        if not 0 < send_timeout_s < float("inf"):
+            raise ValueError("send_timeout_s must be a positive number of seconds")
+        if port is not None and not is_loopback_host(host) and not api_key and not insecure_public:
+            raise ValueError(
+                f"refusing to listen on {host!r} (not a loopback address) without an API key: "
+                "anyone who can reach it could use it. Pass api_key (--api-key), or "
+                "insecure_public=True (--insecure-public) to accept any token on purpose."
+            )
         self.host = host
         self._requested_port = port
         self._engine_spec = engine
@@ -151,6 +178,9 @@ class LocalRealtimeServer:
         self.delta_interval_s = delta_interval_s or None
         self.max_sessions = max_sessions
         self.max_buffer_s = max_buffer_s
+        self.idle_timeout_s = idle_timeout_s
+        self.max_pending_s = max_pending_s
+        self.send_timeout_s = send_timeout_s
         self._vad_factory: VadFactory = SileroVad if isinstance(vad, str) else vad
         self.counters = FaultCounters()
         # -- the recognizer, its workers and the metrics (issue 13)
@@ -176,9 +206,8 @@ class LocalRealtimeServer:
             whisper if fast_finals_under_load is None else fast_finals_under_load
         )
         self._speculator: Speculator | None = None
-        self._live: set[ServerSession] = set()
+        self._live: set[PureSession] = set()
         self.metrics = ServerMetrics(self._live_figures)
-        self._session_ids = itertools.count(1)
         self._started = False
         self._server: Server | None = None
         self._scheduler: DecodeScheduler | None = None
@@ -314,6 +343,7 @@ class LocalRealtimeServer:
             counters=self.counters,
             active_sessions=self.active_sessions,
             max_sessions=self.max_sessions,
+            compat=self.compat,
         )
         if reply is not None and reply.status != 200:
             self.metrics.refused_upgrade(reply.status)
@@ -408,18 +438,20 @@ class LocalRealtimeServer:
     async def _run(self, channel: ServerChannel, path: str, headers: Mapping[str, str]) -> None:
         """One admitted session, from ``session.created`` to its close."""
         query = parse_query(path)
-        session = ServerSession(
-            session_id=f"sess_{next(self._session_ids):03d}",
-            compat=self.compat,
-            query_model=query.get("model"),
-            openai_beta=header(headers, "OpenAI-Beta") is not None,
-            faults=self.faults,
-            counters=self.counters,
-            max_session_s=self.max_session_s,
-            delta_interval_s=self.delta_interval_s,
-            max_buffer_s=self.max_buffer_s,
-            vad_window_s=float(getattr(self._vad_factory, "window_s", DEFAULT_VAD_WINDOW_S)),
-        )
+        limits = SessionLimits(self.max_session_s, self.idle_timeout_s, self.max_pending_s)
+        session: PureSession
+        if self.compat == "vllm":
+            session = VllmSession(
+                session_id=f"sess-{uuid.uuid4().hex}",  # vLLM's: "sess-" + random_uuid()
+                created=int(time.time()),
+                limits=limits,
+                faults=self.faults,
+                counters=self.counters,
+                delta_interval_s=self.delta_interval_s,
+                max_buffer_s=self.max_buffer_s,
+            )
+        else:
+            session = self._openai_session(query, headers, limits)
         assert self._scheduler is not None and self._engine is not None
         spec = self._speculator
         metered = self.metrics.observe(channel)
@@ -429,6 +461,7 @@ class LocalRealtimeServer:
             scheduler=self._scheduler,
             engine=spec.session(session.session_id) if spec else as_engine(self._engine),
             vad_factory=self._vad_factory,
+            send_timeout_s=self.send_timeout_s,
         )
         self._live.add(session)
         opened = time.monotonic()
@@ -465,3 +498,19 @@ class LocalRealtimeServer:
                     "close_code": channel.close_code,
                 },
             )
+
+    def _openai_session(
+        self, query: Mapping[str, str], headers: Mapping[str, str], limits: SessionLimits
+    ) -> ServerSession:
+        return ServerSession(
+            session_id=random_id("sess"),
+            compat=self.compat,
+            query_model=query.get("model"),
+            openai_beta=header(headers, "OpenAI-Beta") is not None,
+            faults=self.faults,
+            counters=self.counters,
+            limits=limits,
+            delta_interval_s=self.delta_interval_s,
+            max_buffer_s=self.max_buffer_s,
+            vad_window_s=float(getattr(self._vad_factory, "window_s", DEFAULT_VAD_WINDOW_S)),
+        )

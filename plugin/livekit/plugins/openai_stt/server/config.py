@@ -11,6 +11,7 @@ sends as a non-fatal ``error`` event.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, Literal, get_args
 
 from ..models import (
@@ -37,7 +38,10 @@ __all__ = [
     "ConfigError",
     "apply_beta_update",
     "apply_ga_update",
+    "apply_update",
+    "check_known_fields",
     "check_model_rules",
+    "check_turn_detection",
     "initial_config",
     "model_runs_server_vad",
     "model_sends_deltas",
@@ -46,7 +50,7 @@ __all__ = [
     "session_body",
 ]
 
-Compat = Literal["lenient", "openai", "gateway"]
+Compat = Literal["lenient", "openai", "gateway", "vllm"]
 COMPAT_MODES: tuple[str, ...] = get_args(Compat)
 #: The model of a session that names none (docs/protocol.md §2).
 DEFAULT_MODEL = "gpt-realtime-whisper"
@@ -90,6 +94,16 @@ def _check_opt_str(value: Any, param: str) -> str | None:
     if value is not None and not isinstance(value, str):
         raise ConfigError("invalid_type", f"Invalid type for '{param}': expected a string.", param)
     return value
+
+
+def _check_opt_strs(value: Any, param: str) -> tuple[str, ...] | None:
+    if value is not None and (
+        not isinstance(value, list) or not all(isinstance(x, str) for x in value)
+    ):
+        raise ConfigError(
+            "invalid_type", f"Invalid type for '{param}': expected a list of strings.", param
+        )
+    return tuple(value) if value else None
 
 
 def _check_opt_dict(value: Any, param: str) -> dict[str, Any] | None:
@@ -140,7 +154,8 @@ def parse_turn_detection(
     if ttype not in get_args(TurnDetectionType):
         raise _invalid(ttype, get_args(TurnDetectionType), f"{param}.type")
     if ttype == "semantic_vad":
-        eagerness = td.get("eagerness") or "auto"
+        eagerness = td.get("eagerness")
+        eagerness = "auto" if eagerness is None else eagerness
         if eagerness not in get_args(SemanticVadEagerness):
             raise _invalid(eagerness, get_args(SemanticVadEagerness), f"{param}.eagerness")
         return TurnDetection("semantic_vad", silence_duration_ms=SEMANTIC_SILENCE_MS[eagerness])
@@ -169,7 +184,10 @@ def parse_turn_detection(
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """A finite JSON number (``1e999``, ``NaN`` and ``Infinity`` parse as non-finite floats)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return math.isfinite(value)
 
 
 def _apply_transcription(
@@ -181,10 +199,18 @@ def _apply_transcription(
         raise ConfigError("invalid_type", f"Invalid type for '{param}': expected an object.", param)
     changes: dict[str, Any] = {"transcription_enabled": True}
     if not cfg.transcription_enabled:  # start again from the defaults
-        changes.update(model=DEFAULT_MODEL, language=None, prompt=None, delay=None)
+        changes.update(
+            model=DEFAULT_MODEL,
+            language=None,
+            prompt=None,
+            delay=None,
+            languages=None,
+            keywords=None,
+        )
     for key in keys:
         if key in tr:
-            changes[key] = _check_opt_str(tr[key], f"{param}.{key}")
+            check = _check_opt_strs if key in ("languages", "keywords") else _check_opt_str
+            changes[key] = check(tr[key], f"{param}.{key}")
     if "model" in changes and changes["model"] is None:
         changes["model"] = ""  # no model: the session transcribes with the default one
     if changes.get("delay") is not None and changes["delay"] not in _DELAYS:
@@ -208,7 +234,23 @@ def _apply_noise(cfg: SessionConfig, nr: Any, param: str) -> SessionConfig:
     kind = None if nr is None else nr.get("type")
     if nr is not None and not isinstance(kind, str):
         raise _invalid(kind, get_args(NoiseReductionType), f"{param}.type")
-    return dataclasses.replace(cfg, noise_reduction=kind)
+    if nr is None:
+        return dataclasses.replace(cfg, noise_reduction=None, noise_reduction_strength=None)
+    strength = cfg.noise_reduction_strength  # left out: kept (types `NoiseReduction.strength`)
+    if "strength" in nr:
+        value = nr["strength"]
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+        ):
+            raise ConfigError(
+                "invalid_type",
+                f"Invalid type for '{param}.strength': expected a number.",
+                f"{param}.strength",
+            )
+        strength = float(value)
+    return dataclasses.replace(cfg, noise_reduction=kind, noise_reduction_strength=strength)
 
 
 def _with_format(cfg: SessionConfig, name: str, pcm_rate_hz: int | None = None) -> SessionConfig:
@@ -239,7 +281,13 @@ def _apply_format(cfg: SessionConfig, fmt: Any, compat: str, param: str) -> Sess
 def _apply_turn_detection(cfg: SessionConfig, td: Any, param: str) -> SessionConfig:
     td = _check_opt_dict(td, param)
     parse_turn_detection(td, param)  # validate
+    if td is not None:  # keep (and echo) only the known fields, as plain values
+        td = {k: v for k, v in td.items() if k in _TD_KEYS and _is_scalar(v)}
     return dataclasses.replace(cfg, turn_detection=td)
+
+
+def _is_scalar(value: Any) -> bool:
+    return value is None or isinstance(value, (str, bool)) or _is_number(value)
 
 
 def apply_ga_update(cfg: SessionConfig, session: dict[str, Any], compat: str) -> SessionConfig:
@@ -268,7 +316,7 @@ def apply_ga_update(cfg: SessionConfig, session: dict[str, Any], compat: str) ->
     if "format" in inp:
         cfg = _apply_format(cfg, inp["format"], compat, f"{base}.format")
     if "transcription" in inp:
-        keys = ("model", "language", "prompt", "delay")
+        keys = ("model", "language", "prompt", "delay", "languages", "keywords")
         cfg = _apply_transcription(cfg, inp["transcription"], f"{base}.transcription", keys)
     if "turn_detection" in inp:
         cfg = _apply_turn_detection(cfg, inp["turn_detection"], f"{base}.turn_detection")
@@ -297,7 +345,7 @@ def apply_beta_update(cfg: SessionConfig, session: dict[str, Any], compat: str) 
             cfg,
             session["input_audio_transcription"],
             "session.input_audio_transcription",
-            ("model", "language", "prompt"),
+            ("model", "language", "prompt", "languages", "keywords"),
         )
     if "turn_detection" in session:
         cfg = _apply_turn_detection(cfg, session["turn_detection"], "session.turn_detection")
@@ -305,6 +353,99 @@ def apply_beta_update(cfg: SessionConfig, session: dict[str, Any], compat: str) 
         param = "session.input_audio_noise_reduction"
         cfg = _apply_noise(cfg, session["input_audio_noise_reduction"], param)
     return _apply_include(cfg, session, "session.include")
+
+
+#: The fields of a GA transcription ``session`` (types
+#: ``realtime_transcription_session_create_request``, ``…_audio_input``, ``audio_transcription``,
+#: ``…_audio_input_turn_detection``, ``realtime_audio_formats``), by dotted path.
+_KNOWN_FIELDS: dict[str, frozenset[str]] = {
+    "session": frozenset({"type", "audio", "include"}),
+    "session.audio": frozenset({"input"}),
+    "session.audio.input": frozenset(
+        {"format", "transcription", "turn_detection", "noise_reduction"}
+    ),
+    "session.audio.input.format": frozenset({"type", "rate"}),
+    "session.audio.input.transcription": frozenset(
+        {"model", "language", "prompt", "delay", "languages", "keywords"}
+    ),
+    "session.audio.input.noise_reduction": frozenset({"type", "strength"}),
+}
+_TD_COMMON = frozenset({"type", "create_response", "interrupt_response"})
+_TD_FIELDS = {
+    "server_vad": _TD_COMMON
+    | {"threshold", "prefix_padding_ms", "silence_duration_ms", "idle_timeout_ms"},
+    "semantic_vad": _TD_COMMON | {"eagerness"},
+}
+_TD_KEYS = frozenset().union(*_TD_FIELDS.values())
+
+
+def check_known_fields(session: dict[str, Any], compat: str) -> None:
+    """``compat="openai"``: a field OpenAI does not know gets ``unknown_parameter``, as OpenAI
+    answers it (``{"code": "unknown_parameter", "message": "Unknown parameter: 'session'.",
+    "param": "session"}``: OpenAI community thread 1028638, docs/protocol.md §5). Other modes
+    ignore unknown fields. Call it before applying the update (values are checked there).
+
+    Raises:
+        ConfigError: the first unknown field, by its dotted path.
+    """
+    if compat != "openai":
+        return
+    stack: list[tuple[str, Any]] = [("session", session)]
+    while stack:
+        path, obj = stack.pop()
+        if not isinstance(obj, dict):
+            continue
+        known = _KNOWN_FIELDS.get(path)
+        if path.endswith(".turn_detection"):
+            ttype = obj.get("type")
+            known = _TD_FIELDS.get(ttype, _TD_KEYS) if isinstance(ttype, str) else _TD_KEYS
+        if known is None:
+            continue
+        for key in sorted(obj, key=str):
+            if key not in known:
+                name = f"{path}.{key}"
+                raise ConfigError("unknown_parameter", f"Unknown parameter: '{name}'.", name)
+            stack.append((f"{path}.{key}", obj[key]))
+
+
+def check_turn_detection(cfg: SessionConfig, param: str) -> None:
+    """Every mode: a session runs the turn detection it confirms or refuses it
+    (issue 12). A model without server VAD (``ModelInfo.server_vad`` False, e.g.
+    ``gpt-realtime-whisper``: "turn detection must be set to ``null``; VAD is not supported",
+    types ``realtime_transcription_session_audio_input``) gets ``unsupported_turn_detection``
+    for any ``turn_detection``; unknown model names run what the client asked for.
+
+    Raises:
+        ConfigError: ``turn_detection`` set for a model that cannot run it.
+    """
+    if cfg.turn_detection is None or not cfg.transcription_enabled:
+        return
+    if not model_runs_server_vad(cfg.model):
+        code, what, _ = _REJECTIONS["turn_detection"]
+        raise ConfigError(code, f"{what} is not supported for this transcription model", param)
+
+
+def apply_update(
+    cfg: SessionConfig, body: dict[str, Any], compat: str, beta: bool
+) -> tuple[SessionConfig, bool]:
+    """One ``session.update`` (or, ``beta``, ``transcription_session.update``) body applied to
+    ``cfg`` with every rule of ``compat``: the new configuration, and whether the body was
+    flat (the beta shape; in lenient mode also speaches' flat fields in a ``session.update``,
+    docs/protocol.md §7), which decides the shape of the echo.
+
+    Raises:
+        ConfigError: the first rule broken (the configuration is unchanged).
+    """
+    flat = beta or (compat == "lenient" and any(k in body for k in BETA_KEYS))
+    if flat:
+        new = apply_beta_update(cfg, body, compat)
+        check_turn_detection(new, "session.turn_detection")
+    else:
+        check_known_fields(body, compat)
+        new = apply_ga_update(cfg, body, compat)
+        check_model_rules(new, compat)
+        check_turn_detection(new, "session.audio.input.turn_detection")
+    return new, flat
 
 
 def check_model_rules(cfg: SessionConfig, compat: str) -> None:
@@ -321,6 +462,12 @@ def check_model_rules(cfg: SessionConfig, compat: str) -> None:
     names = tuple(sorted(get_args(STTModels)))
     if cfg.model not in names:
         raise _invalid(cfg.model, names, f"{base}.transcription.model")
+    if cfg.language and cfg.languages:  # the cookbook: "Do not send both"
+        raise ConfigError(
+            "invalid_value",
+            "'language' and 'languages' cannot both be set; use 'languages'.",
+            f"{base}.transcription.languages",
+        )
     rejected = get_model_info(cfg.model).rejected_options
     present = {
         "turn_detection": cfg.turn_detection is not None,
@@ -341,7 +488,14 @@ def session_body(cfg: SessionConfig, session_id: str, dialect: str) -> dict[str,
         transcription = {"model": cfg.model, "language": cfg.language, "prompt": cfg.prompt}
         if cfg.delay is not None and dialect == "ga":
             transcription["delay"] = cfg.delay
-    noise = {"type": cfg.noise_reduction} if cfg.noise_reduction is not None else None
+        for key in ("languages", "keywords"):
+            if getattr(cfg, key):
+                transcription[key] = list(getattr(cfg, key))
+    noise: dict[str, Any] | None = None
+    if cfg.noise_reduction is not None:
+        noise = {"type": cfg.noise_reduction}
+        if cfg.noise_reduction_strength is not None and dialect != "beta":
+            noise["strength"] = cfg.noise_reduction_strength
     include = [LOGPROBS_INCLUDE] if cfg.logprobs else None
     if dialect == "beta":
         return {

@@ -1,5 +1,5 @@
-"""The I/O shell of one session: runs a pure :class:`~.session.ServerSession` over a
-:class:`~.channel.ServerChannel`.
+"""The I/O shell of one session: runs a pure :class:`~.session.ServerSession` (or, for
+``compat="vllm"``, a :class:`~.vllm_session.VllmSession`) over a :class:`~.channel.ServerChannel`.
 
 It only moves bytes and keeps time (``loop.time()``): client messages go into the session,
 the :class:`~.actions.Actions` that come out are performed in order (typed events turned into
@@ -14,44 +14,106 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from ..protocol.events import to_wire
+from ..protocol.session import SessionConfig
 from .actions import Actions, Pause
 from .audio import wire_to_float32
 from .channel import ChannelClosed, ServerChannel
-from .engines import Engine, SpeechDetector
+from .engines import Engine, SpeechDetector, accepts_logprobs
+from .faults import take_read_pause
 from .jobs import PartialJob, Recognition, TranscriptionJob
+from .limits import SessionLimits
 from .scheduler import DecodeScheduler
-from .session import ServerSession
 from .turns import VadInput
 
-__all__ = ["SessionRunner", "VadFactory"]
+__all__ = ["DEFAULT_SEND_TIMEOUT_S", "PureSession", "SessionRunner", "VadFactory"]
 
 logger = logging.getLogger("livekit.plugins.openai_stt.server")
+
+#: Longest wait for one message to go out (``send_timeout_s``): a client that stops reading
+#: fills the socket's buffers and would otherwise hold its session, its cap and its keepalive
+#: for ever (issue 14); past it the connection is dropped.
+DEFAULT_SEND_TIMEOUT_S = 10.0
+
+#: OpenAI's message for an internal error ("server_error").
+INTERNAL_ERROR = "The server had an error while processing your request. Sorry about that!"
 
 VadFactory = Callable[[str, int], SpeechDetector]
 """``(format_type, rate) -> detector``: a fresh speech detector for one stream of wire audio."""
 
 
+class PureSession(Protocol):
+    """What the shell calls on a pure session (``ServerSession`` and ``VllmSession`` both)."""
+
+    session_id: str
+    closed: bool
+    limits: SessionLimits
+    turns_committed: int
+    partials_run: int
+
+    @property
+    def next_tick_at(self) -> float | None: ...
+
+    @property
+    def config(self) -> SessionConfig: ...
+
+    @property
+    def vad_active(self) -> bool: ...
+
+    @property
+    def audio_received_s(self) -> float: ...
+
+    def opened(self, now: float) -> Actions: ...
+
+    def tick(self, now: float) -> Actions: ...
+
+    def receive(self, text: str, now: float) -> Actions: ...
+
+    def binary_received(self) -> Actions: ...
+
+    def server_error(self, code: str, message: str) -> Actions: ...
+
+    def speech_probabilities(self, probabilities: Any, epoch: int) -> Actions: ...
+
+    def engine_prompt(self, job: Any, max_chars: int = 600) -> str | None: ...
+
+    def transcribed(self, job: TranscriptionJob, result: Recognition) -> Actions: ...
+
+    def transcription_failed(self, job: TranscriptionJob) -> Actions: ...
+
+    def partial_due_at(self, backlog: int = 0) -> float | None: ...
+
+    def take_partial(self, now: float, backlog: int = 0) -> PartialJob | None: ...
+
+    def partial_transcribed(self, job: PartialJob, result: Recognition) -> Actions: ...
+
+    def partial_failed(self, job: PartialJob) -> None: ...
+
+
 class SessionRunner:
     """One session over one channel: the ordered sender, the session's final queue, the
     wake-up of its partial loop and its speech detector. :meth:`run` returns when the
-    connection is over (the client left, or the session closed it)."""
+    connection is over (the client left, the session closed it, or a send took longer than
+    ``send_timeout_s``: then the connection is aborted)."""
 
     def __init__(
         self,
         channel: ServerChannel,
-        session: ServerSession,
+        session: PureSession,
         *,
         scheduler: DecodeScheduler,
         engine: Engine,
         vad_factory: VadFactory,
+        send_timeout_s: float = DEFAULT_SEND_TIMEOUT_S,
     ) -> None:
         self.channel = channel
+        self.send_timeout_s = send_timeout_s
         self.session = session
         self.scheduler = scheduler
         self.engine = engine
+        self._logprobs_kw = accepts_logprobs(engine)
         self.vad_factory = vad_factory
         self.send_lock = asyncio.Lock()
         self.finals: asyncio.Queue[TranscriptionJob] = asyncio.Queue()
@@ -79,7 +141,7 @@ class SessionRunner:
                     timeout = max(0.0, tick_at - loop.time())
                     done, _ = await asyncio.wait({self.recv_task}, timeout=timeout)
                     if not done:  # the session cap or a timed drop: the read goes on meanwhile
-                        actions = session.tick(loop.time())
+                        actions = self._guarded(session.tick, loop.time())
                     else:
                         received, self.recv_task = self.recv_task, None
                         try:
@@ -87,12 +149,13 @@ class SessionRunner:
                         except ChannelClosed:
                             break
                         if isinstance(message, str):
-                            actions = session.receive(message, loop.time())
+                            actions = self._guarded(session.receive, message, loop.time())
                         else:
-                            actions = session.binary_received()
+                            actions = self._guarded(session.binary_received)
                     if not await self._perform(actions):
                         break
                     self.audio_arrived.set()
+                    await self._maybe_pause_reading()
         finally:
             for task in tasks:
                 task.cancel()
@@ -105,6 +168,28 @@ class SessionRunner:
                     await self.recv_task
             self.scheduler.drop_partial(session.session_id)
 
+    async def _maybe_pause_reading(self) -> None:
+        """The ``pause_reading_*`` fault: stop reading for a while (finals still go out)."""
+        session = self.session
+        faults, counters = getattr(session, "faults", None), getattr(session, "counters", None)
+        if faults is None or counters is None:
+            return
+        pause = take_read_pause(faults, counters, session.audio_received_s * 1000)
+        if pause > 0:
+            logger.info("pausing reads (fault injection)", extra={"pause_s": pause})
+            await asyncio.sleep(pause)
+
+    def _guarded(self, call: Callable[..., Actions], *args: Any) -> Actions:
+        """``call(*args)``; a bug that raises becomes an ``error`` event (``server_error``)
+        and the session goes on, instead of a dead handler and close 1011 (issue 14)."""
+        try:
+            return call(*args)
+        except Exception:
+            logger.exception(
+                "session handler failed", extra={"session_id": self.session.session_id}
+            )
+            return self.session.server_error("server_error", INTERNAL_ERROR)
+
     async def _perform(self, actions: Actions) -> bool:
         """Send, queue, detect and close as ``actions`` says; False once the connection is
         over. Batches are sent whole and in the order they were made (one lock per channel)."""
@@ -114,7 +199,7 @@ class SessionRunner:
                     if isinstance(event, Pause):
                         await asyncio.sleep(event.seconds)
                     else:
-                        await self.channel.send(to_wire(event))
+                        await self._send(to_wire(event))
         except ChannelClosed:
             return False
         if actions.jobs:
@@ -140,6 +225,22 @@ class SessionRunner:
                         await drain
             return False
         return True
+
+    async def _send(self, text: str) -> None:
+        """One message out within ``send_timeout_s``, else abort the connection.
+
+        Raises:
+            ChannelClosed: the connection is over (or was just aborted).
+        """
+        try:
+            await asyncio.wait_for(self.channel.send(text), self.send_timeout_s)
+        except (asyncio.TimeoutError, TimeoutError):
+            logger.warning(
+                "client not reading: connection dropped",
+                extra={"session_id": self.session.session_id, "timeout_s": self.send_timeout_s},
+            )
+            self.channel.abort()
+            raise ChannelClosed(None) from None
 
     def _detect(self, vad: VadInput) -> Actions | None:
         """Run the session's speech detector (on the loop: ~0.1 ms a 32 ms window)."""
@@ -243,8 +344,16 @@ class SessionRunner:
         return wire_to_float32(job.audio, job.format_type, job.rate, self.engine.sample_rate_hz)
 
     def _recognize(self, job: TranscriptionJob, prompt: str | None) -> Recognition:
-        """Worker thread: wire bytes -> engine samples -> :class:`Recognition`."""
-        return self.engine.recognize(self._samples(job), language=job.language, prompt=prompt)
+        """Worker thread: wire bytes -> engine samples -> :class:`Recognition` (with the
+        recognizer's per-token log probabilities when asked and the engine gives them)."""
+        samples, language = self._samples(job), job.language
+        if job.logprobs and self._logprobs_kw:
+            recognize: Any = self.engine.recognize
+            result: Recognition = recognize(
+                samples, language=language, prompt=prompt, logprobs=True
+            )
+            return result
+        return self.engine.recognize(samples, language=language, prompt=prompt)
 
     def _recognize_partial(self, job: PartialJob, prompt: str | None) -> Recognition:
         """Worker thread: a partial decode (the engine's cheaper ``recognize_partial``)."""

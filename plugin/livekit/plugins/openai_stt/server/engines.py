@@ -17,7 +17,9 @@ Wire-audio conversion lives in :mod:`.audio` (re-exported here).
 
 from __future__ import annotations
 
+import inspect
 import logging
+import math
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -26,9 +28,10 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from ..protocol.events import LogProb
 from ..protocol.session import WIRE_FORMATS
 from .audio import StreamResampler, decode_wire_audio, resample_int16, wire_to_float32
-from .jobs import Recognition
+from .jobs import Recognition, split_pieces
 
 _PCM16 = WIRE_FORMATS["pcm16"]
 
@@ -41,6 +44,7 @@ __all__ = [
     "SpeechDetector",
     "StreamResampler",
     "WhisperEngine",
+    "accepts_logprobs",
     "as_engine",
     "decode_wire_audio",
     "make_engine",
@@ -115,6 +119,16 @@ def as_engine(engine: Any) -> Engine:
     ):
         raise TypeError(f"{type(engine).__name__} is not an engine: it has no recognize()")
     return _LegacyEngine(engine)
+
+
+def accepts_logprobs(engine: Any) -> bool:
+    """Whether ``engine.recognize`` takes ``logprobs=True`` (then it may return the tokens'
+    own log probabilities in ``Recognition.tokens``; other engines give a mean)."""
+    try:
+        params = inspect.signature(engine.recognize).parameters
+    except (AttributeError, TypeError, ValueError):
+        return False
+    return "logprobs" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
 def make_engine(spec: str | Any, options: Any = None) -> Any:
@@ -208,7 +222,8 @@ class ScriptedEngine:
     - None (default): ``f"{duration_s:.2f} seconds of audio"``.
 
     The duration is ``len(samples) / sample_rate_hz``; nothing depends on timing. ``recognize``
-    reports a log probability of -0.1 per token.
+    reports a mean log probability of -0.1; with ``logprobs=True`` one token per word piece
+    with deterministic log probabilities: -0.05, -0.10, … -0.25, then again (issue 12).
     """
 
     sample_rate_hz = 16000
@@ -236,9 +251,21 @@ class ScriptedEngine:
         return self._transcripts[k % len(self._transcripts)]
 
     def recognize(
-        self, samples: np.ndarray, *, language: str | None = None, prompt: str | None = None
+        self,
+        samples: np.ndarray,
+        *,
+        language: str | None = None,
+        prompt: str | None = None,
+        logprobs: bool = False,
     ) -> Recognition:
-        return Recognition(self.transcribe(samples, language=language, prompt=prompt), -0.1)
+        text = self.transcribe(samples, language=language, prompt=prompt)
+        if not logprobs:
+            return Recognition(text, -0.1)
+        tokens = tuple(
+            LogProb(piece, -0.05 * (1 + k % 5)) for k, piece in enumerate(split_pieces(text))
+        )
+        mean = sum(t.logprob for t in tokens) / len(tokens) if tokens else -0.1
+        return Recognition(text, mean, tokens)
 
     #: Speaking rate assumed by partial hypotheses of scripted sequences (words a second).
     words_per_second = 2.5
@@ -325,6 +352,9 @@ class WhisperEngine:
     and finals always use the full window (shorter windows lost 3-7 points of WER in the
     issue-13 measurements). ``partial_min_context_s`` None decodes partials like finals (full
     window), only greedier.
+    With ``logprobs=True`` ``recognize`` aligns the words (``word_timestamps``) and returns each
+    word's probability (faster-whisper: the mean of its tokens' probabilities in the alignment
+    pass) as ``Recognition.tokens``.
     """
 
     sample_rate_hz = 16000
@@ -384,10 +414,15 @@ class WhisperEngine:
         return bool(self._model.model.is_multilingual)
 
     def recognize(
-        self, samples: np.ndarray, *, language: str | None = None, prompt: str | None = None
+        self,
+        samples: np.ndarray,
+        *,
+        language: str | None = None,
+        prompt: str | None = None,
+        logprobs: bool = False,
     ) -> Recognition:
         return self._decode(
-            samples, language, prompt, self.beam_size, self.condition_on_previous_text
+            samples, language, prompt, self.beam_size, self.condition_on_previous_text, logprobs
         )
 
     def recognize_partial(
@@ -454,13 +489,13 @@ class WhisperEngine:
             suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
         )[0]
         if result.no_speech_prob > NO_SPEECH_THRESHOLD:
-            return Recognition("", None, detected)
+            return Recognition("", None, language=detected)
         tokens = [t for t in result.sequences_ids[0] if t < tokenizer.eot]
         text = " ".join(trim_repetition(tokenizer.decode(tokens).split()))
         logprob = None
         if result.scores:
             logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
-        return Recognition(text, logprob, detected)
+        return Recognition(text, logprob, language=detected)
 
     def _decode(
         self,
@@ -469,6 +504,7 @@ class WhisperEngine:
         prompt: str | None,
         beam_size: int,
         condition: bool,
+        words: bool = False,
     ) -> Recognition:
         samples = np.ascontiguousarray(samples, dtype=np.float32)
         if len(samples) == 0:
@@ -481,11 +517,13 @@ class WhisperEngine:
             initial_prompt=prompt or None,
             vad_filter=False,
             without_timestamps=True,
+            word_timestamps=words,
         )
         if not self.temperature_fallback:
             kwargs["temperature"] = 0.0
         segments, info = self._model.transcribe(samples, **kwargs)
         texts: list[str] = []
+        tokens: list[LogProb] = []
         weighted, total = 0.0, 0.0
         for seg in segments:
             if seg.no_speech_prob > NO_SPEECH_THRESHOLD:
@@ -494,9 +532,14 @@ class WhisperEngine:
             w = max(seg.end - seg.start, 1e-3)
             weighted += seg.avg_logprob * w
             total += w
+            for word in seg.words or ():
+                tokens.append(LogProb(word.word, math.log(max(word.probability, 1e-9))))
         text = " ".join(t for t in texts if t)
+        mean = (weighted / total) if total else None
         detected = getattr(info, "language", None) if lang is None else None
-        return Recognition(text, (weighted / total) if total else None, detected)
+        return Recognition(
+            text, mean, tuple(tokens) if words and tokens else None, language=detected
+        )
 
     def transcribe(
         self, samples: np.ndarray, *, language: str | None = None, prompt: str | None = None

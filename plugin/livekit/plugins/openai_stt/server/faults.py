@@ -16,6 +16,7 @@ __all__ = [
     "drop_close",
     "injected_error_due",
     "take_audio_drop",
+    "take_read_pause",
     "take_timed_drop",
     "timed_drop_at",
 ]
@@ -45,6 +46,9 @@ class Faults:
     - ``reject_handshake_status``: answer the HTTP upgrade with this status (401, 429, 500, ...)
       instead of switching protocols, for the first ``reject_handshakes`` attempts (``None``:
       all of them).
+    - ``pause_reading_after_audio_ms``: once a session has received this much audio, stop
+      reading its socket for ``pause_reading_s`` seconds (a stalled server: the client's
+      sends back up and no event comes); at most ``pause_sessions`` sessions.
 
     Raises:
         ValueError: an unknown ``drop_mode``.
@@ -59,6 +63,9 @@ class Faults:
     completed_delay_ms: float = 0.0
     reject_handshake_status: int | None = None
     reject_handshakes: int | None = None
+    pause_reading_after_audio_ms: float | None = None
+    pause_reading_s: float = 0.0
+    pause_sessions: int = 1
 
     def __post_init__(self) -> None:
         if self.drop_mode not in ("close_1011", "reset"):
@@ -76,6 +83,9 @@ class FaultCounters:
 
     sessions_opened: int = 0
     drops: int = 0
+    read_pauses: int = 0
+    items_failed: int = 0
+    """Items answered with a failure because of ``fail_items``."""
     error_events: int = 0
     handshakes_rejected: int = 0
 
@@ -116,6 +126,21 @@ def take_audio_drop(faults: Faults, counters: FaultCounters, received_ms: float)
         return False
     counters.drops += 1
     return True
+
+
+def take_read_pause(faults: Faults, counters: FaultCounters, received_ms: float) -> float:
+    """Seconds to stop reading now (one pause used), once a session has received
+    ``pause_reading_after_audio_ms`` of audio, while the ``pause_sessions`` budget lasts;
+    0.0 otherwise."""
+    if (
+        faults.pause_reading_after_audio_ms is None
+        or faults.pause_reading_s <= 0
+        or received_ms < faults.pause_reading_after_audio_ms
+        or counters.read_pauses >= faults.pause_sessions
+    ):
+        return 0.0
+    counters.read_pauses += 1
+    return faults.pause_reading_s
 
 
 def injected_error_due(

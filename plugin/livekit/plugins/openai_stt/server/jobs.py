@@ -32,7 +32,9 @@ __all__ = [
     "completed_event",
     "delta_events",
     "failed_event",
+    "piece_logprobs",
     "split_pieces",
+    "token_starts",
     "usage_for",
 ]
 
@@ -43,11 +45,15 @@ DEFAULT_LOGPROB = -0.1
 @dataclass(frozen=True)
 class Recognition:
     """What an engine heard: ``text`` (no leading/trailing space), an optional mean log
-    probability per token (natural log, <= 0) used for ``logprobs`` (docs/protocol.md §4), and
-    the ``language`` it detected (ISO-639-1; None when it was told the language)."""
+    probability per token (natural log, <= 0), and optionally the recognizer's own ``tokens``:
+    each token's (or word's) text and log probability, in order, spelling ``text`` up to
+    whitespace. ``logprobs`` (docs/protocol.md §4) carry the tokens when they spell the text,
+    else the mean for every word (issue 12). ``language``: the language the engine detected
+    (ISO-639-1; None when it was told the language; issue 13)."""
 
     text: str
     logprob: float | None = None
+    tokens: tuple[LogProb, ...] | None = None
     language: str | None = None
 
 
@@ -133,32 +139,76 @@ def _logprob(logprob: float | None) -> float:
     return DEFAULT_LOGPROB if logprob is None else round(float(logprob), 4)
 
 
+def token_starts(text: str, tokens: tuple[LogProb, ...] | None) -> list[int] | None:
+    """Where each of ``tokens`` starts in ``text`` (its first non-space character), or None
+    when the tokens do not spell ``text`` up to whitespace (then the mean is used)."""
+    if not tokens:
+        return None
+    starts, pos = [], 0
+    for tok in tokens:
+        core = tok.token.strip()
+        i = text.find(core, pos) if core else pos
+        if i < 0 or text[pos:i].strip():
+            return None
+        starts.append(i)
+        pos = i + len(core)
+    return None if text[pos:].strip() else starts
+
+
+def piece_logprobs(
+    text: str, result: Recognition, offset: int | None = None
+) -> list[tuple[LogProb, ...]]:
+    """The ``logprobs`` of each piece of ``text`` (:func:`split_pieces`), found at ``offset`` in
+    ``result.text``: the recognizer's tokens that start inside the piece; the piece with the
+    mean log probability when ``offset`` is None or the tokens do not spell the text."""
+    pieces = split_pieces(text)
+    starts = token_starts(result.text, result.tokens) if offset is not None else None
+    if starts is None or result.tokens is None or offset is None:
+        lp = _logprob(result.logprob)
+        return [(LogProb(piece, lp),) for piece in pieces]
+    out, pos = [], offset
+    for piece in pieces:
+        end = pos + len(piece)
+        mine = tuple(
+            LogProb(t.token.lstrip() if s == 0 else t.token, round(t.logprob, 4))
+            for t, s in zip(result.tokens, starts, strict=True)
+            if pos <= s < end
+        )
+        out.append(mine or (LogProb(piece, _logprob(result.logprob)),))
+        pos = end
+    return out
+
+
 def delta_events(
-    item_id: str, text: str, result: Recognition, with_logprobs: bool, next_id: Callable[[], str]
+    item_id: str,
+    text: str,
+    result: Recognition,
+    with_logprobs: bool,
+    next_id: Callable[[], str],
+    offset: int | None = None,
 ) -> list[TranscriptionDelta]:
     """``text`` as one ``delta`` per word piece (:func:`split_pieces`) of item ``item_id``, each
-    with ``logprobs`` when asked; ``next_id()`` gives each event's id."""
-    lp = _logprob(result.logprob)
+    with ``logprobs`` when asked (the recognizer's tokens of that piece when ``text`` is found
+    at ``offset`` in ``result.text``); ``next_id()`` gives each event's id."""
+    pieces = split_pieces(text)
+    lps = piece_logprobs(text, result, offset) if with_logprobs else [None] * len(pieces)
     return [
-        TranscriptionDelta(
-            item_id=item_id,
-            delta=piece,
-            logprobs=(LogProb(piece, lp),) if with_logprobs else None,
-            event_id=next_id(),
-        )
-        for piece in split_pieces(text)
+        TranscriptionDelta(item_id=item_id, delta=piece, logprobs=lp, event_id=next_id())
+        for piece, lp in zip(pieces, lps, strict=True)
     ]
 
 
 def completed_event(
     job: TranscriptionJob, result: Recognition, next_id: Callable[[], str]
 ) -> TranscriptionCompleted:
-    """``completed`` for ``job``: the whole transcript, its usage, logprobs per piece when asked,
-    and ``languages``: for models that return them (gpt-transcribe), and for any model when the
-    engine detected the language (the session set none; a local-server extension), the
-    language found, else the session's."""
+    """``completed`` for ``job``: the whole transcript, its usage, logprobs when asked (every
+    token of the recognizer, else one per piece with the mean), and ``languages``: for models
+    that return them (gpt-transcribe), and for any model when the engine detected the language
+    (the session set none; a local-server extension), the language found, else the session's."""
     text = result.text
-    lp = _logprob(result.logprob)
+    logprobs = None
+    if job.logprobs:
+        logprobs = tuple(lp for piece in piece_logprobs(text, result, 0) for lp in piece)
     languages = None
     if result.language is not None:
         languages = (result.language,)
@@ -167,7 +217,7 @@ def completed_event(
     return TranscriptionCompleted(
         item_id=job.item_id,
         transcript=text,
-        logprobs=tuple(LogProb(p, lp) for p in split_pieces(text)) if job.logprobs else None,
+        logprobs=logprobs,
         languages=languages,
         usage=usage_for(job.model, job.duration_s, text),
         event_id=next_id(),

@@ -9,18 +9,28 @@ from typing import Any
 
 from ..protocol.events import MAX_APPEND_BYTES, MIN_COMMIT_MS, EventParseError
 
-__all__ = ["Refusal", "buffer_full", "commit_too_small", "parse_refusal", "unknown_event"]
+__all__ = [
+    "Refusal",
+    "buffer_full",
+    "commit_too_small",
+    "decode_backlog",
+    "idle_timeout",
+    "odd_sample_bytes",
+    "parse_refusal",
+    "unknown_event",
+]
 
 
 @dataclass(frozen=True)
 class Refusal:
-    """An ``invalid_request_error``: ``code``, ``message``, ``param`` (dotted field path) and the
-    refused client event's ``event_id``."""
+    """An ``error`` (``etype``, by default ``invalid_request_error``): ``code``, ``message``,
+    ``param`` (dotted field path) and the refused client event's ``event_id``."""
 
     code: str
     message: str
     param: str | None = None
     client_event_id: str | None = None
+    etype: str = "invalid_request_error"
 
 
 def unknown_event(etype: Any, client_event_id: Any) -> Refusal:
@@ -74,3 +84,39 @@ def buffer_full(buffered_s: float, max_buffer_s: float, client_event_id: str | N
         "audio is dropped until the buffer is committed or cleared."
     )
     return Refusal("input_audio_buffer_full", message, "audio", client_event_id)
+
+
+def odd_sample_bytes(nbytes: int, bytes_per_sample: int, client_event_id: str | None) -> Refusal:
+    """An append that is not a whole number of samples (pcm16: an odd byte count). Kept, it
+    would shift every later sample by a byte (issue 14), so it is refused whole."""
+    message = (
+        f"Invalid 'audio': the session's audio format has {bytes_per_sample} bytes a sample, "
+        f"but the append has {nbytes} bytes (not a whole number of samples)."
+    )
+    return Refusal("invalid_value", message, "audio", client_event_id)
+
+
+def decode_backlog(
+    pending_s: float, commit_s: float, max_pending_s: float, client_event_id: str | None
+) -> Refusal:
+    """A commit while ``max_pending_s`` of committed audio already awaits its decode (issue
+    14): the buffer is kept, uncommitted. OpenAI's answer to a rate limit, code
+    ``rate_limit_exceeded`` and a message "Rate limit reached for …: Limit …, Used …,
+    Requested …. Please try again in …" (type ``tokens``, as in the bodies quoted by
+    openai/codex#246 and Pythagora-io/gpt-pilot#53)."""
+    message = (
+        "Rate limit reached for committed audio awaiting transcription in this session: "
+        f"Limit {max_pending_s:g} s, Used {pending_s:.1f} s, Requested {commit_s:.1f} s. "
+        "Please try again once earlier items are transcribed; the input audio buffer is kept."
+    )
+    return Refusal("rate_limit_exceeded", message, None, client_event_id, etype="tokens")
+
+
+def idle_timeout(idle_timeout_s: float) -> Refusal:
+    """The ``error`` before an idle session is closed (no client message for
+    ``idle_timeout_s``); a reaped socket frees its slot for others (issue 14)."""
+    message = (
+        f"The session was closed after {idle_timeout_s:g} s without a client event "
+        "(the server's idle timeout)."
+    )
+    return Refusal("idle_timeout", message)

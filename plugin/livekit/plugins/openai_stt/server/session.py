@@ -28,6 +28,7 @@ from .jobs import (
     delta_events,
     failed_event,
 )
+from .limits import IdFactory, SessionLimits, random_id
 from .partials import (
     DEFAULT_DELTA_INTERVAL_S,
     DEFAULT_MAX_PARTIAL_S,
@@ -35,8 +36,18 @@ from .partials import (
     continuation,
 )
 from .quiet import speech_end_bytes
-from .refusals import Refusal, buffer_full, commit_too_small, parse_refusal, unknown_event
-from .turns import DEFAULT_VAD_WINDOW_S, TurnDetection, TurnDetector, TurnStarted, VadInput
+from .refusals import (
+    Refusal,
+    buffer_full,
+    commit_too_small,
+    decode_backlog,
+    idle_timeout,
+    odd_sample_bytes,
+    parse_refusal,
+    unknown_event,
+)
+from .session_vad import ServerVad
+from .turns import DEFAULT_VAD_WINDOW_S, TurnDetection, TurnDetector, VadInput
 
 __all__ = ["DEFAULT_MAX_BUFFER_S", "MIN_COMMIT_S", "ServerSession"]
 
@@ -46,7 +57,7 @@ MIN_COMMIT_S = ev.MIN_COMMIT_MS / 1000
 DEFAULT_MAX_BUFFER_S = 600.0
 
 
-class ServerSession:
+class ServerSession(ServerVad):
     """One websocket's worth of protocol state, server side (docs/protocol.md §2-§6).
 
     Construct with what the handshake told: ``query_model`` (``?model=``, or None),
@@ -72,12 +83,17 @@ class ServerSession:
     only ``prefix_padding_ms`` of audio is kept; client commits still work); deltas after the
     commit for the others, ``completed`` only where ``sends_deltas`` is False (whisper-1).
 
-    Uncommitted audio is capped at ``max_buffer_s`` (past it appends are dropped with one
-    ``error`` ``input_audio_buffer_full`` until the next commit or clear).
+    Bounds (issue 14): uncommitted audio is capped at ``max_buffer_s`` (past it appends are
+    dropped with one ``error`` ``input_audio_buffer_full`` until the next commit or clear);
+    committed audio awaiting its decode at ``max_pending_s`` (a commit past it is refused with
+    ``rate_limit_exceeded`` and the buffer kept); a session with no client message for
+    ``idle_timeout_s`` (None: never) gets an ``error`` ``idle_timeout`` and close 1001. Item and
+    event ids come from ``new_id`` (default: ``item_`` / ``event_`` plus 21 random letters and
+    digits).
 
     Raises:
         ValueError: an unknown ``compat``, a negative ``delta_interval_s``, or a
-            ``max_buffer_s`` / ``vad_window_s`` that is not positive.
+            ``max_buffer_s`` / ``vad_window_s`` / limit that is not positive.
     """
 
     def __init__(
@@ -94,9 +110,11 @@ class ServerSession:
         max_partial_s: float = DEFAULT_MAX_PARTIAL_S,
         max_buffer_s: float = DEFAULT_MAX_BUFFER_S,
         vad_window_s: float = DEFAULT_VAD_WINDOW_S,
+        limits: SessionLimits | None = None,
+        new_id: IdFactory = random_id,
     ) -> None:
-        if compat not in rules.COMPAT_MODES:
-            raise ValueError(f"compat must be one of {rules.COMPAT_MODES}, not {compat!r}")
+        if compat not in rules.COMPAT_MODES or compat == "vllm":  # vLLM's: VllmSession
+            raise ValueError(f"compat must be lenient, openai or gateway, not {compat!r}")
         if delta_interval_s is not None and delta_interval_s < 0:
             raise ValueError("delta_interval_s must not be negative")
         if max_buffer_s <= 0 or vad_window_s <= 0:
@@ -107,7 +125,8 @@ class ServerSession:
         self.openai_beta = openai_beta
         self.faults = faults or fault.Faults()
         self.counters = counters if counters is not None else fault.FaultCounters()
-        self.max_session_s = max_session_s
+        self.limits = limits or SessionLimits(max_session_s=max_session_s)
+        self.new_id = new_id
         self.delta_interval_s = delta_interval_s or None
         self.max_partial_s = max_partial_s
         self.max_buffer_s = max_buffer_s
@@ -115,7 +134,6 @@ class ServerSession:
         model = query_model if query_model and compat != "openai" else rules.DEFAULT_MODEL
         self.config: SessionConfig = rules.initial_config(model)
         self.dialect = "beta" if openai_beta and compat == "lenient" else "ga"
-        self.opened_at: float | None = None
         self.closed = False
         self.turns_committed = 0
         self.partials_run = 0
@@ -123,6 +141,7 @@ class ServerSession:
         self._buffer = bytearray()
         self._event_seq = 0
         self._item_seq = 0
+        self._open_item_id = new_id("item")
         self._last_item_id: str | None = None
         self._audio_received_s = 0.0
         self._updates_seen = 0
@@ -145,17 +164,25 @@ class ServerSession:
         }
 
     @property
+    def opened_at(self) -> float | None:
+        return self.limits.opened_at
+
+    @property
+    def max_session_s(self) -> float:
+        return self.limits.max_session_s
+
+    @property
     def expires_at(self) -> float | None:
         """When the session cap is reached (None before opening)."""
-        return None if self.opened_at is None else self.opened_at + self.max_session_s
+        return self.limits.expires_at
 
     @property
     def next_tick_at(self) -> float | None:
-        """When :meth:`tick` must next be called: the session cap, or an earlier timed drop
-        (``Faults.drop_after_s``). None before opening."""
-        if self.opened_at is None:
+        """When :meth:`tick` must next be called: the session cap, the idle timeout, or an
+        earlier timed drop (``Faults.drop_after_s``). None before opening."""
+        due = self.limits.due_at
+        if self.opened_at is None or due is None:
             return None
-        due = self.opened_at + self.max_session_s
         drop = fault.timed_drop_at(self.faults, self.counters, self.opened_at)
         return due if drop is None else min(due, drop)
 
@@ -170,11 +197,6 @@ class ServerSession:
         return self._audio_received_s
 
     @property
-    def vad_active(self) -> bool:
-        """Server VAD runs: ``turn_detection`` is set and the model detects turns."""
-        return self._turn_detection is not None
-
-    @property
     def streams_partials(self) -> bool:
         """Partial decodes run: the model streams deltas before the commit."""
         cfg = self.config
@@ -186,15 +208,16 @@ class ServerSession:
 
     @property
     def _next_item_id(self) -> str:
-        return f"item_{self._item_seq + 1:03d}"
+        return self._open_item_id
 
     @property
     def _buffer_start_s(self) -> float:
         return self._audio_received_s - self.buffered_s
 
     def _next_event_id(self) -> str:
+        """A new ``event_`` id from ``new_id`` (random, as OpenAI's are: issue 12)."""
         self._event_seq += 1
-        return f"event_{self._event_seq:04d}"
+        return self.new_id("event")
 
     def _error(
         self,
@@ -224,7 +247,8 @@ class ServerSession:
 
     def opened(self, now: float) -> Actions:
         """The websocket is open: ``session.created`` (docs/protocol.md §4), or a compat close."""
-        self.opened_at = self._now = now
+        self.limits.open(now)
+        self._now = now
         self.counters.sessions_opened += 1
         actions = Actions()
         if self.compat == "openai" and self.openai_beta:
@@ -239,19 +263,24 @@ class ServerSession:
 
     def tick(self, now: float) -> Actions:
         """Enforce the session cap (docs/protocol.md §6): past ``max_session_s`` since opening,
-        an ``error`` ``session_expired`` then close 1001; and a timed drop
-        (``Faults.drop_after_s``) when one is due."""
+        an ``error`` ``session_expired`` then close 1001; the idle timeout: an ``error``
+        ``idle_timeout`` then close 1001; and a timed drop (``Faults.drop_after_s``)."""
         actions = Actions()
         if self.closed or self.opened_at is None:
             return actions
         if fault.take_timed_drop(self.faults, self.counters, self.opened_at, now):
             return self._drop(actions)
-        if self.expires_at is None or now < self.expires_at:
-            return actions
-        minutes = self.max_session_s / 60
-        message = f"Your session hit the maximum duration of {minutes:g} minutes."
-        actions.events.append(self._error("session_expired", message))
-        return self._close(actions, 1001, "maximum duration reached")
+        expired = self.limits.expired(now)
+        if expired == "cap":
+            minutes = self.max_session_s / 60
+            message = f"Your session hit the maximum duration of {minutes:g} minutes."
+            actions.events.append(self._error("session_expired", message))
+            return self._close(actions, 1001, "maximum duration reached")
+        if expired == "idle":
+            assert self.limits.idle_timeout_s is not None
+            actions.extend(self._refuse(idle_timeout(self.limits.idle_timeout_s)))
+            return self._close(actions, 1001, "idle timeout")
+        return actions
 
     # -- client messages -------------------------------------------------------------------------
 
@@ -271,6 +300,7 @@ class ServerSession:
         if self.closed:
             return Actions()
         self._now = now
+        self.limits.touch(now)
         expired = self.tick(now)
         if expired.close is not None:
             return expired
@@ -309,13 +339,8 @@ class ServerSession:
                     "invalid_model", message, param=param, client_event_id=client_id
                 )
                 return self._close(Actions([error]), 4000, "invalid_model")
-        flat = beta or (self.compat == "lenient" and any(k in body for k in rules.BETA_KEYS))
         try:
-            if flat:  # speaches' shape: beta fields inside a session.update (docs/protocol.md §7)
-                new = rules.apply_beta_update(self.config, body, self.compat)
-            else:
-                new = rules.apply_ga_update(self.config, body, self.compat)
-                rules.check_model_rules(new, self.compat)
+            new, flat = rules.apply_update(self.config, body, self.compat, beta)
         except rules.ConfigError as exc:
             error = self._error(exc.code, exc.message, param=exc.param, client_event_id=client_id)
             return Actions([error])
@@ -334,25 +359,6 @@ class ServerSession:
             self._partials.hypothesis = self._partials.pending = None  # start partials afresh
         self._sync_turn_detection()
 
-    def _sync_turn_detection(self) -> None:
-        cfg = self.config
-        td = None
-        if cfg.turn_detection is not None and rules.model_runs_server_vad(cfg.model):
-            try:
-                td = rules.parse_turn_detection(cfg.turn_detection)
-            except rules.ConfigError:  # validated when set; keep the server alive regardless
-                td = None
-        if td != self._turn_detection:
-            was_active = self._turn_detection is not None
-            self._turn_detection = td
-            if td is not None and not was_active:
-                self._restart_vad()
-
-    def _restart_vad(self) -> None:
-        """A fresh detector from the current audio position (new epoch), nobody speaking."""
-        self._vad_epoch += 1
-        self._turns = TurnDetector(position_s=self._audio_received_s)
-
     # -- audio -------------------------------------------------------------------------------------
 
     def _reset_open_item(self, *, clear: bool) -> None:
@@ -362,6 +368,7 @@ class ServerSession:
             self._buffer.clear()
         if self._open_id_used:
             self._item_seq += 1  # burn the id: the client may hold text under it
+            self._open_item_id = self.new_id("item")
         self._open_id_used = False
         self._turns.end_turn()
         self._start_open_item()
@@ -372,6 +379,9 @@ class ServerSession:
 
     def _on_append(self, event: ev.AppendAudio) -> Actions:
         audio, bps = event.audio, self.config.bytes_per_second
+        width = self.config.wire_format.bytes_per_sample
+        if len(audio) % width:
+            return self._refuse(odd_sample_bytes(len(audio), width, event.event_id))
         if (len(self._buffer) + len(audio)) / bps > self.max_buffer_s:
             if self._overflowed:
                 return Actions()
@@ -408,14 +418,28 @@ class ServerSession:
     def _on_commit(self, event: ev.CommitAudio) -> Actions:
         if self.buffered_s < MIN_COMMIT_S:
             return self._refuse(commit_too_small(self.buffered_s, event.event_id))
+        refused = self._backlog_refusal(len(self._buffer), event.event_id)
+        if refused is not None:
+            return refused
         self._turns.end_turn()
         return self._commit(len(self._buffer))
+
+    def _backlog_refusal(self, nbytes: int, client_event_id: str | None) -> Actions | None:
+        """The refusal of a commit of ``nbytes`` past ``max_pending_s`` (the buffer is kept)."""
+        seconds = nbytes / self.config.bytes_per_second
+        if not self.config.transcription_enabled or self.limits.admits(seconds):
+            return None
+        lim = self.limits
+        return self._refuse(
+            decode_backlog(lim.pending_s, seconds, lim.max_pending_s, client_event_id)
+        )
 
     def _commit(self, nbytes: int) -> Actions:
         """Commit the first ``nbytes`` of the buffer as the next item: ``committed`` and a job;
         what follows stays as the start of the next open item."""
         self._item_seq += 1
-        item_id, previous = f"item_{self._item_seq:03d}", self._last_item_id
+        item_id, previous = self._open_item_id, self._last_item_id
+        self._open_item_id = self.new_id("item")
         self._last_item_id = item_id
         audio = bytes(self._buffer[:nbytes])
         del self._buffer[:nbytes]
@@ -428,6 +452,7 @@ class ServerSession:
         committed = ev.AudioBufferCommitted(item_id, previous, self._next_event_id())
         actions = Actions([committed])
         if cfg.transcription_enabled:
+            self.limits.queued(len(audio) / cfg.bytes_per_second)
             actions.jobs.append(
                 TranscriptionJob(
                     item_id=item_id,
@@ -449,55 +474,12 @@ class ServerSession:
             "rate": cfg.sample_rate_hz,
             "duration_s": len(audio) / cfg.bytes_per_second,
             "model": cfg.model or rules.DEFAULT_MODEL,
-            "language": cfg.language,
+            # one possible language is the language; several: the recognizer detects
+            "language": cfg.language
+            or (cfg.languages[0] if cfg.languages and len(cfg.languages) == 1 else None),
             "prompt": cfg.prompt,
             "logprobs": cfg.logprobs,
         }
-
-    def _bytes_before(self, t_s: float) -> int:
-        """Bytes of the buffer before session time ``t_s`` (whole samples, clamped)."""
-        cfg = self.config
-        samples = round((t_s - self._buffer_start_s) * cfg.sample_rate_hz)
-        return min(max(0, samples * cfg.wire_format.bytes_per_sample), len(self._buffer))
-
-    # -- server VAD ----------------------------------------------------------------------------
-
-    def speech_probabilities(
-        self, probabilities: list[float] | tuple[float, ...], epoch: int
-    ) -> Actions:
-        """The detector's speech probabilities for the next windows (``vad_window_s`` each) of
-        the audio of :class:`VadInput` s of ``epoch`` -> turn events (docs/protocol.md §4).
-
-        A turn start sends ``speech_started`` (``audio_start_ms`` = speech start minus
-        ``prefix_padding_ms``, not before the buffer); a confirmed silence sends
-        ``speech_stopped`` (``audio_end_ms`` where it was confirmed), then commits the audio up
-        to there as the turn (``turns.TRANSITIONS``). Results of an old epoch are ignored.
-        """
-        td = self._turn_detection
-        actions = Actions()
-        if self.closed or td is None or epoch != self._vad_epoch:
-            return actions
-        for edge in self._turns.feed(probabilities, td, self.vad_window_s):
-            if isinstance(edge, TurnStarted):
-                audio_start = max(self._buffer_start_s, edge.at_s - td.prefix_padding_ms / 1000)
-                del self._buffer[: self._bytes_before(audio_start)]
-                if self._partials.opened_at is None and self._buffer:
-                    self._partials.opened_at = self._now
-                self._open_id_used = True
-                start_ms = max(0, round(self._buffer_start_s * 1000))
-                started = ev.SpeechStarted(self._next_item_id, start_ms, self._next_event_id())
-                actions.events.append(started)
-            else:
-                end_ms = round(edge.at_s * 1000)
-                stopped = ev.SpeechStopped(self._next_item_id, end_ms, self._next_event_id())
-                actions.events.append(stopped)
-                actions.extend(self._commit(self._bytes_before(edge.at_s)))
-        if not self._turns.speaking:  # keep only the padding a next turn may need
-            keep_from = self._turns.position_s - td.prefix_padding_ms / 1000
-            del self._buffer[: self._bytes_before(keep_from)]
-            if not self._buffer:
-                self._partials.opened_at = None
-        return actions
 
     # -- pre-commit deltas -----------------------------------------------------------------------
 
@@ -572,6 +554,7 @@ class ServerSession:
         then the deltas still only append (the ``partials.continuation`` of the streamed text
         in the final), and ``completed`` carries the final text, which is authoritative."""
         streamed = self._streamed_by_item.pop(job.item_id, "")
+        self.limits.finished(job.duration_s)
         if self.closed:
             return Actions()
         text = result.text
@@ -579,13 +562,11 @@ class ServerSession:
         self._transcripts.pop(job.previous_item_id or "", None)
         actions = Actions()
         if rules.model_sends_deltas(job.model):
-            rest = (
-                text[len(streamed) :]
-                if text.startswith(streamed)
-                else continuation(streamed, text.split())
-            )
+            suffix = text.startswith(streamed)
+            rest = text[len(streamed) :] if suffix else continuation(streamed, text.split())
+            offset = len(streamed) if suffix else None
             actions.events.extend(
-                delta_events(job.item_id, rest, result, job.logprobs, self._next_event_id)
+                delta_events(job.item_id, rest, result, job.logprobs, self._next_event_id, offset)
             )
         if self.faults.completed_delay_ms > 0:
             actions.events.append(Pause(self.faults.completed_delay_ms / 1000))
@@ -596,6 +577,9 @@ class ServerSession:
         """``job`` could not be transcribed (the ``fail_items`` fault or an engine error) ->
         ``conversation.item.input_audio_transcription.failed`` (docs/protocol.md §4)."""
         self._streamed_by_item.pop(job.item_id, None)
+        self.limits.finished(job.duration_s)
         if self.closed:
             return Actions()
+        if job.fail:
+            self.counters.items_failed += 1
         return Actions([failed_event(job, self._next_event_id)])

@@ -27,10 +27,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from .engines import Engine
+from .engines import Engine, accepts_logprobs
 from .jobs import Recognition
 from .quiet import QUIET_TAIL_S, quiet_tail_s
 
@@ -81,6 +82,7 @@ class Speculator:
         under_load: Callable[[], bool] | None = None,
     ) -> None:
         self.engine = engine
+        self.engine_logprobs = accepts_logprobs(engine)
         self.may_speculate = may_speculate or (lambda: False)
         self.under_load = under_load or (lambda: False)
         self._lock = threading.Lock()
@@ -131,11 +133,24 @@ class SessionEngine:
         return entry.result
 
     def recognize(
-        self, samples: np.ndarray, *, language: str | None, prompt: str | None
+        self,
+        samples: np.ndarray,
+        *,
+        language: str | None,
+        prompt: str | None,
+        logprobs: bool = False,
     ) -> Recognition:
+        """A final. ``logprobs``: the engine's per-token log probabilities are wanted (passed
+        on when the engine takes them; a decode ahead, made without, is not reused then)."""
         spec, engine = self.speculator, self.speculator.engine
         with spec._lock:
             entry = spec._by_session.pop(self.session_id, None)
+        if logprobs and spec.engine_logprobs:
+            recognize: Any = engine.recognize
+            result: Recognition = recognize(
+                samples, language=language, prompt=prompt, logprobs=True
+            )
+            return result
         if entry is not None:
             fits = (
                 entry.language == language
