@@ -18,6 +18,7 @@ Wire-audio conversion lives in :mod:`.audio` (re-exported here).
 from __future__ import annotations
 
 import inspect
+import itertools
 import math
 import os
 import threading
@@ -324,9 +325,9 @@ class WhisperEngine:
     ``beam_size`` beams, and ``prompt`` as Whisper's ``initial_prompt`` (the server passes the
     client prompt plus the previous item's transcript). ``language`` None means English.
     ``recognize`` also reports the duration-weighted mean of the segments' ``avg_logprob``;
-    with ``logprobs=True`` it aligns the words (``word_timestamps``) and returns each word's
-    probability (faster-whisper: the mean of its tokens' probabilities in the alignment pass)
-    as ``Recognition.tokens``.
+    with ``logprobs=True`` it runs faster-whisper's alignment pass over the decoded tokens and
+    returns each token with its log probability as ``Recognition.tokens`` (the transcript is
+    the same as without).
     ``recognize_partial`` (open buffers, pre-commit deltas) decodes with
     ``partial_beam_size`` beams (default 1, greedy) on a *shortened encoder window*: the audio
     plus 2 s, at least ``partial_min_context_s`` (default 10 s) instead of Whisper's fixed 30 s,
@@ -395,23 +396,29 @@ class WhisperEngine:
         lang = language.split("-")[0].lower() if language else "en"
         return lang if self._model.model.is_multilingual else "en"
 
+    def _tokenizer(self, lang: str) -> Any:
+        """faster-whisper's tokenizer for ``lang`` (transcribe task), made once."""
+        from faster_whisper.tokenizer import Tokenizer
+
+        tokenizer = self._tokenizers.get(lang)
+        if tokenizer is None:
+            model = self._model
+            tokenizer = Tokenizer(
+                model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language=lang
+            )
+            self._tokenizers[lang] = tokenizer
+        return tokenizer
+
     def _decode_short(
         self, samples: np.ndarray, language: str | None, prompt: str | None, duration_s: float
     ) -> Recognition:
         """Greedy decode on an encoder window of ``max(min context, audio + 2 s)``."""
-        from faster_whisper.tokenizer import Tokenizer
         from faster_whisper.transcribe import get_suppressed_tokens
 
         if len(samples) == 0:
             return Recognition("", None)
         model = self._model
-        lang = self._language(language)
-        tokenizer = self._tokenizers.get(lang)
-        if tokenizer is None:
-            tokenizer = Tokenizer(
-                model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language=lang
-            )
-            self._tokenizers[lang] = tokenizer
+        tokenizer = self._tokenizer(self._language(language))
         assert self.partial_min_context_s is not None
         window_s = max(self.partial_min_context_s, np.ceil(duration_s + 2.0))
         frames = int(min(30.0, window_s) * 100)
@@ -460,24 +467,47 @@ class WhisperEngine:
             initial_prompt=prompt or None,
             vad_filter=False,
             without_timestamps=True,
-            word_timestamps=words,
         )
         segments, _info = self._model.transcribe(samples, **kwargs)
-        texts: list[str] = []
-        tokens: list[LogProb] = []
+        kept: list[Any] = []
         weighted, total = 0.0, 0.0
         for seg in segments:
             if seg.no_speech_prob > NO_SPEECH_THRESHOLD:
                 continue  # Whisper's own verdict: no speech (it invents "Thank you." there)
-            texts.append(seg.text.strip())
+            kept.append(seg)
             w = max(seg.end - seg.start, 1e-3)
             weighted += seg.avg_logprob * w
             total += w
-            for word in seg.words or ():
-                tokens.append(LogProb(word.word, math.log(max(word.probability, 1e-9))))
-        text = " ".join(t for t in texts if t)
+        text = " ".join(t for t in (seg.text.strip() for seg in kept) if t)
         mean = (weighted / total) if total else None
-        return Recognition(text, mean, tuple(tokens) if words and tokens else None)
+        tokens = self._token_logprobs(samples, kept, lang) if words else ()
+        return Recognition(text, mean, tokens or None)
+
+    def _token_logprobs(
+        self, samples: np.ndarray, segments: Sequence[Any], lang: str
+    ) -> tuple[LogProb, ...]:
+        """Each decoded text token with its log probability: faster-whisper's alignment pass
+        (``model.align``, what its ``word_timestamps`` runs) over the tokens already decoded,
+        one 30 s window at a time. Not ``word_timestamps=True`` in the decode: beside
+        ``without_timestamps=True`` it moves the next window to the last word's end and decodes
+        the tail again, repeating text (issue 12; tests/peers/test_openai_sdk.py)."""
+        from faster_whisper.audio import pad_or_trim
+
+        model, tokenizer = self._model, self._tokenizer(lang)
+        features = model.feature_extractor(samples)
+        content_frames = features.shape[-1] - 1
+        window = model.feature_extractor.nb_max_frames
+        out: list[LogProb] = []
+        for seek, group in itertools.groupby(segments, key=lambda seg: seg.seek):
+            text_tokens = [t for seg in group for t in seg.tokens if t < tokenizer.eot]
+            if not text_tokens:
+                continue
+            frames = max(1, min(window, content_frames - seek))
+            encoded = model.encode(pad_or_trim(features[:, seek : seek + frames]))
+            (aligned,) = model.model.align(encoded, tokenizer.sot_sequence, [text_tokens], frames)
+            for token, p in zip(text_tokens, aligned.text_token_probs, strict=False):
+                out.append(LogProb(tokenizer.decode([token]), math.log(max(p, 1e-9))))
+        return tuple(out)
 
     def transcribe(
         self, samples: np.ndarray, *, language: str | None = None, prompt: str | None = None
