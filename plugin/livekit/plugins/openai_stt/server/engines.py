@@ -18,6 +18,7 @@ Wire-audio conversion lives in :mod:`.audio` (re-exported here).
 from __future__ import annotations
 
 import inspect
+import itertools
 import logging
 import math
 import os
@@ -352,9 +353,9 @@ class WhisperEngine:
     and finals always use the full window (shorter windows lost 3-7 points of WER in the
     issue-13 measurements). ``partial_min_context_s`` None decodes partials like finals (full
     window), only greedier.
-    With ``logprobs=True`` ``recognize`` aligns the words (``word_timestamps``) and returns each
-    word's probability (faster-whisper: the mean of its tokens' probabilities in the alignment
-    pass) as ``Recognition.tokens``.
+    With ``logprobs=True`` ``recognize`` runs faster-whisper's alignment pass over the decoded
+    tokens and returns each token with its log probability as ``Recognition.tokens`` (the
+    transcript is the same as without).
     """
 
     sample_rate_hz = 16000
@@ -449,11 +450,23 @@ class WhisperEngine:
             return "en"
         return language.split("-")[0].lower() if language else None
 
+    def _tokenizer(self, lang: str) -> Any:
+        """faster-whisper's tokenizer for ``lang`` (transcribe task), made once."""
+        from faster_whisper.tokenizer import Tokenizer
+
+        tokenizer = self._tokenizers.get(lang)
+        if tokenizer is None:
+            model = self._model
+            tokenizer = Tokenizer(
+                model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language=lang
+            )
+            self._tokenizers[lang] = tokenizer
+        return tokenizer
+
     def _decode_short(
         self, samples: np.ndarray, language: str | None, prompt: str | None, duration_s: float
     ) -> Recognition:
         """Greedy decode on an encoder window of ``max(min context, audio + 2 s)``."""
-        from faster_whisper.tokenizer import Tokenizer
         from faster_whisper.transcribe import get_suppressed_tokens
 
         if len(samples) == 0:
@@ -469,12 +482,7 @@ class WhisperEngine:
         detected = None
         if lang is None:  # multilingual, no language: Whisper's language token, one step
             detected = lang = model.model.detect_language(encoded)[0][0][0][2:-2]
-        tokenizer = self._tokenizers.get(lang)
-        if tokenizer is None:
-            tokenizer = Tokenizer(
-                model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language=lang
-            )
-            self._tokenizers[lang] = tokenizer
+        tokenizer = self._tokenizer(lang)
         previous = tokenizer.encode(" " + prompt.strip()) if prompt and prompt.strip() else []
         prompt_ids = model.get_prompt(tokenizer, previous, without_timestamps=True)
         max_new = int(6 * duration_s) + 8
@@ -517,29 +525,51 @@ class WhisperEngine:
             initial_prompt=prompt or None,
             vad_filter=False,
             without_timestamps=True,
-            word_timestamps=words,
         )
         if not self.temperature_fallback:
             kwargs["temperature"] = 0.0
         segments, info = self._model.transcribe(samples, **kwargs)
-        texts: list[str] = []
-        tokens: list[LogProb] = []
+        kept: list[Any] = []
         weighted, total = 0.0, 0.0
         for seg in segments:
             if seg.no_speech_prob > NO_SPEECH_THRESHOLD:
                 continue  # Whisper's own verdict: no speech (it invents "Thank you." there)
-            texts.append(seg.text.strip())
+            kept.append(seg)
             w = max(seg.end - seg.start, 1e-3)
             weighted += seg.avg_logprob * w
             total += w
-            for word in seg.words or ():
-                tokens.append(LogProb(word.word, math.log(max(word.probability, 1e-9))))
-        text = " ".join(t for t in texts if t)
+        text = " ".join(t for t in (seg.text.strip() for seg in kept) if t)
         mean = (weighted / total) if total else None
         detected = getattr(info, "language", None) if lang is None else None
-        return Recognition(
-            text, mean, tuple(tokens) if words and tokens else None, language=detected
-        )
+        found = lang or detected or "en"
+        tokens = self._token_logprobs(samples, kept, found) if words else ()
+        return Recognition(text, mean, tokens or None, language=detected)
+
+    def _token_logprobs(
+        self, samples: np.ndarray, segments: Sequence[Any], lang: str
+    ) -> tuple[LogProb, ...]:
+        """Each decoded text token with its log probability: faster-whisper's alignment pass
+        (``model.align``, what its ``word_timestamps`` runs) over the tokens already decoded,
+        one 30 s window at a time. Not ``word_timestamps=True`` in the decode: beside
+        ``without_timestamps=True`` it moves the next window to the last word's end and decodes
+        the tail again, repeating text (issue 12; tests/peers/test_openai_sdk.py)."""
+        from faster_whisper.audio import pad_or_trim
+
+        model, tokenizer = self._model, self._tokenizer(lang)
+        features = model.feature_extractor(samples)
+        content_frames = features.shape[-1] - 1
+        window = model.feature_extractor.nb_max_frames
+        out: list[LogProb] = []
+        for seek, group in itertools.groupby(segments, key=lambda seg: seg.seek):
+            text_tokens = [t for seg in group for t in seg.tokens if t < tokenizer.eot]
+            if not text_tokens:
+                continue
+            frames = max(1, min(window, content_frames - seek))
+            encoded = model.encode(pad_or_trim(features[:, seek : seek + frames]))
+            (aligned,) = model.model.align(encoded, tokenizer.sot_sequence, [text_tokens], frames)
+            for token, p in zip(text_tokens, aligned.text_token_probs, strict=False):
+                out.append(LogProb(tokenizer.decode([token]), math.log(max(p, 1e-9))))
+        return tuple(out)
 
     def transcribe(
         self, samples: np.ndarray, *, language: str | None = None, prompt: str | None = None
