@@ -23,6 +23,7 @@ PURE_SERVER_MODULES = (
     "handshake",
     "jobs",
     "partials",
+    "quiet",
     "refusals",
     "session",
     "turns",

@@ -75,16 +75,21 @@ async def local_server(
     faults: Any = None,
     port: int = 0,
     cpu: int | None | str = "auto",
+    args: Sequence[str] = (),
+    env: dict[str, str] | None = None,
+    **server_kw: Any,
 ) -> AsyncIterator[Server]:
     """The local server (``python -m livekit.plugins.openai_stt.server``), ``engine``
     ``"scripted"`` or ``"whisper"``, without a session cap, its pre-commit partial decodes every
     ``partials_s`` seconds (0: off; the benchmarks measure clients, so the server does as little
-    as the protocol allows). ``faults`` (a ``Faults``) and ``port`` are for inline servers."""
+    as the protocol allows). ``faults`` (a ``Faults``), ``port`` and ``server_kw`` (further
+    ``LocalRealtimeServer`` arguments) are for inline servers; ``args`` (further command-line
+    flags) and ``env`` (the environment) for a server in its own process."""
     if not inline:
-        args = ["--engine", engine, "--port", "0", "--max-sessions", "0"]
-        args += ["--delta-interval-s", str(partials_s)]
-        cmd = ["-m", "livekit.plugins.openai_stt.server", *args, "--log-level", "WARNING"]
-        async with _spawn(cmd, r"base URL http://[^\s:]+:(\d+)", cpu) as server:
+        flags = ["--engine", engine, "--port", "0", "--max-sessions", "0"]
+        flags += ["--delta-interval-s", str(partials_s), *args]
+        cmd = ["-m", "livekit.plugins.openai_stt.server", *flags, "--log-level", "WARNING"]
+        async with _spawn(cmd, r"base URL http://[^\s:]+:(\d+)", cpu, env=env) as server:
             yield server
         return
     from livekit.plugins.openai_stt.server import LocalRealtimeServer
@@ -95,6 +100,7 @@ async def local_server(
         faults=faults,
         max_sessions=None,
         delta_interval_s=partials_s or None,
+        **server_kw,
     )
     await srv.start()
     _ENGINES[engine] = srv.engine
@@ -127,7 +133,11 @@ async def probe_server(
 
 @contextlib.asynccontextmanager
 async def _spawn(
-    args: Sequence[str], ready: str, cpu: int | None | str, timeout_s: float = 120.0
+    args: Sequence[str],
+    ready: str,
+    cpu: int | None | str,
+    timeout_s: float = 120.0,
+    env: dict[str, str] | None = None,
 ) -> AsyncIterator[Server]:
     """``python ARGS`` from the project root, its CPUs set (it must not inherit the client's
     pinning), yielded once a line of its output matches ``ready`` (group 1: the port)."""
@@ -144,6 +154,7 @@ async def _spawn(
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
         preexec_fn=pin,
+        env=env,
     )
     assert proc.stdout is not None
     log: list[str] = []

@@ -15,13 +15,16 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from .app import DEFAULT_MAX_SESSIONS, LocalRealtimeServer
 from .config import COMPAT_MODES
 from .connection import DEFAULT_SEND_TIMEOUT_S
 from .faults import Faults
 from .limits import DEFAULT_IDLE_TIMEOUT_S, DEFAULT_MAX_PENDING_S
+from .metrics import ExtrasFormatter
 from .partials import DEFAULT_DELTA_INTERVAL_S
+from .recognizer import DEVICES, RecognizerRefused
 from .session import DEFAULT_MAX_BUFFER_S
 
 
@@ -155,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
         f"that stopped reading; default {DEFAULT_SEND_TIMEOUT_S:g})",
     )
     p.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    add_recognizer_arguments(p)
     f = p.add_argument_group("fault injection")
     f.add_argument(
         "--drop-after-s",
@@ -218,6 +222,78 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _at_least_one(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError("expected a whole number") from exc
+    if n < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return n
+
+
+def add_recognizer_arguments(p: argparse.ArgumentParser) -> None:
+    """The recognizer's flags (``recognizer.RecognizerOptions``; docs/local-server.md)."""
+    r = p.add_argument_group("recognizer (--engine whisper)")
+    r.add_argument(
+        "--model",
+        default=None,
+        help="a faster-whisper model name (tiny, base.en, small, large-v3, distil-large-v3, ...; "
+        "fetched once with --download) or a CTranslate2 Whisper model folder "
+        "(default: the bundled tiny.en, no download)",
+    )
+    r.add_argument(
+        "--download",
+        action="store_true",
+        help="allow fetching a --model given by name into the local cache",
+    )
+    r.add_argument("--device", choices=DEVICES, default="auto", help="default auto: CUDA if seen")
+    r.add_argument(
+        "--compute-type",
+        default=None,
+        help="CTranslate2 compute type (default int8 on the CPU, float16 on CUDA)",
+    )
+    r.add_argument(
+        "--beam-size", type=_at_least_one, default=5, help="beams of a final decode (default 5)"
+    )
+    r.add_argument(
+        "--workers",
+        type=_at_least_one,
+        default=None,
+        help="decode workers: items decoded at once (default: one per two CPU cores, 2 on CUDA)",
+    )
+    r.add_argument(
+        "--cpu-threads",
+        type=_at_least_one,
+        default=None,
+        help="CTranslate2 threads per worker (default: the cores shared out among the workers)",
+    )
+    r.add_argument(
+        "--language",
+        default=None,
+        help="language of sessions that set none (default: detect on a multilingual model)",
+    )
+    r.add_argument(
+        "--temperature-fallback",
+        action="store_true",
+        help="re-decode a final at higher temperatures when it looks like a loop "
+        "(faster-whisper's default; slower tail)",
+    )
+    r.add_argument(
+        "--speculate",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="decode a final ahead when a session pauses (default: on for whisper)",
+    )
+    r.add_argument(
+        "--fast-finals-under-load",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="past capacity, decode finals as partials are: faster, a few points of WER "
+        "worse (default: on for whisper)",
+    )
+
+
 def faults_from_args(args: argparse.Namespace) -> Faults:
     """The :class:`Faults` the parsed flags describe."""
     return Faults(
@@ -255,7 +331,25 @@ def server_from_args(args: argparse.Namespace) -> LocalRealtimeServer:
         max_pending_s=args.max_pending_s,
         send_timeout_s=args.send_timeout_s,
         insecure_public=args.insecure_public,
+        **recognizer_kwargs(args),
     )
+
+
+def recognizer_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """``LocalRealtimeServer`` keyword arguments of the recognizer flags."""
+    return {
+        "model": args.model,
+        "download": args.download,
+        "device": args.device,
+        "compute_type": args.compute_type,
+        "beam_size": args.beam_size,
+        "workers": args.workers,
+        "cpu_threads": args.cpu_threads,
+        "language": args.language,
+        "speculate": args.speculate,
+        "temperature_fallback": args.temperature_fallback,
+        "fast_finals_under_load": args.fast_finals_under_load,
+    }
 
 
 async def _serve(args: argparse.Namespace) -> None:
@@ -263,7 +357,7 @@ async def _serve(args: argparse.Namespace) -> None:
     await server.start()
     print(
         f"listening on {server.ws_url}  (base URL {server.base_url}, engine {args.engine}, "
-        f"compat {args.compat})",
+        f"compat {args.compat}, workers {server.workers})",
         file=sys.stderr,
         flush=True,
     )
@@ -285,8 +379,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(args))
+    for handler in logging.getLogger().handlers:  # extra fields printed as key=value
+        handler.setFormatter(ExtrasFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(_serve(args))
+    except RecognizerRefused as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

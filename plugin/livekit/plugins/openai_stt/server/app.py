@@ -25,13 +25,16 @@ from ..protocol.endpoint import is_loopback_host
 from .channel import HandshakeRejected, ServerChannel, WebsocketChannel
 from .config import COMPAT_MODES
 from .connection import DEFAULT_SEND_TIMEOUT_S, PureSession, SessionRunner, VadFactory
-from .engines import Engine, SileroVad, as_engine, make_engine
+from .engines import Engine, SileroVad, WhisperEngine, as_engine, make_engine
 from .faults import FaultCounters, Faults
 from .handshake import HandshakeReply, check_handshake, header, parse_query
 from .limits import DEFAULT_IDLE_TIMEOUT_S, DEFAULT_MAX_PENDING_S, SessionLimits, random_id
+from .metrics import CONTENT_TYPE_LATEST, ServerMetrics, log_session_closed
 from .partials import DEFAULT_DELTA_INTERVAL_S
+from .recognizer import RecognizerOptions
 from .scheduler import DecodeScheduler
 from .session import DEFAULT_MAX_BUFFER_S, ServerSession
+from .speculation import Speculator
 from .turns import DEFAULT_VAD_WINDOW_S
 from .vllm_session import VllmSession
 
@@ -45,6 +48,14 @@ __all__ = ["DEFAULT_MAX_SESSIONS", "LocalRealtimeServer"]
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024
 #: Default limit on concurrent sessions (``max_sessions``).
 DEFAULT_MAX_SESSIONS = 64
+#: Past capacity, in order: no final is decoded ahead when the workers were busier than
+#: SPECULATE_BELOW_UTILIZATION of the last seconds (a decode ahead costs a whole final's decode,
+#: wasted if speech resumes); partials are shed above ``scheduler.SHED_PARTIALS_ABOVE``; a final
+#: is decoded fast (``fast_finals_under_load``) when another final waits, when it waited
+#: UNDER_LOAD_WAIT_S for a worker, or above UNDER_LOAD_UTILIZATION.
+SPECULATE_BELOW_UTILIZATION = 0.4
+UNDER_LOAD_WAIT_S = 0.1
+UNDER_LOAD_UTILIZATION = 0.9
 
 
 class LocalRealtimeServer:
@@ -86,11 +97,23 @@ class LocalRealtimeServer:
     session complete in commit order. Logs: one line per session (when it closes) and one per
     turn.
 
+    The recognizer (``engine="whisper"``; :class:`~.recognizer.RecognizerOptions`):
+    ``model`` (None: the bundled tiny.en; a faster-whisper name, fetched only with
+    ``download=True``; or a CTranslate2 folder), ``device`` (``auto``/``cpu``/``cuda``),
+    ``compute_type``, ``beam_size``, ``cpu_threads`` (per worker), ``language`` (for sessions
+    that set none; None: detect on a multilingual model), ``temperature_fallback``.
+    ``workers``: decode workers (None: from the core count for whisper, 1 for other engines).
+    ``speculate``: decode a final ahead when a session pauses; ``fast_finals_under_load``: past
+    capacity, decode finals as partials are (both None: on for whisper; ``speculation.py``).
+    ``GET /metrics``: Prometheus metrics (:mod:`.metrics`).
+
     Raises:
         ValueError: a public ``host`` with neither ``api_key`` nor ``insecure_public``, an
             unknown ``compat``, ``engine`` or ``vad`` name, ``max_sessions`` < 1, a
             negative ``delta_interval_s``, or a ``max_buffer_s``, ``max_session_s``,
             ``idle_timeout_s``, ``max_pending_s`` or ``send_timeout_s`` that is not positive.
+        RecognizerRefused: (a ``ValueError``) recognizer options the model cannot serve; the
+            rest is checked when the model loads, at :meth:`start`.
     """
 
     def __init__(
@@ -111,6 +134,17 @@ class LocalRealtimeServer:
         max_pending_s: float = DEFAULT_MAX_PENDING_S,
         send_timeout_s: float = DEFAULT_SEND_TIMEOUT_S,
         insecure_public: bool = False,
+        model: str | None = None,
+        device: str = "auto",
+        compute_type: str | None = None,
+        beam_size: int = 5,
+        cpu_threads: int | None = None,
+        workers: int | None = None,
+        language: str | None = None,
+        speculate: bool | None = None,
+        download: bool = False,
+        temperature_fallback: bool = False,
+        fast_finals_under_load: bool | None = None,
     ) -> None:
         if compat not in COMPAT_MODES:
             raise ValueError(f"compat must be one of {COMPAT_MODES}, not {compat!r}")
@@ -149,6 +183,31 @@ class LocalRealtimeServer:
         self.send_timeout_s = send_timeout_s
         self._vad_factory: VadFactory = SileroVad if isinstance(vad, str) else vad
         self.counters = FaultCounters()
+        # -- the recognizer, its workers and the metrics (issue 13)
+        self.recognizer = RecognizerOptions(
+            model=model,
+            device=device,
+            compute_type=compute_type,
+            beam_size=beam_size,
+            cpu_threads=cpu_threads,
+            workers=workers,
+            language=language,
+            download=download,
+            temperature_fallback=temperature_fallback,
+        )
+        whisper = engine == "whisper" or isinstance(engine, WhisperEngine)
+        if engine == "whisper":
+            self.recognizer = self.recognizer.resolved()
+        elif isinstance(engine, WhisperEngine) and workers is None:
+            workers = engine.workers
+        self.workers = self.recognizer.workers if engine == "whisper" else (workers or 1)
+        self.speculate = whisper if speculate is None else speculate
+        self.fast_finals_under_load = (
+            whisper if fast_finals_under_load is None else fast_finals_under_load
+        )
+        self._speculator: Speculator | None = None
+        self._live: set[PureSession] = set()
+        self.metrics = ServerMetrics(self._live_figures)
         self._started = False
         self._server: Server | None = None
         self._scheduler: DecodeScheduler | None = None
@@ -202,9 +261,18 @@ class LocalRealtimeServer:
             return
         self._started = True
         if self._engine is None:
-            self._engine = await asyncio.to_thread(make_engine, self._engine_spec)
-        self._scheduler = DecodeScheduler()
-        await self._scheduler.start()
+            self._engine = await asyncio.to_thread(make_engine, self._engine_spec, self.recognizer)
+        assert self.workers is not None
+        self._scheduler = scheduler = DecodeScheduler(
+            workers=self.workers, on_final_wait=self.metrics.final_wait.observe
+        )
+        await scheduler.start()
+        if self.speculate or self.fast_finals_under_load:
+            self._speculator = Speculator(
+                as_engine(self._engine),
+                self._room_to_speculate if self.speculate else None,
+                self._under_load if self.fast_finals_under_load else None,
+            )
         if self._requested_port is None:
             return
         self._server = await serve(
@@ -226,6 +294,8 @@ class LocalRealtimeServer:
                 "engine": type(self._engine).__name__,
                 "max_sessions": self.max_sessions,
                 "delta_interval_s": self.delta_interval_s,
+                "workers": self.workers,
+                "recognizer": self.recognizer,
             },
         )
 
@@ -276,12 +346,55 @@ class LocalRealtimeServer:
             compat=self.compat,
         )
         if reply is not None and reply.status != 200:
+            self.metrics.refused_upgrade(reply.status)
             logger.info(
                 "handshake rejected", extra={"status": reply.status, "path": urlsplit(path).path}
             )
         return reply
 
+    def _under_load(self) -> bool:
+        """On a worker, about to decode a final: another final waits, this one waited, or the
+        workers were busy most of the last seconds."""
+        scheduler = self._scheduler
+        if scheduler is None:
+            return False
+        return (
+            scheduler.finals_waiting > 0
+            or scheduler.current_wait_s() > UNDER_LOAD_WAIT_S
+            or scheduler.utilization() > UNDER_LOAD_UTILIZATION
+        )
+
+    def _room_to_speculate(self) -> bool:
+        """On a worker, about to decode ahead: nothing waits and the workers have room."""
+        scheduler = self._scheduler
+        if scheduler is None:
+            return False
+        return scheduler.backlog == 0 and scheduler.utilization() < SPECULATE_BELOW_UTILIZATION
+
+    def _live_figures(self) -> dict[str, float]:
+        """What ``/metrics`` reads from the server when scraped (:class:`ServerMetrics`)."""
+        scheduler, spec = self._scheduler, self._speculator
+        figures: dict[str, float] = {
+            "sessions_open": self.active_sessions,
+            "audio_s": sum(s.audio_received_s for s in self._live),
+            "workers": self.workers or 0,
+        }
+        if scheduler is not None:
+            figures["queue_depth"] = scheduler.backlog
+            figures["running"] = scheduler.finals_running + scheduler.partials_running
+            figures["partials_shed"] = scheduler.partials_shed
+        if spec is not None:
+            figures["speculation_hits"] = spec.hits
+            figures["speculation_misses"] = spec.misses
+            figures["fast_finals"] = spec.fast_finals
+        return figures
+
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        if urlsplit(request.path).path.rstrip("/") == "/metrics":
+            response = connection.respond(200, self.metrics.exposition().decode())
+            del response.headers["Content-Type"]
+            response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+            return response
         reply = self._check(request.path, dict(request.headers.raw_items()))
         if reply is None:
             self._admitted.add(connection)
@@ -340,14 +453,17 @@ class LocalRealtimeServer:
         else:
             session = self._openai_session(query, headers, limits)
         assert self._scheduler is not None and self._engine is not None
+        spec = self._speculator
+        metered = self.metrics.observe(channel)
         runner = SessionRunner(
-            channel,
+            metered,
             session,
             scheduler=self._scheduler,
-            engine=as_engine(self._engine),
+            engine=spec.session(session.session_id) if spec else as_engine(self._engine),
             vad_factory=self._vad_factory,
             send_timeout_s=self.send_timeout_s,
         )
+        self._live.add(session)
         opened = time.monotonic()
         logger.debug(
             "session opened",
@@ -360,17 +476,24 @@ class LocalRealtimeServer:
         try:
             await runner.run()
         finally:
-            cfg = session.config
-            logger.info(
-                "session closed",
-                extra={
+            self._live.discard(session)
+            self.metrics.session_over(session.audio_received_s)
+            if spec is not None:
+                spec.forget(session.session_id)
+            cfg, stats = session.config, metered.stats
+            log_session_closed(
+                logger,
+                {
                     "session_id": session.session_id,
                     "model": cfg.model,
                     "format": cfg.format_type,
                     "server_vad": session.vad_active,
                     "duration_s": round(time.monotonic() - opened, 3),
                     "audio_s": round(session.audio_received_s, 3),
+                    "items": session.turns_committed,
                     "turns": session.turns_committed,
+                    "finals": stats.finals,
+                    "errors": stats.errors,
                     "partials": session.partials_run,
                     "close_code": channel.close_code,
                 },

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import inspect
 import itertools
+import logging
 import math
 import os
 import threading
@@ -34,6 +35,8 @@ from .audio import StreamResampler, decode_wire_audio, resample_int16, wire_to_f
 from .jobs import Recognition, split_pieces
 
 _PCM16 = WIRE_FORMATS["pcm16"]
+
+logger = logging.getLogger("livekit.plugins.openai_stt.server")
 
 __all__ = [
     "Engine",
@@ -129,15 +132,19 @@ def accepts_logprobs(engine: Any) -> bool:
     return "logprobs" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
-def make_engine(spec: str | Any) -> Any:
-    """``"whisper"`` -> :class:`WhisperEngine` (loads the model: blocking), ``"scripted"`` ->
+def make_engine(spec: str | Any, options: Any = None) -> Any:
+    """``"whisper"`` -> :class:`WhisperEngine` (loads the model: blocking) as ``options`` (a
+    :class:`~.recognizer.RecognizerOptions`; None: the defaults) say, ``"scripted"`` ->
     :class:`ScriptedEngine`, any other object is returned as is.
 
     Raises:
         ValueError: an unknown name.
+        RecognizerRefused: the options cannot be served.
     """
     if spec == "whisper":
-        return WhisperEngine()
+        from .recognizer import RecognizerOptions, load_whisper
+
+        return load_whisper(options if options is not None else RecognizerOptions())
     if spec == "scripted":
         return ScriptedEngine()
     if isinstance(spec, str):
@@ -317,25 +324,38 @@ def default_model_path() -> Path:
 
 
 class WhisperEngine:
-    """faster-whisper on CPU (int8), by default on the bundled Whisper tiny.en model.
+    """faster-whisper, by default on the bundled Whisper tiny.en (CPU, int8).
 
-    The model is loaded in the constructor (blocking, ~1 s; the server constructs it in a
-    thread) with ``cpu_threads`` CTranslate2 threads (default: the CPU count, at most 4).
-    ``transcribe`` decodes one item with no VAD (the client already segments),
-    ``beam_size`` beams, and ``prompt`` as Whisper's ``initial_prompt`` (the server passes the
-    client prompt plus the previous item's transcript). ``language`` None means English.
-    ``recognize`` also reports the duration-weighted mean of the segments' ``avg_logprob``;
-    with ``logprobs=True`` it runs faster-whisper's alignment pass over the decoded tokens and
-    returns each token with its log probability as ``Recognition.tokens`` (the transcript is
-    the same as without).
-    ``recognize_partial`` (open buffers, pre-commit deltas) decodes with
-    ``partial_beam_size`` beams (default 1, greedy) on a *shortened encoder window*: the audio
-    plus 2 s, at least ``partial_min_context_s`` (default 10 s) instead of Whisper's fixed 30 s,
-    which makes a partial of a short buffer about five times cheaper (the 30 s encoder pass
-    dominates tiny.en on CPU). Its output is capped at ~6 tokens a second of audio and cut at
-    the first repetition loop (short windows can make Whisper repeat itself); partials only
-    feed the stable prefix, and finals always use the full window. ``partial_min_context_s``
-    None decodes partials like finals (full window), only greedier.
+    ``model_path``: None (the bundled tiny.en), a CTranslate2 model folder, or a faster-whisper
+    model name (fetched from the hub only with ``download=True``; otherwise it must be cached).
+    The options (:class:`~.recognizer.RecognizerOptions` checks them first): ``device``,
+    ``device_index``, ``compute_type`` (None: int8 on the CPU, float16 on CUDA), ``workers``
+    (CTranslate2 workers: decodes that run at once, one per server decode thread) and
+    ``cpu_threads`` per worker (default: the CPU count shared out among the workers, at most 4
+    in all). ``model_factory`` stands in for ``faster_whisper.WhisperModel`` (tests).
+
+    The model is loaded in the constructor (blocking, ~1 s for tiny; the server constructs it in
+    a thread). ``recognize`` decodes one item on Whisper's full 30 s window with no VAD (the
+    client already segments), ``beam_size`` beams, ``prompt`` as Whisper's
+    ``initial_prompt`` (the server passes the client prompt plus the previous item's
+    transcript), no temperature fallback unless ``temperature_fallback`` (it re-decodes items
+    whose result looks like a loop: the p95 tail). ``language``: the session's; None means
+    ``default_language``, and None again means *detect* on a multilingual model (English on an
+    English-only one); the language found is returned in :attr:`Recognition.language`.
+    ``recognize`` also reports the duration-weighted mean of the segments' ``avg_logprob``.
+
+    ``recognize_partial`` (open buffers, pre-commit deltas) decodes with ``partial_beam_size``
+    beams (default 1, greedy) on a *shortened encoder window*: the audio plus 2 s, at least
+    ``partial_min_context_s`` (default 10 s) instead of Whisper's fixed 30 s, which makes a
+    partial of a short buffer about five times cheaper (the 30 s encoder pass dominates tiny.en
+    on CPU). Its output is capped at ~6 tokens a second of audio and cut at the first repetition
+    loop (short windows can make Whisper repeat itself); partials only feed the stable prefix,
+    and finals always use the full window (shorter windows lost 3-7 points of WER in the
+    issue-13 measurements). ``partial_min_context_s`` None decodes partials like finals (full
+    window), only greedier.
+    With ``logprobs=True`` ``recognize`` runs faster-whisper's alignment pass over the decoded
+    tokens and returns each token with its log probability as ``Recognition.tokens`` (the
+    transcript is the same as without).
     """
 
     sample_rate_hz = 16000
@@ -346,30 +366,53 @@ class WhisperEngine:
         *,
         beam_size: int = 5,
         cpu_threads: int | None = None,
-        compute_type: str = "int8",
+        compute_type: str | None = None,
         condition_on_previous_text: bool = True,
         partial_beam_size: int = 1,
         partial_min_context_s: float | None = 10.0,
+        device: str = "cpu",
+        device_index: int = 0,
+        workers: int = 1,
+        language: str | None = None,
+        temperature_fallback: bool = False,
+        download: bool = False,
+        model_factory: Callable[..., Any] | None = None,
     ) -> None:
-        from faster_whisper import WhisperModel
+        if model_factory is None:
+            from faster_whisper import WhisperModel
 
-        self.model_path = Path(model_path) if model_path is not None else default_model_path()
+            model_factory = WhisperModel
+        if model_path is None:
+            model_path = default_model_path()
+        self.model_path = model_path
+        self.device = device
+        self.workers = max(1, workers)
         # CTranslate2's own default (0) starts 4 threads, which oversubscribes small machines
-        self.cpu_threads = (
-            cpu_threads if cpu_threads is not None else max(1, min(os.cpu_count() or 1, 4))
-        )
+        cores = max(1, min(os.cpu_count() or 1, 4))
+        self.cpu_threads = cpu_threads if cpu_threads is not None else max(1, cores // self.workers)
+        self.compute_type = compute_type or ("float16" if device == "cuda" else "int8")
         self.beam_size = beam_size
         self.partial_beam_size = partial_beam_size
         self.partial_min_context_s = partial_min_context_s
+        self.default_language = language
+        self.temperature_fallback = temperature_fallback
         self._tokenizers: dict[str, Any] = {}
+        self._warned_languages: set[str] = set()
         self.condition_on_previous_text = condition_on_previous_text
-        self._model = WhisperModel(
-            str(self.model_path),
-            device="cpu",
-            compute_type=compute_type,
+        self._model = model_factory(
+            str(model_path),
+            device=device,
+            device_index=device_index,
+            compute_type=self.compute_type,
             cpu_threads=self.cpu_threads,
-            local_files_only=True,
+            num_workers=self.workers,
+            local_files_only=not download,
         )
+
+    @property
+    def multilingual(self) -> bool:
+        """The loaded model knows languages other than English."""
+        return bool(self._model.model.is_multilingual)
 
     def recognize(
         self,
@@ -392,9 +435,20 @@ class WhisperEngine:
             return self._decode(samples, language, prompt, self.partial_beam_size, False)
         return self._decode_short(samples, language, prompt, duration_s)
 
-    def _language(self, language: str | None) -> str:
-        lang = language.split("-")[0].lower() if language else "en"
-        return lang if self._model.model.is_multilingual else "en"
+    def _language(self, language: str | None) -> str | None:
+        """The language to decode in: the session's, else the default; None: detect
+        (multilingual models only; an English-only model always decodes English)."""
+        language = language or self.default_language
+        if not self.multilingual:
+            if language and not language.lower().startswith("en"):
+                if language not in self._warned_languages:
+                    self._warned_languages.add(language)
+                    logger.warning(
+                        "English-only model asked for another language: decoding English",
+                        extra={"language": language, "model": str(self.model_path)},
+                    )
+            return "en"
+        return language.split("-")[0].lower() if language else None
 
     def _tokenizer(self, lang: str) -> Any:
         """faster-whisper's tokenizer for ``lang`` (transcribe task), made once."""
@@ -418,13 +472,17 @@ class WhisperEngine:
         if len(samples) == 0:
             return Recognition("", None)
         model = self._model
-        tokenizer = self._tokenizer(self._language(language))
         assert self.partial_min_context_s is not None
         window_s = max(self.partial_min_context_s, np.ceil(duration_s + 2.0))
         frames = int(min(30.0, window_s) * 100)
         features = model.feature_extractor(samples)[:, :frames]
         features = np.pad(features, ((0, 0), (0, frames - features.shape[1])))
         encoded = model.encode(features)
+        lang = self._language(language)
+        detected = None
+        if lang is None:  # multilingual, no language: Whisper's language token, one step
+            detected = lang = model.model.detect_language(encoded)[0][0][0][2:-2]
+        tokenizer = self._tokenizer(lang)
         previous = tokenizer.encode(" " + prompt.strip()) if prompt and prompt.strip() else []
         prompt_ids = model.get_prompt(tokenizer, previous, without_timestamps=True)
         max_new = int(6 * duration_s) + 8
@@ -439,13 +497,13 @@ class WhisperEngine:
             suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
         )[0]
         if result.no_speech_prob > NO_SPEECH_THRESHOLD:
-            return Recognition("", None)
+            return Recognition("", None, language=detected)
         tokens = [t for t in result.sequences_ids[0] if t < tokenizer.eot]
         text = " ".join(trim_repetition(tokenizer.decode(tokens).split()))
         logprob = None
         if result.scores:
             logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
-        return Recognition(text, logprob)
+        return Recognition(text, logprob, language=detected)
 
     def _decode(
         self,
@@ -468,7 +526,9 @@ class WhisperEngine:
             vad_filter=False,
             without_timestamps=True,
         )
-        segments, _info = self._model.transcribe(samples, **kwargs)
+        if not self.temperature_fallback:
+            kwargs["temperature"] = 0.0
+        segments, info = self._model.transcribe(samples, **kwargs)
         kept: list[Any] = []
         weighted, total = 0.0, 0.0
         for seg in segments:
@@ -480,8 +540,10 @@ class WhisperEngine:
             total += w
         text = " ".join(t for t in (seg.text.strip() for seg in kept) if t)
         mean = (weighted / total) if total else None
-        tokens = self._token_logprobs(samples, kept, lang) if words else ()
-        return Recognition(text, mean, tokens or None)
+        detected = getattr(info, "language", None) if lang is None else None
+        found = lang or detected or "en"
+        tokens = self._token_logprobs(samples, kept, found) if words else ()
+        return Recognition(text, mean, tokens or None, language=detected)
 
     def _token_logprobs(
         self, samples: np.ndarray, segments: Sequence[Any], lang: str

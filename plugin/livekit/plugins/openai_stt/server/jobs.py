@@ -48,11 +48,13 @@ class Recognition:
     probability per token (natural log, <= 0), and optionally the recognizer's own ``tokens``:
     each token's (or word's) text and log probability, in order, spelling ``text`` up to
     whitespace. ``logprobs`` (docs/protocol.md §4) carry the tokens when they spell the text,
-    else the mean for every word (issue 12)."""
+    else the mean for every word (issue 12). ``language``: the language the engine detected
+    (ISO-639-1; None when it was told the language; issue 13)."""
 
     text: str
     logprob: float | None = None
     tokens: tuple[LogProb, ...] | None = None
+    language: str | None = None
 
 
 @dataclass(frozen=True)
@@ -200,17 +202,23 @@ def completed_event(
     job: TranscriptionJob, result: Recognition, next_id: Callable[[], str]
 ) -> TranscriptionCompleted:
     """``completed`` for ``job``: the whole transcript, its usage, logprobs when asked (every
-    token of the recognizer, else one per piece with the mean), and ``languages`` for models
-    that return them (gpt-transcribe)."""
+    token of the recognizer, else one per piece with the mean), and ``languages``: for models
+    that return them (gpt-transcribe), and for any model when the engine detected the language
+    (the session set none; a local-server extension), the language found, else the session's."""
     text = result.text
     logprobs = None
     if job.logprobs:
         logprobs = tuple(lp for piece in piece_logprobs(text, result, 0) for lp in piece)
+    languages = None
+    if result.language is not None:
+        languages = (result.language,)
+    elif get_model_info(job.model).returns_languages:
+        languages = (job.language or "en",)
     return TranscriptionCompleted(
         item_id=job.item_id,
         transcript=text,
         logprobs=logprobs,
-        languages=(job.language or "en",) if get_model_info(job.model).returns_languages else None,
+        languages=languages,
         usage=usage_for(job.model, job.duration_s, text),
         event_id=next_id(),
     )

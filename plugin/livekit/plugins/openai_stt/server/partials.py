@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from difflib import SequenceMatcher
 
 from .jobs import PartialJob
+from .quiet import QUIET_TAIL_S
 
 __all__ = [
     "DEFAULT_DELTA_INTERVAL_S",
@@ -136,20 +137,33 @@ class OpenItemPartials:
         interval_s: float,
         backlog: int,
         max_partial_s: float,
+        speech_end: int | None = None,
     ) -> float | None:
         """When the next partial decode of ``nbytes`` of open audio is due, or None: one is in
         flight, the buffer is empty, under :data:`MIN_PARTIAL_S`, grew less than
         :data:`MIN_PARTIAL_GROWTH_S` since the last one, or is over ``max_partial_s``. The
         interval (:func:`partial_interval`) counts from the previous partial, else from the
-        buffer's first audio."""
+        buffer's first audio.
+
+        ``speech_end`` (bytes; :func:`.quiet.speech_end_bytes`, None: unknown) refines this:
+        when speech ended at least :data:`.quiet.QUIET_TAIL_S` ago and none of it was decoded
+        yet, a partial is due at once, whatever the interval, if no decode job waits
+        (``backlog`` 0): a pause began, and its decode may stand for the final
+        (``speculation.py``); when nothing but quiet came since the previous partial, none is
+        due (it would hear nothing new)."""
         if self.pending is not None or self.opened_at is None:
             return None
         bps = bytes_per_second
-        if (
-            nbytes < MIN_PARTIAL_S * bps
-            or nbytes - self.bytes_at_last < MIN_PARTIAL_GROWTH_S * bps
-            or nbytes > max_partial_s * bps
-        ):
+        if nbytes < MIN_PARTIAL_S * bps or nbytes > max_partial_s * bps:
+            return None
+        if speech_end is not None:
+            pause = QUIET_TAIL_S * bps
+            decoded = self.last_at is not None and self.bytes_at_last - speech_end >= pause
+            if nbytes - speech_end >= pause and not decoded and backlog == 0:
+                return self.opened_at  # a pause began and no decode heard it: due now
+            if self.last_at is not None and speech_end <= self.bytes_at_last:
+                return None  # only quiet since the previous partial
+        if nbytes - self.bytes_at_last < MIN_PARTIAL_GROWTH_S * bps:
             return None
         last = self.last_at if self.last_at is not None else self.opened_at
         return last + partial_interval(interval_s, backlog)

@@ -35,6 +35,7 @@ from .partials import (
     OpenItemPartials,
     continuation,
 )
+from .quiet import speech_end_bytes
 from .refusals import (
     Refusal,
     buffer_full,
@@ -488,12 +489,16 @@ class ServerSession(ServerVad):
         if self.closed or not self.streams_partials:
             return None
         assert self.delta_interval_s is not None
+        cfg = self.config
         return self._partials.due_at(
             nbytes=len(self._buffer),
-            bytes_per_second=self.config.bytes_per_second,
+            bytes_per_second=cfg.bytes_per_second,
             interval_s=self.delta_interval_s,
             backlog=backlog,
             max_partial_s=self.max_partial_s,
+            speech_end=speech_end_bytes(
+                self._buffer, cfg.format_type, cfg.sample_rate_hz, cfg.wire_format.bytes_per_sample
+            ),
         )
 
     def take_partial(self, now: float, backlog: int = 0) -> PartialJob | None:
