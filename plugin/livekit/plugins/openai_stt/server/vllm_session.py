@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..protocol import events as ev
-from ..protocol.session import SessionConfig
+from ..protocol.session import VLLM_RATE_HZ, SessionConfig
 from ..protocol.vllm_events import VllmSessionCreated, VllmTranscriptionDelta, VllmTranscriptionDone
 from . import faults as fault
 from .actions import Actions, Close
@@ -54,8 +54,6 @@ from .partials import (
 
 __all__ = ["MAX_APPEND_SAMPLES", "VLLM_RATE_HZ", "VllmSession"]
 
-#: vLLM's realtime audio: 16-bit mono PCM at 16 kHz (protocol.py ``InputAudioBufferAppend``).
-VLLM_RATE_HZ = 16000
 #: vLLM's per-append limit: ``VLLM_MAX_AUDIO_CLIP_FILESIZE_MB`` (25) compared with samples / 2**20.
 MAX_APPEND_SAMPLES = 25 * 1024**2
 _BYTES_PER_SECOND = 2 * VLLM_RATE_HZ
