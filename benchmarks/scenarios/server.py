@@ -92,7 +92,7 @@ class Config:
             variants=(DEFAULT,),
             more_capacity_variants=(),
             sessions=(1,),
-            script_s=6.0,
+            script_s=3.0,
             plugin_wer_clips=("goforward.wav",),
             quick=True,
         )
