@@ -31,4 +31,3 @@ def demo_clip() -> Path:
     """``two_cities.wav`` from the ``demo`` extra (installed by ``make test``): real speech
     that every setting has."""
     return find_demo_clip()
-

@@ -258,3 +258,16 @@ def test_checker_follows_package_imports_into_the_adapter():
     found, checked = check_tree([PACKAGE_DIR / "stream.py"])
     assert any("imports livekit" in f or "imports asyncio" in f for f in found)
     assert PACKAGE_DIR / "stream.py" in checked
+
+
+MAX_MODULE_LINES = 600
+"""Issue 10: a module a reader can hold; past this, split it by concern."""
+
+
+def test_no_module_of_the_package_is_over_600_lines():
+    sizes = {
+        str(path.relative_to(PACKAGE_DIR)): len(path.read_text(encoding="utf-8").splitlines())
+        for path in PACKAGE_DIR.rglob("*.py")
+    }
+    assert len(sizes) > 40, sizes  # the walk found the package
+    assert {name: n for name, n in sizes.items() if n > MAX_MODULE_LINES} == {}

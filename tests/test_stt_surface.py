@@ -100,9 +100,9 @@ def test_a_model_announced_for_shutdown_warns_once_naming_its_replacement(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.WARNING, logger="livekit.plugins.openai_stt")
-    from livekit.plugins.openai_stt import stt as stt_module
+    from livekit.plugins.openai_stt import opener as opener_module
 
-    stt_module._warned_shutdown.discard("gpt-4o-mini-transcribe")
+    opener_module._warned_shutdown.discard("gpt-4o-mini-transcribe")
     openai_stt.STT(model="gpt-4o-mini-transcribe", api_key="k")
     openai_stt.STT(model="gpt-4o-mini-transcribe", api_key="k")
     notices = [r for r in caplog.records if r.getMessage() == "model announced for shutdown"]

@@ -14,6 +14,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from livekit.plugins.openai_stt.protocol import events as ev
+from livekit.plugins.openai_stt.protocol.encode import (
+    append_event,
+    clear_event,
+    commit_event,
+    dumps_event,
+)
 from livekit.plugins.openai_stt.protocol.events import (
     AppendAudio,
     AudioBufferCleared,
@@ -39,10 +45,6 @@ from livekit.plugins.openai_stt.protocol.events import (
     UnknownClientEvent,
     UnknownEvent,
     UpdateSession,
-    append_event,
-    clear_event,
-    commit_event,
-    dumps_event,
     parse,
     parse_client,
     to_wire,

@@ -17,13 +17,22 @@ from livekit.agents.utils import aio
 
 from . import transport
 from .log import logger
+from .models import ModelInfo, shutdown_notice
 from .options import STTOptions
 from .protocol.client import SESSION_UPDATE_ID_PREFIX
+from .protocol.encode import dumps_event
 from .protocol.endpoint import build_headers, redact_url
-from .protocol.events import dumps_event
 from .transport import Connection, TransportError
 
-__all__ = ["Credentials", "DroppedOptionWarnings", "SessionOpener", "TokenProvider"]
+__all__ = [
+    "Credentials",
+    "DroppedOptionWarnings",
+    "SessionOpener",
+    "TokenProvider",
+    "warn_shutdown_once",
+]
+
+_warned_shutdown: set[str] = set()
 
 TokenProvider = Callable[[], "str | Awaitable[str]"]
 """An Entra ID (Azure AD) token provider, sync or async, as ``openai.AsyncAzureOpenAI`` takes."""
@@ -197,3 +206,20 @@ class SessionOpener:
         task, self._ahead = self._ahead, None
         if task is not None:
             await _close_when_done(task)
+
+
+def warn_shutdown_once(info: ModelInfo) -> None:
+    """One warning per process and model announced for shutdown (``models.shutdown_notice``),
+    naming the date and the replacement."""
+    notice = shutdown_notice(info)
+    if notice and info.name not in _warned_shutdown:
+        _warned_shutdown.add(info.name)
+        logger.warning(
+            "model announced for shutdown",
+            extra={
+                "model": info.name,
+                "shutdown_date": info.shutdown_date,
+                "replacement": info.replacement,
+                "notice": notice,
+            },
+        )

@@ -9,7 +9,7 @@ those the session was opened with.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +29,7 @@ from .protocol.session import (
     wire_sample_rate_hz,
 )
 
-__all__ = ["MAX_CONTEXT_CHARS", "STTOptions", "option_changes"]
+__all__ = ["MAX_CONTEXT_CHARS", "STTOptions", "language_fields", "option_changes", "string_tuple"]
 
 MAX_CONTEXT_CHARS = 800
 """Most characters of conversation context sent in the prompt. OpenAI documents no limit for
@@ -222,3 +222,30 @@ def option_changes(**options: Any) -> dict[str, Any]:
     if changes.get("turn_detection") is not None:
         changes["turn_detection"] = _with_type(changes["turn_detection"])
     return changes
+
+
+def string_tuple(name: str, values: Sequence[str] | None) -> tuple[str, ...] | None:
+    """A sequence of strings as a tuple (``None`` when empty).
+
+    Raises:
+        ValueError: a single string (it would be split into characters) or a non-string item.
+    """
+    if not values:
+        return None
+    if isinstance(values, str) or not all(isinstance(v, str) for v in values):
+        raise ValueError(f"{name} must be a list of strings, e.g. {name}=[...]")
+    return tuple(values)
+
+
+def language_fields(
+    language: str | Sequence[str] | None, languages: Sequence[str] | None, detect: bool
+) -> dict[str, Any]:
+    """``language`` as the official plugin takes it: a code, a list of codes (several
+    possible languages), or ``None``/``detect_language=True`` to detect."""
+    if detect:
+        return {"language": None, "languages": None}
+    if language is None or isinstance(language, str):
+        return {"language": language or None, "languages": string_tuple("languages", languages)}
+    listed = string_tuple("language", language) or ()
+    merged = tuple(dict.fromkeys((*listed, *(string_tuple("languages", languages) or ()))))
+    return {"language": None, "languages": merged or None}

@@ -20,7 +20,7 @@ from .protocol.transcript import (
     UsageOut,
 )
 
-__all__ = ["api_error", "speech_event"]
+__all__ = ["api_error", "joined_final", "speech_event"]
 
 _T = stt.SpeechEventType
 
@@ -126,3 +126,17 @@ def speech_event(
     if isinstance(out, SpeechEndedOut):
         return stt.SpeechEvent(_T.END_OF_SPEECH, request_id=out.item_id)
     return None
+
+
+def joined_final(finals: list[stt.SpeechData], request_id: str, language: str) -> stt.SpeechEvent:
+    """One ``FINAL_TRANSCRIPT`` for a whole recognised buffer (``STT.recognize`` through a
+    stream): the finals' texts joined by spaces, from the first one's start to the last one's
+    end (seconds), their mean confidence; ``language`` (a code) when no final came."""
+    data = stt.SpeechData(
+        language=finals[0].language if finals else LanguageCode(language),
+        text=" ".join(f.text.strip() for f in finals if f.text.strip()),
+        start_time=finals[0].start_time if finals else 0.0,
+        end_time=finals[-1].end_time if finals else 0.0,
+        confidence=(sum(f.confidence for f in finals) / len(finals)) if finals else 0.0,
+    )
+    return stt.SpeechEvent(type=_T.FINAL_TRANSCRIPT, request_id=request_id, alternatives=[data])

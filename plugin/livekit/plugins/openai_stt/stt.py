@@ -15,16 +15,26 @@ from urllib.parse import urlsplit
 
 from livekit.agents import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions, stt
 from livekit.agents import vad as vad_mod
-from livekit.agents.language import LanguageCode
 from livekit.agents.types import NOT_GIVEN, NotGivenOr
 from livekit.agents.utils import AudioBuffer, is_given
 
 from . import transport
 from .http_recognize import http_base_url, recognize_http
-from .log import logger
-from .models import ModelInfo, get_model_info, shutdown_notice
-from .opener import Credentials, DroppedOptionWarnings, SessionOpener, TokenProvider
-from .options import MAX_CONTEXT_CHARS, STTOptions, option_changes
+from .models import ModelInfo, get_model_info
+from .opener import (
+    Credentials,
+    DroppedOptionWarnings,
+    SessionOpener,
+    TokenProvider,
+    warn_shutdown_once,
+)
+from .options import (
+    MAX_CONTEXT_CHARS,
+    STTOptions,
+    language_fields,
+    option_changes,
+    string_tuple,
+)
 from .protocol.endpoint import (
     DEFAULT_BASE_URL,
     carries_credentials,
@@ -36,56 +46,13 @@ from .protocol.session import AudioFormat, Dialect
 from .protocol.usage import UsageSummary
 from .providers import AZURE_ROLLOVER_S, OVHCLOUD_BASE_URL, from_openai_client
 from .providers import azure_endpoint as azure_base_url
+from .speech import joined_final
 from .stream import SpeechStream
 
 if TYPE_CHECKING:
     import openai
 
 __all__ = ["STT", "STTOptions"]
-
-_warned_shutdown: set[str] = set()
-
-
-def _strings(name: str, values: Sequence[str] | None) -> tuple[str, ...] | None:
-    """A sequence of strings as a tuple (``None`` when empty).
-
-    Raises:
-        ValueError: a single string (it would be split into characters) or a non-string item.
-    """
-    if not values:
-        return None
-    if isinstance(values, str) or not all(isinstance(v, str) for v in values):
-        raise ValueError(f"{name} must be a list of strings, e.g. {name}=[...]")
-    return tuple(values)
-
-
-def _language_options(
-    language: str | Sequence[str] | None, languages: Sequence[str] | None, detect: bool
-) -> dict[str, Any]:
-    """``language`` as the official plugin takes it: a code, a list of codes (several
-    possible languages), or ``None``/``detect_language=True`` to detect."""
-    if detect:
-        return {"language": None, "languages": None}
-    if language is None or isinstance(language, str):
-        return {"language": language or None, "languages": _strings("languages", languages)}
-    listed = _strings("language", language) or ()
-    merged = tuple(dict.fromkeys((*listed, *(_strings("languages", languages) or ()))))
-    return {"language": None, "languages": merged or None}
-
-
-def _warn_shutdown(info: ModelInfo) -> None:
-    notice = shutdown_notice(info)
-    if notice and info.name not in _warned_shutdown:
-        _warned_shutdown.add(info.name)
-        logger.warning(
-            "model announced for shutdown",
-            extra={
-                "model": info.name,
-                "shutdown_date": info.shutdown_date,
-                "replacement": info.replacement,
-                "notice": notice,
-            },
-        )
 
 
 class STT(stt.STT):
@@ -213,14 +180,14 @@ class STT(stt.STT):
             extra_query=tuple((extra_query or {}).items()),
             chunk_ms=chunk_ms,
             transcription_model=transcription_model,
-            keywords=_strings("keywords", keywords if is_given(keywords) else None),
+            keywords=string_tuple("keywords", keywords if is_given(keywords) else None),
             final_timeout_s=final_timeout_s,
             max_queued_audio_s=max_queued_audio_s,
             session_rollover_s=session_rollover_s,
             max_item_s=max_item_s,
             temperature=temperature if is_given(temperature) else None,
             use_realtime=realtime,
-            **_language_options(language, languages, detect_language),
+            **language_fields(language, languages, detect_language),
         )
         self._check_endpoint(allow_insecure)
         self._vad = vad if is_given(vad) else None
@@ -232,7 +199,7 @@ class STT(stt.STT):
         self._prewarmed: SessionOpener | None = None
         self._azure: dict[str, Any] | None = None  # set by with_azure, for the HTTP client
         self._sync_capabilities()
-        _warn_shutdown(self.model_info)
+        warn_shutdown_once(self.model_info)
 
     def _check_endpoint(self, allow_insecure: bool) -> None:
         url = self._opts.url()  # validates the base URL now, not at the first stream
@@ -463,7 +430,7 @@ class STT(stt.STT):
         """
         opts = self._opts
         if is_given(language):
-            opts = dataclasses.replace(opts, **_language_options(language, None, False))
+            opts = dataclasses.replace(opts, **language_fields(language, None, False))
         stream = self._new_stream(opts, conn_options, self._vad)
         self._streams.add(stream)
         return stream
@@ -512,12 +479,12 @@ class STT(stt.STT):
             temperature=temperature,
         )
         if is_given(keywords):
-            changes["keywords"] = _strings("keywords", keywords)
+            changes["keywords"] = string_tuple("keywords", keywords)
         if "turn_detection" in changes:
             changes["turn_detection_auto"] = False
         if is_given(language) or (is_given(detect_language) and detect_language):
             lang = language if is_given(language) else self._opts.language
-            changes.update(_language_options(lang, None, bool(detect_language) is True))
+            changes.update(language_fields(lang, None, bool(detect_language) is True))
         self._apply(changes)
 
     def _apply(self, changes: dict[str, Any]) -> None:
@@ -526,7 +493,7 @@ class STT(stt.STT):
         self._opts = dataclasses.replace(self._opts, **changes)
         if "model" in changes:
             self._sync_capabilities()
-            _warn_shutdown(self.model_info)
+            warn_shutdown_once(self.model_info)
         for stream in list(self._streams):
             stream.apply_options(changes)
 
@@ -537,7 +504,7 @@ class STT(stt.STT):
         if not self._capabilities.keyterms:
             super()._update_session_keyterms(keyterms)
             return
-        self._apply({"session_keyterms": _strings("keyterms", list(keyterms))})
+        self._apply({"session_keyterms": string_tuple("keyterms", list(keyterms))})
 
     def _push_conversation_item(self, ev: Any) -> None:
         """LiveKit's chat context: the text of recent messages goes after ``prompt`` (bounded
@@ -567,7 +534,7 @@ class STT(stt.STT):
         commit), all finals joined."""
         opts = self._opts
         if is_given(language):
-            opts = dataclasses.replace(opts, **_language_options(language, None, False))
+            opts = dataclasses.replace(opts, **language_fields(language, None, False))
         if opts.model_info.http_transcription or not opts.use_realtime:
             return await recognize_http(self._http_client(), opts, buffer, conn_options)
         frames = buffer if isinstance(buffer, list) else [buffer]
@@ -584,17 +551,7 @@ class STT(stt.STT):
                     request_id = request_id or event.request_id
         finally:
             await stream.aclose()
-        text = " ".join(f.text.strip() for f in finals if f.text.strip())
-        data = stt.SpeechData(
-            language=finals[0].language if finals else LanguageCode(opts.language or ""),
-            text=text,
-            start_time=finals[0].start_time if finals else 0.0,
-            end_time=finals[-1].end_time if finals else 0.0,
-            confidence=(sum(f.confidence for f in finals) / len(finals)) if finals else 0.0,
-        )
-        return stt.SpeechEvent(
-            type=stt.SpeechEventType.FINAL_TRANSCRIPT, request_id=request_id, alternatives=[data]
-        )
+        return joined_final(finals, request_id, opts.language or "")
 
     def _http_client(self) -> openai.AsyncOpenAI:
         """The ``openai`` client of the HTTP path: the one given, else one built from these

@@ -7,10 +7,9 @@ acknowledgements), the final deadlines, the rollover policy and the stream's usa
 
 Inputs are method calls, with time passed in as ``now`` (seconds on any monotonic clock):
 
-- :meth:`ClientSession.connecting`, :meth:`opened`, :meth:`connection_lost` and :meth:`close`
-  move the lifecycle (an explicit state table, :data:`TRANSITIONS`);
-- :meth:`push_audio` (wire-format bytes), :meth:`commit`, :meth:`end_input`,
-  :meth:`update_session` come from the application;
+- :meth:`ClientSession.connecting`, :meth:`opened`, :meth:`connection_lost`, :meth:`close`
+  move the lifecycle (a state table, :data:`TRANSITIONS`); :meth:`push_audio` (wire bytes),
+  :meth:`commit`, :meth:`end_input`, :meth:`update_session` come from the application;
 - :meth:`receive` takes each parsed server event, :meth:`tick` the passing of time.
 
 Outputs are drained: :meth:`data_to_send` gives the client events to write, in order; the
@@ -31,6 +30,7 @@ import dataclasses
 from collections import deque
 
 from ..models import ModelInfo
+from . import encode
 from . import events as ev
 from .client_state import (
     AHEAD_MAX_AGE_FRACTION,
@@ -381,7 +381,7 @@ class ClientSession:
         )
         self._unacked.append(now)
         self._queue_audio(point, min_samples=1)
-        self._outbox.append(ev.commit_event(event_id))
+        self._outbox.append(encode.commit_event(event_id))
 
     def _queue_audio(self, upto: int, *, min_samples: int) -> None:
         """Queue appends of ``chunk_ms`` from what was sent up to ``upto``, while at least
@@ -391,7 +391,7 @@ class ClientSession:
             samples = len(view) // self._bps
             if not samples:
                 break
-            self._outbox.append(ev.append_event(view))
+            self._outbox.append(encode.append_event(view))
             self.usage.audio_seconds_sent += samples / self.sample_rate_hz
 
     # -- server events and time -----------------------------------------------------------

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Union, get_args
 
 from . import vllm_events as vllm
+from .encode import append_event, dumps_event
 
 # fmt: off
 __all__ = [
@@ -25,8 +26,7 @@ __all__ = [
     "UnknownEvent", "ServerEvent", "parse",
     "UpdateSession", "AppendAudio", "CommitAudio", "ClearAudio", "UnknownClientEvent",
     "ClientEvent", "parse_client", "to_wire",
-    "append_event", "commit_event", "clear_event", "dumps_event", "MIN_COMMIT_MS",
-    "MAX_APPEND_BYTES",
+    "MIN_COMMIT_MS", "MAX_APPEND_BYTES",
 ]
 # fmt: on
 
@@ -589,30 +589,3 @@ def to_wire(event: ServerEvent | ClientEvent) -> str:
     if isinstance(event, get_args(ClientEvent)):
         return dumps_event(_wire_obj(event))
     return json.dumps(_wire_obj(event))
-
-
-_APPEND_HEAD = b'{"type":"input_audio_buffer.append","audio":"'
-_APPEND_TAIL = b'"}'
-
-
-def append_event(pcm: bytes | bytearray | memoryview) -> bytes:
-    """``input_audio_buffer.append`` of wire audio, as UTF-8 JSON bytes from a fixed template
-    (no ``json.dumps`` per frame); keep it under 15 MiB (docs/protocol.md §3); send as text."""
-    return b"".join((_APPEND_HEAD, base64.b64encode(pcm), _APPEND_TAIL))
-
-
-def commit_event(event_id: str | None = None) -> str:
-    """``input_audio_buffer.commit`` (docs/protocol.md §3); ``event_id`` ties an error to it."""
-    if event_id is None:
-        return '{"type":"input_audio_buffer.commit"}'
-    return json.dumps({"type": "input_audio_buffer.commit", "event_id": event_id})
-
-
-def clear_event() -> str:
-    """``input_audio_buffer.clear`` (docs/protocol.md §3)."""
-    return '{"type":"input_audio_buffer.clear"}'
-
-
-def dumps_event(event: dict[str, Any]) -> str:
-    """Serialise a client event dict compactly (``session.update`` and the like)."""
-    return json.dumps(event, separators=(",", ":"), ensure_ascii=False)
