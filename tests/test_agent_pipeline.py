@@ -95,7 +95,8 @@ async def test_agent_session_transcribes_real_speech_with_the_whisper_engine(
     reference = load_reference(clip)
     assert reference
 
-    async with LocalRealtimeServer(engine="whisper") as server:
+    # full-quality finals whatever the load (see tests/test_real_speech.py)
+    async with LocalRealtimeServer(engine="whisper", fast_finals_under_load=False) as server:
         stt = openai_stt.STT(base_url=server.base_url, api_key="test")
         try:
             turns = await asyncio.wait_for(

@@ -68,7 +68,9 @@ async def test_the_official_plugin_transcribes_the_demo_clip_through_the_local_s
     def count(kind: lk_stt.SpeechEventType) -> int:
         return sum(1 for e in events if e.type == kind)
 
-    async with LocalRealtimeServer(engine="whisper", api_key=KEY) as server:
+    # full-quality finals whatever the load (see tests/test_real_speech.py)
+    server = LocalRealtimeServer(engine="whisper", api_key=KEY, fast_finals_under_load=False)
+    async with server:
         async with http_context.open():  # the official plugin's websockets come from here
             stt = official.STT(
                 base_url=server.base_url,
