@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -167,6 +167,46 @@ def memory_connect(server: LocalRealtimeServer) -> ConnectFn:
         )
 
     return connect
+
+
+def recording_connect(server: LocalRealtimeServer, received: list[dict[str, Any]]) -> Any:
+    """``memory_connect(server)`` that also keeps every server event the client received."""
+    inner = memory_connect(server)
+
+    async def connect(url: str, headers: Mapping[str, str], timeout: float) -> Any:
+        conn = await inner(url, headers, timeout)
+
+        class Conn:
+            async def send(self, message: str | bytes) -> None:
+                await conn.send(message)
+
+            async def recv(self) -> str:
+                text = await conn.recv()
+                received.append(json.loads(text))
+                return text
+
+            async def aclose(self) -> None:
+                await conn.aclose()
+
+        return Conn()
+
+    return connect
+
+
+def push_with_flushes(
+    stream: Any, frames_in: Iterable[rtc.AudioFrame], flush_after_s: Sequence[float]
+) -> None:
+    """Push ``frames_in`` as fast as they come, calling ``stream.flush()`` once the audio pushed
+    reaches each time of ``flush_after_s`` (seconds), then ``end_input()``."""
+    pending = sorted(flush_after_s)
+    pushed_s = 0.0
+    for frame in frames_in:
+        stream.push_frame(frame)
+        pushed_s += frame.duration
+        if pending and pushed_s >= pending[0]:
+            pending.pop(0)
+            stream.flush()
+    stream.end_input()
 
 
 # -- a recording seam -------------------------------------------------------------------------

@@ -15,10 +15,9 @@ audio"). Checked here:
 
 from __future__ import annotations
 
-import json
 import re
 import wave
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +33,7 @@ from livekit.plugins import openai_stt
 
 from examples.evaluation import read_wav
 from livekit.plugins.openai_stt.server import Faults, LocalRealtimeServer
-from tests.helpers import Recorder, memory_connect, until
+from tests.helpers import Recorder, recording_connect, until
 
 CLIP_S = 4.0
 """Seconds of the demo clip played: speech throughout, one user turn."""
@@ -164,30 +163,6 @@ async def test_keyterms_from_stt_context_options_reach_the_wire(clip: Path, vad:
         assert "language" not in tr  # gpt-live-transcribe: `languages` only
         if "keywords" in tr:
             assert tr["languages"] == ["en"]
-
-
-def recording_connect(server: LocalRealtimeServer, received: list[dict[str, Any]]) -> Any:
-    """``memory_connect(server)`` that also keeps every server event the client received."""
-    inner = memory_connect(server)
-
-    async def connect(url: str, headers: Mapping[str, str], timeout: float) -> Any:
-        conn = await inner(url, headers, timeout)
-
-        class Conn:
-            async def send(self, message: str | bytes) -> None:
-                await conn.send(message)
-
-            async def recv(self) -> str:
-                text = await conn.recv()
-                received.append(json.loads(text))
-                return text
-
-            async def aclose(self) -> None:
-                await conn.aclose()
-
-        return Conn()
-
-    return connect
 
 
 async def test_keyterms_cleared_by_the_session_leave_the_wire(clip: Path, vad: VAD) -> None:

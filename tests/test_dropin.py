@@ -37,7 +37,7 @@ from livekit.plugins.openai_stt import transport
 from livekit.plugins.openai_stt.models import DEFAULT_SERVER_VAD
 from livekit.plugins.openai_stt.protocol.errors import Classified, ErrorAction
 from livekit.plugins.openai_stt.server import LocalRealtimeServer
-from tests.helpers import frames, memory_connect, until
+from tests.helpers import frames, recording_connect, until
 
 ABSENT = "<absent>"
 """A field left out of the message (``None`` is a JSON ``null`` sent)."""
@@ -597,30 +597,6 @@ async def test_with_ovhcloud_recognizes_over_http() -> None:
 
 
 # -- update_options on an open stream clears what it clears in the official plugin --------------
-
-
-def recording_connect(server: LocalRealtimeServer, received: list[dict[str, Any]]) -> Any:
-    """``memory_connect(server)`` that also keeps every server event the client received."""
-    inner = memory_connect(server)
-
-    async def connect(url: str, headers: Mapping[str, str], timeout: float) -> Any:
-        conn = await inner(url, headers, timeout)
-
-        class Conn:
-            async def send(self, message: str | bytes) -> None:
-                await conn.send(message)
-
-            async def recv(self) -> str:
-                text = await conn.recv()
-                received.append(json.loads(text))
-                return text
-
-            async def aclose(self) -> None:
-                await conn.aclose()
-
-        return Conn()
-
-    return connect
 
 
 CLEARS: dict[str, tuple[dict[str, Any], dict[str, Any], Callable[[dict[str, Any]], Any]]] = {

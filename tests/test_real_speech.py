@@ -12,6 +12,7 @@ from livekit.plugins import openai_stt
 from benchmarks.clips import turn_boundaries
 from examples.evaluation import DEMO_REFERENCE, load_reference, wav_frames, word_error_rate
 from livekit.plugins.openai_stt.server import LocalRealtimeServer
+from tests.helpers import push_with_flushes
 
 pytestmark = pytest.mark.slow
 FINAL = lk_stt.SpeechEventType.FINAL_TRANSCRIPT
@@ -29,15 +30,7 @@ async def _transcribe(
     reaches each time of ``flush_after_s``; returns the finals."""
     stt = openai_stt.STT(base_url=server.base_url, api_key="local", **options)
     stream = stt.stream()
-    pending = sorted(flush_after_s)
-    pushed_s = 0.0
-    for frame in wav_frames(clip, frame_ms=100):
-        stream.push_frame(frame)
-        pushed_s += frame.duration
-        if pending and pushed_s >= pending[0]:
-            pending.pop(0)
-            stream.flush()
-    stream.end_input()
+    push_with_flushes(stream, wav_frames(clip, frame_ms=100), flush_after_s)
     events = [event async for event in stream]
     await stream.aclose()
     return [e.alternatives[0].text for e in events if e.type == FINAL], stt

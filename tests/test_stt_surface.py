@@ -42,6 +42,17 @@ def _transcription(session: dict) -> dict:
     return session["audio"]["input"]["transcription"]
 
 
+async def _first_update(**kwargs: object) -> dict:
+    """The first ``session`` an ``STT(**kwargs)`` stream sends, against an in-memory server."""
+    recorder = Recorder()
+    async with LocalRealtimeServer(engine="scripted", port=None) as server:
+        stream = _stt(server, recorder, **kwargs).stream(conn_options=FAST_RETRY)
+        stream.end_input()
+        await asyncio.wait_for(collect(stream), 10)
+        await stream.aclose()
+    return _updates(recorder)[0]
+
+
 # -- what is sent ----------------------------------------------------------------------------
 
 
@@ -58,14 +69,8 @@ def _transcription(session: dict) -> dict:
 async def test_turn_detection_defaults_as_in_the_official_plugin(
     kwargs: dict, turn_detection: object
 ) -> None:
-    recorder = Recorder()
-    async with LocalRealtimeServer(engine="scripted", port=None) as server:
-        stt = _stt(server, recorder, **kwargs)
-        stream = stt.stream(conn_options=FAST_RETRY)
-        stream.end_input()
-        await asyncio.wait_for(collect(stream), 10)
-        await stream.aclose()
-    assert _updates(recorder)[0]["audio"]["input"]["turn_detection"] == turn_detection
+    first = await _first_update(**kwargs)
+    assert first["audio"]["input"]["turn_detection"] == turn_detection
 
 
 @pytest.mark.parametrize(
@@ -81,14 +86,7 @@ async def test_turn_detection_defaults_as_in_the_official_plugin(
 async def test_language_goes_as_language_or_languages_never_both(
     kwargs: dict, expected: dict
 ) -> None:
-    recorder = Recorder()
-    async with LocalRealtimeServer(engine="scripted", port=None) as server:
-        stt = _stt(server, recorder, **kwargs)
-        stream = stt.stream(conn_options=FAST_RETRY)
-        stream.end_input()
-        await asyncio.wait_for(collect(stream), 10)
-        await stream.aclose()
-    sent = _transcription(_updates(recorder)[0])
+    sent = _transcription(await _first_update(**kwargs))
     sent_languages = {k: sent[k] for k in ("language", "languages") if k in sent}
     if kwargs["model"] == "gpt-4o-transcribe":  # takes only `language`: a list is left out
         assert sent_languages == {}

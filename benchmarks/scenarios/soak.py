@@ -128,22 +128,28 @@ def _pin_server() -> None:
         os.sched_setaffinity(0, server_cpus("auto"))
 
 
+def _new_server(faults: Any) -> Any:
+    """The soak's local server (not started): scripted with :func:`turn_words`, ``faults``, no
+    session cap, no pre-commit partials."""
+    from livekit.plugins.openai_stt.server import LocalRealtimeServer
+    from livekit.plugins.openai_stt.server.engines import ScriptedEngine
+
+    return LocalRealtimeServer(
+        engine=ScriptedEngine(turn_words),
+        port=0,
+        faults=faults,
+        max_sessions=None,
+        delta_interval_s=None,
+    )
+
+
 def _local_server_main(conn: Any, faults: Any) -> None:
     """Child process: the local server, scripted with :func:`turn_words`; sends its port, waits
     for a message, sends back its fault counters and RSS."""
     _pin_server()
 
     async def main() -> None:
-        from livekit.plugins.openai_stt.server import LocalRealtimeServer
-        from livekit.plugins.openai_stt.server.engines import ScriptedEngine
-
-        srv = LocalRealtimeServer(
-            engine=ScriptedEngine(turn_words),
-            port=0,
-            faults=faults,
-            max_sessions=None,
-            delta_interval_s=None,
-        )
+        srv = _new_server(faults)
         await srv.start()
         conn.send(srv.port)
         with contextlib.suppress(EOFError):  # the parent's word, or its end
@@ -174,16 +180,7 @@ async def soak_server(faults: Any, *, inline: bool) -> AsyncIterator[tuple[int, 
     filled (the server's ``FaultCounters`` as a dict) when the block ends."""
     counters: dict[str, Any] = {}
     if inline:
-        from livekit.plugins.openai_stt.server import LocalRealtimeServer
-        from livekit.plugins.openai_stt.server.engines import ScriptedEngine
-
-        srv = LocalRealtimeServer(
-            engine=ScriptedEngine(turn_words),
-            port=0,
-            faults=faults,
-            max_sessions=None,
-            delta_interval_s=None,
-        )
+        srv = _new_server(faults)
         await srv.start()
         try:
             yield srv.port, counters

@@ -47,7 +47,7 @@ from benchmarks.clips import clip_frames, turn_boundaries
 from examples.evaluation import DEMO_REFERENCE, word_error_rate
 from livekit.plugins.openai_stt import transport
 from livekit.plugins.openai_stt.server import Faults, LocalRealtimeServer
-from tests.helpers import collect, run_turns
+from tests.helpers import collect, push_with_flushes, run_turns
 from tests.peers.support import PINNED, free_ports, litellm_bin, peers_required
 
 pytestmark = pytest.mark.peers
@@ -291,15 +291,7 @@ async def test_an_upstream_drop_loses_no_words(
     ) as server:
         stream = plugin(proxy, "gpt-realtime-whisper", wire).stream()
         try:
-            pending = list(turns[:-1])
-            pushed_s = 0.0
-            for frame in clip_frames(demo_clip, frame_ms=100):
-                stream.push_frame(frame)
-                pushed_s += frame.duration
-                if pending and pushed_s >= pending[0]:
-                    pending.pop(0)
-                    stream.flush()
-            stream.end_input()
+            push_with_flushes(stream, clip_frames(demo_clip, frame_ms=100), turns[:-1])
             events = await asyncio.wait_for(collect(stream), 60)
         finally:
             await stream.aclose()

@@ -15,6 +15,7 @@ __all__ = [
     "Faults",
     "drop_close",
     "injected_error_due",
+    "next_tick_at",
     "take_audio_drop",
     "take_read_pause",
     "take_timed_drop",
@@ -104,6 +105,17 @@ def timed_drop_at(faults: Faults, counters: FaultCounters, opened_at: float) -> 
     if faults.drop_after_s is None or counters.drops >= faults.drop_sessions:
         return None
     return opened_at + faults.drop_after_s
+
+
+def next_tick_at(
+    due_at: float | None, faults: Faults, counters: FaultCounters, opened_at: float | None
+) -> float | None:
+    """When a session's ``tick`` must next run (seconds, the session's clock): the earlier of
+    ``due_at`` (its limits: cap, idle timeout) and its timed drop; None before opening."""
+    if opened_at is None or due_at is None:
+        return None
+    drop = timed_drop_at(faults, counters, opened_at)
+    return due_at if drop is None else min(due_at, drop)
 
 
 def take_timed_drop(faults: Faults, counters: FaultCounters, opened_at: float, now: float) -> bool:

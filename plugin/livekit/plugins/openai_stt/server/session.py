@@ -180,11 +180,7 @@ class ServerSession(ServerVad):
     def next_tick_at(self) -> float | None:
         """When :meth:`tick` must next be called: the session cap, the idle timeout, or an
         earlier timed drop (``Faults.drop_after_s``). None before opening."""
-        due = self.limits.due_at
-        if self.opened_at is None or due is None:
-            return None
-        drop = fault.timed_drop_at(self.faults, self.counters, self.opened_at)
-        return due if drop is None else min(due, drop)
+        return fault.next_tick_at(self.limits.due_at, self.faults, self.counters, self.opened_at)
 
     @property
     def buffered_s(self) -> float:

@@ -145,11 +145,7 @@ class VllmSession:
     @property
     def next_tick_at(self) -> float | None:
         """When :meth:`tick` must next be called (cap, idle timeout or a timed drop)."""
-        due = self.limits.due_at
-        if self.opened_at is None or due is None:
-            return None
-        drop = fault.timed_drop_at(self.faults, self.counters, self.opened_at)
-        return due if drop is None else min(due, drop)
+        return fault.next_tick_at(self.limits.due_at, self.faults, self.counters, self.opened_at)
 
     @property
     def held_s(self) -> float:
